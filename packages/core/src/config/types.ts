@@ -1,0 +1,193 @@
+import type { FastifyInstance, FastifyPluginAsync, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
+import type { CompileScope, Template } from '../variables/compile.js'
+import type { RequestContext } from '../routing/request-context.js'
+import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from './resolve.js'
+
+/**
+ * The user's config, as written in `proxy.config.ts` and passed to `defineConfig`.
+ * Every key is optional unless marked; the validator names the key path of anything wrong.
+ */
+export interface ProxyConfig {
+  /** Virtual servers, as nginx's `server {}` blocks. Selected by listen address, then Host. */
+  servers: ServerConfig[]
+  /** Named upstream pools, referenced by `proxy('http://NAME')`. */
+  upstreams?: Record<string, UpstreamConfig>
+  /** Fastify plugins applied to every location of every server. */
+  plugins?: PluginEntry[]
+  /** Log level of the proxy's logger (pino). Default `info`. */
+  logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+  /** Milliseconds in-flight requests get to finish on SIGTERM/SIGINT before connections are cut. Default 10000. */
+  shutdownTimeout?: number
+  /** Worker processes serving the same listeners (node:cluster). Default 1 (no cluster). */
+  workers?: number | 'auto'
+}
+
+/**
+ * A listen address:
+ * - `8080` or `'8080'`: every IPv4 address (`0.0.0.0:8080`), as nginx's `listen 8080`;
+ * - `'127.0.0.1:8080'`, `'[::]:8080'`, `'[::1]:8080'`, `'localhost:8080'`;
+ * - `'unix:/run/proxy.sock'`;
+ * - an object to add `defaultServer`, `https`, or `ipv6Only`.
+ */
+export type ListenConfig = number | string | ListenObject
+
+export interface ListenObject {
+  /** `host:port`, `[v6]:port`, a port, or `unix:/path`. */
+  address: string | number
+  /** This server answers requests whose Host matches no server on this address. */
+  defaultServer?: boolean
+  /** Serve TLS on this address. PEM strings or Buffers (read files yourself, e.g. with readFileSync). */
+  https?: { cert: string | Buffer, key: string | Buffer, ca?: string | Buffer }
+  /** For `[::]`: accept only IPv6 (nginx's default, `ipv6only=on`). Default true. */
+  ipv6Only?: boolean
+}
+
+export interface ServerConfig {
+  /** Addresses this server answers on. Default `80` when running as root, else `8000` (as nginx). */
+  listen?: ListenConfig | ListenConfig[]
+  /**
+   * Names matched against the request's Host: exact (`example.com`), leading wildcard
+   * (`*.example.com`), trailing wildcard (`www.example.*`), `.example.com` (both the name and its
+   * subdomains), a regex (`'~^api\\d+\\.example\\.com$'` or a RegExp). The first is `$server_name`.
+   */
+  serverName?: string | RegExp | Array<string | RegExp>
+  /** Document root for static handlers; relative paths resolve against the config file's folder. */
+  root?: string
+  /** Fastify plugins applied to every location of this server. */
+  plugins?: PluginEntry[]
+  /**
+   * Locations keyed by nginx's location syntax:
+   * `'= /exact'`, `'/prefix'`, `'^~ /prefix'`, `'~ regex'`, `'~* case-insensitive regex'`, `'@named'`.
+   */
+  locations?: Record<string, LocationConfig | LocationHandler>
+  /** Handler for requests no location matches. Default: 404. */
+  handler?: LocationHandler
+  /** Options for handlers of this server (e.g. `index` for static files), inherited by locations. */
+  index?: string[]
+}
+
+export interface LocationConfig {
+  /** What answers requests selected for this location (`respond(...)`, `proxy(...)`, ...). */
+  handler?: LocationHandler
+  /** Fastify plugins registered in this location's encapsulated context, before its handler. */
+  plugins?: PluginEntry[]
+  /** Nested locations; prefixes must start with this location's prefix (as nginx requires). */
+  locations?: Record<string, LocationConfig | LocationHandler>
+  /** Document root for this location (overrides the server's). */
+  root?: string
+  /** Replaces the location prefix with this path when mapping to files (nginx `alias`). */
+  alias?: string
+  /** Index files tried for a URI ending in `/`, first existing wins. */
+  index?: string[]
+}
+
+/** A Fastify plugin, optionally with options: `plugin`, `[plugin, opts]` or `{ plugin, options }`. */
+export type PluginEntry =
+  | AnyFastifyPlugin
+  | [AnyFastifyPlugin, Record<string, unknown>?]
+  | { plugin: AnyFastifyPlugin, options?: Record<string, unknown> }
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyFastifyPlugin = FastifyPluginAsync<any> | FastifyPluginCallback<any> | { default: FastifyPluginAsync<any> }
+
+/* ---------------------------------------------------------------- upstreams */
+
+export interface UpstreamConfig {
+  /** Servers of the pool: `host:port`, `[v6]:port`, `hostname:port`, `unix:/path.sock`, or an object. */
+  servers: Array<string | UpstreamServerConfig>
+  /** How a server is chosen. Default `'round-robin'` (smooth weighted, nginx's). */
+  balance?: BalancePolicy
+  /** Idle keep-alive connections kept per server (nginx's `keepalive`). Default 32. */
+  keepalive?: number
+  /** Milliseconds between DNS re-resolutions of hostname servers. Default 30000; 0 resolves once. */
+  resolveInterval?: number
+  /** Active health checks. Off unless set. */
+  healthCheck?: HealthCheckConfig
+}
+
+export interface UpstreamServerConfig {
+  address: string
+  /** Relative share of requests. Default 1. */
+  weight?: number
+  /** Failures within `failTimeout` that mark the server unavailable. Default 1; 0 disables accounting. */
+  maxFails?: number
+  /** Window for counting failures, and how long the server then stays unavailable (ms). Default 10000. */
+  failTimeout?: number
+  /** Used only when every primary server is unavailable. */
+  backup?: boolean
+  /** Permanently unavailable. */
+  down?: boolean
+  /** Limit of concurrent connections to this server; 0 is unlimited. Default 0. */
+  maxConns?: number
+}
+
+export type BalancePolicy =
+  | 'round-robin'
+  | 'least-conn'
+  | 'ip-hash'
+  | 'random-two'
+  | { hash: string, consistent?: boolean }
+  | CustomBalancer
+
+/** A user's policy: from the request and the servers available now to the one to use. */
+export type CustomBalancer = (request: RequestContext, servers: ReadonlyArray<{ address: string, weight: number, activeConnections: number }>) => number
+
+export interface HealthCheckConfig {
+  /** Milliseconds between checks. Default 5000. */
+  interval?: number
+  /** Request path. Default `/`. */
+  path?: string
+  /** Accepted status range, inclusive. Default `[200, 399]`. */
+  expectStatus?: [number, number]
+  /** Consecutive successes that mark a down server up. Default 2. */
+  rise?: number
+  /** Consecutive failures that mark an up server down. Default 3. */
+  fall?: number
+  /** Milliseconds a check may take. Default 2000. */
+  timeout?: number
+}
+
+/* ---------------------------------------------------------------- handlers */
+
+/**
+ * What answers a location's requests. Built by handler factories (`respond`, `proxy`, ...);
+ * user packages make their own with `defineHandler`.
+ *
+ * `compile` runs once when the config loads (so `proxyctl check` reports its errors) and returns
+ * a Fastify plugin registered in the location's encapsulated context, plus the route handler.
+ */
+export interface LocationHandler {
+  readonly [kHandlerBrand]: true
+  /** Short name shown by `proxyctl check`, e.g. `proxy http://app`. */
+  readonly description: string
+  compile (env: HandlerCompileEnv): CompiledHandler
+}
+
+export const kHandlerBrand: unique symbol = Symbol.for('proxyctl.handler') as never
+
+export interface CompiledHandler {
+  /** Registered in the location's own context before the route: hooks, decorators, sub-plugins. */
+  plugin?: (instance: FastifyInstance) => Promise<void> | void
+  /** Answers a request selected for this location. */
+  handle: (request: FastifyRequest, reply: FastifyReply) => unknown
+}
+
+/** What a handler may use while compiling. Errors it throws should be `env.error(...)`. */
+export interface HandlerCompileEnv {
+  /** Key path of this handler, for error messages. */
+  readonly keyPath: string
+  readonly config: ResolvedConfig
+  readonly server: ResolvedServer
+  /** Undefined for a server's fallback handler. */
+  readonly location: ResolvedLocation | undefined
+  /** Variables visible here (captures of enclosing regex locations included). */
+  readonly scope: CompileScope
+  /** Compile a template once, now; unknown variables throw a ConfigError at `keyPath + subPath`. */
+  template (source: string, subPath?: string): Template
+  /** Check that a named location exists on this server; throws a ConfigError otherwise. */
+  namedLocation (name: string, subPath?: string): ResolvedLocation
+  /** A ConfigError at `keyPath + subPath`. */
+  error (message: string, subPath?: string): Error
+  /** One object per key for the whole app: upstream pools, caches shared by locations. */
+  shared <T>(key: string, create: () => T): T
+}

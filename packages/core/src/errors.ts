@@ -1,0 +1,89 @@
+/**
+ * One error class per failure family, each with a stable `code`.
+ * Callers branch on `code`, never on message text.
+ */
+
+export type ProxyctlErrorCode =
+  | 'PROXYCTL_CONFIG_INVALID'
+  | 'PROXYCTL_CONFIG_LOAD_FAILED'
+  | 'PROXYCTL_LISTEN_FAILED'
+  | 'PROXYCTL_BAD_REQUEST'
+  | 'PROXYCTL_INTERNAL_REDIRECT_CYCLE'
+  | 'PROXYCTL_UPSTREAM_CONNECT_FAILED'
+  | 'PROXYCTL_UPSTREAM_TIMEOUT'
+  | 'PROXYCTL_UPSTREAM_RESET'
+  | 'PROXYCTL_UPSTREAM_BAD_RESPONSE'
+  | 'PROXYCTL_UPSTREAM_UNAVAILABLE'
+
+export class ProxyctlError extends Error {
+  readonly code: ProxyctlErrorCode
+  constructor (code: ProxyctlErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+    this.name = new.target.name
+  }
+}
+
+/** A config that cannot be served. `keyPath` is like `servers[0].locations["~ (/"]`. */
+export class ConfigError extends ProxyctlError {
+  readonly keyPath: string
+  file: string | undefined
+  constructor (keyPath: string, message: string, options?: { file?: string, cause?: unknown }) {
+    super('PROXYCTL_CONFIG_INVALID', message, options)
+    this.keyPath = keyPath
+    this.file = options?.file
+  }
+
+  /** `file: keyPath: message`, the one line the CLI prints. */
+  format (): string {
+    const where = [this.file, this.keyPath].filter(Boolean).join(': ')
+    return where ? `${where}: ${this.message}` : this.message
+  }
+}
+
+/** Several config problems found in one pass; the CLI prints each. */
+export class ConfigErrors extends ProxyctlError {
+  readonly errors: ConfigError[]
+  constructor (errors: ConfigError[]) {
+    super('PROXYCTL_CONFIG_INVALID', errors.map(e => e.format()).join('\n'))
+    this.errors = errors
+  }
+
+  setFile (file: string): this {
+    for (const e of this.errors) e.file ??= file
+    this.message = this.errors.map(e => e.format()).join('\n')
+    return this
+  }
+}
+
+/** The config module could not be imported (syntax error, missing file, no default export). */
+export class ConfigLoadError extends ProxyctlError {
+  readonly file: string
+  constructor (file: string, message: string, options?: { cause?: unknown }) {
+    super('PROXYCTL_CONFIG_LOAD_FAILED', `${file}: ${message}`, options)
+    this.file = file
+  }
+}
+
+/** A listen address could not be bound (in use, permission, bad address). */
+export class ListenError extends ProxyctlError {
+  readonly address: string
+  constructor (address: string, message: string, options?: { cause?: unknown }) {
+    super('PROXYCTL_LISTEN_FAILED', `listen ${address}: ${message}`, options)
+    this.address = address
+  }
+}
+
+/** A request that cannot be routed: bad URI, bad Host. Answered with `status`. */
+export class BadRequestError extends ProxyctlError {
+  readonly status: number
+  constructor (message: string, status = 400) {
+    super('PROXYCTL_BAD_REQUEST', message)
+    this.status = status
+  }
+}
+
+/** Raised when a formatter wants the key path of a value in a location map. */
+export function locationKeyPath (parent: string, key: string): string {
+  return `${parent}.locations[${JSON.stringify(key)}]`
+}
