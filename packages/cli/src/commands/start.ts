@@ -1,0 +1,31 @@
+import { loadConfigFile, startProxy, type ResolvedConfig } from '@proxyctl/core'
+import { configPath, reportFailure } from '../report.js'
+
+/** `proxyctl start`: serve until SIGTERM/SIGINT, then drain and exit 0. */
+export async function start (configOption: string | undefined): Promise<number> {
+  let config: ResolvedConfig | undefined
+  try {
+    config = await loadConfigFile(configPath(configOption))
+    const proxy = await startProxy(config)
+    const log = proxy.app.fastify.log
+    for (const w of config.warnings) log.warn(w)
+    let stopping = false
+    const stop = (signal: NodeJS.Signals): void => {
+      if (stopping) return
+      stopping = true
+      log.info({ signal }, `${signal}: stopping, in-flight requests get ${config?.shutdownTimeout ?? 0} ms`)
+      proxy.close().then(() => {
+        log.info('stopped')
+        process.exit(0)
+      }, (err: unknown) => {
+        log.error({ err }, 'error while stopping')
+        process.exit(1)
+      })
+    }
+    process.on('SIGTERM', stop)
+    process.on('SIGINT', stop)
+    return 0
+  } catch (err) {
+    return reportFailure(err, config)
+  }
+}

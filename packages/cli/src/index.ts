@@ -1,0 +1,3 @@
+// The one package a user installs: the CLI plus everything a config imports.
+export * from '@proxyctl/core'
+export * from '@proxyctl/plugins'

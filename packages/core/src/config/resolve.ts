@@ -1,0 +1,367 @@
+import path from 'node:path'
+import { ConfigError, ConfigErrors } from '../errors.js'
+import { LocationTree, parseLocationKey, validateLocationTree } from '../routing/location-tree.js'
+import { parseServerName, ServerSelector } from '../routing/server-select.js'
+import type { LocationKind, LocationNode } from '../routing/types.js'
+import { compileTemplate, TemplateError, type CompileScope } from '../variables/compile.js'
+import { respond } from '../handlers/respond.js'
+import { checkShape, formatKeyPath } from './schema.js'
+import {
+  kHandlerBrand, type CompiledHandler, type HandlerCompileEnv, type ListenConfig, type LocationConfig,
+  type LocationHandler, type PluginEntry, type ProxyConfig, type UpstreamConfig
+} from './types.js'
+
+/**
+ * The config after validation: every default applied, every template compiled, listen addresses
+ * grouped, location trees built. What the server and `proxyctl check` work from.
+ */
+export interface ResolvedConfig {
+  /** Absolute path of the config file, when loaded from one. */
+  readonly file: string | undefined
+  /** Folder relative paths in the config resolve against. */
+  readonly baseDir: string
+  readonly servers: ResolvedServer[]
+  readonly listens: ResolvedListen[]
+  readonly upstreams: ReadonlyMap<string, UpstreamConfig>
+  readonly plugins: PluginEntry[]
+  readonly logLevel: NonNullable<ProxyConfig['logLevel']>
+  readonly shutdownTimeout: number
+  readonly workers: number | 'auto'
+  /** Objects handlers share across locations (upstream pools). Created at compile time. */
+  readonly shared: Map<string, unknown>
+  /** Warnings worth printing (conflicting server names), not errors. */
+  readonly warnings: string[]
+}
+
+export interface ResolvedListen {
+  /** `0.0.0.0:8080`, `[::1]:8080`, `unix:/run/p.sock`: what `proxyctl check` prints and errors name. */
+  readonly key: string
+  readonly kind: 'tcp' | 'unix'
+  readonly host: string
+  readonly port: number
+  readonly path: string
+  readonly scheme: 'http' | 'https'
+  readonly https: { cert: string | Buffer, key: string | Buffer, ca?: string | Buffer } | undefined
+  readonly ipv6Only: boolean
+  /** `$server_port`. */
+  readonly portString: string
+  readonly servers: ResolvedServer[]
+  defaultServer: ResolvedServer
+  selector: ServerSelector<ResolvedServer>
+}
+
+export interface ResolvedServer {
+  /** Position in `servers`. */
+  readonly position: number
+  readonly keyPath: string
+  readonly names: Array<string | RegExp>
+  /** `$server_name`: the first name, '' if none. */
+  readonly primaryName: string
+  readonly root: string | undefined
+  readonly index: string[] | undefined
+  readonly plugins: PluginEntry[]
+  /** Top-level, non-named locations, in declaration order. */
+  readonly locations: ResolvedLocation[]
+  readonly named: Map<string, ResolvedLocation>
+  /** Every location of the server, nested and named included. */
+  readonly all: ResolvedLocation[]
+  tree: LocationTree<ResolvedLocation>
+  readonly listens: ResolvedListen[]
+  /** Answers when no location matches (404 unless the server sets `handler`). */
+  fallback: { handler: LocationHandler, compiled?: CompiledHandler, routeUrl: string }
+}
+
+export interface ResolvedLocation extends LocationNode {
+  readonly id: number
+  /** The key as written: `^~ /images/`. */
+  readonly key: string
+  readonly keyPath: string
+  readonly kind: LocationKind
+  readonly path: string
+  readonly regex?: RegExp
+  readonly parent: ResolvedLocation | undefined
+  readonly children: ResolvedLocation[]
+  readonly server: ResolvedServer
+  readonly handler: LocationHandler | undefined
+  compiled: CompiledHandler | undefined
+  readonly plugins: PluginEntry[]
+  /** Inherited from enclosing locations and the server, absolute. */
+  readonly root: string | undefined
+  readonly alias: string | undefined
+  readonly index: string[]
+  /** Named groups of this location's regex and of enclosing regex locations. */
+  readonly scope: CompileScope
+  /** The internal Fastify route of this location. */
+  readonly routeUrl: string
+}
+
+export const ROUTE_PREFIX = '/__proxyctl/'
+
+function isHandler (v: unknown): v is LocationHandler {
+  return typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[kHandlerBrand] === true
+}
+
+/** nginx's default listen: `*:80` when running as root, `*:8000` otherwise. */
+function defaultListen (): string {
+  return process.getuid?.() === 0 ? '80' : '8000'
+}
+
+interface ParsedListen { key: string, kind: 'tcp' | 'unix', host: string, port: number, path: string }
+
+/** `8080` | `'127.0.0.1:8080'` | `'[::1]:8080'` | `'*:8080'` | `'unix:/p'` | `'example.local'` (port 80). */
+export function parseListenAddress (address: string | number, baseDir: string): ParsedListen {
+  const s = String(address).trim()
+  if (s.startsWith('unix:')) {
+    const p = s.slice(5)
+    if (p === '') throw new Error('unix: needs a socket path')
+    const abs = path.resolve(baseDir, p)
+    return { key: `unix:${abs}`, kind: 'unix', host: '', port: 0, path: abs }
+  }
+  let host: string
+  let portStr: string
+  if (/^\d+$/.test(s)) { host = '0.0.0.0'; portStr = s } else if (s.startsWith('[')) {
+    const end = s.indexOf(']')
+    if (end === -1) throw new Error(`invalid IPv6 address "${s}"`)
+    host = s.slice(1, end)
+    const rest = s.slice(end + 1)
+    if (rest === '') portStr = '80'
+    else if (rest.startsWith(':')) portStr = rest.slice(1)
+    else throw new Error(`invalid listen address "${s}"`)
+  } else {
+    const colon = s.lastIndexOf(':')
+    if (colon === -1) { host = s; portStr = '80' } else { host = s.slice(0, colon); portStr = s.slice(colon + 1) }
+    if (host === '*') host = '0.0.0.0'
+  }
+  if (!/^\d+$/.test(portStr)) throw new Error(`invalid port in "${s}"`)
+  const port = Number(portStr)
+  if (port > 65535) throw new Error(`port out of range in "${s}"`)
+  if (host === '') throw new Error(`invalid listen address "${s}"`)
+  const key = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+  return { key, kind: 'tcp', host, port, path: '' }
+}
+
+function toList<T> (v: T | T[] | undefined): T[] {
+  return v === undefined ? [] : Array.isArray(v) ? v : [v]
+}
+
+/**
+ * Validates a config and resolves it. Throws ConfigErrors listing every problem found, each
+ * with its key path, so one `proxyctl check` run shows them all.
+ */
+export function resolveConfig (input: unknown, options: { file?: string } = {}): ResolvedConfig {
+  const file = options.file === undefined ? undefined : path.resolve(options.file)
+  const fail = (errors: ConfigError[]): never => {
+    const e = new ConfigErrors(errors)
+    if (file !== undefined) e.setFile(file)
+    throw e
+  }
+  const shape = checkShape(input)
+  if (shape.config === undefined) return fail(shape.errors)
+  const config = shape.config
+  const baseDir = file === undefined ? process.cwd() : path.dirname(file)
+  const errors: ConfigError[] = []
+  const warnings: string[] = []
+  const upstreams = new Map(Object.entries(config.upstreams ?? {}))
+
+  const resolved: ResolvedConfig = {
+    file,
+    baseDir,
+    servers: [],
+    listens: [],
+    upstreams,
+    plugins: config.plugins ?? [],
+    logLevel: config.logLevel ?? 'info',
+    shutdownTimeout: config.shutdownTimeout ?? 10_000,
+    workers: config.workers ?? 1,
+    shared: new Map(),
+    warnings
+  }
+
+  let nextLocationId = 0
+  const listensByKey = new Map<string, ResolvedListen>()
+  const defaultClaims = new Map<string, string>()
+
+  config.servers.forEach((sc, si) => {
+    const keyPath = `servers[${si}]`
+    const names = toList(sc.serverName)
+    names.forEach((n, ni) => {
+      try { parseServerName(n) } catch (err) {
+        errors.push(new ConfigError(`${keyPath}.serverName${Array.isArray(sc.serverName) ? `[${ni}]` : ''}`, (err as Error).message))
+      }
+    })
+    const primary = names.find((n): n is string => typeof n === 'string' && !n.startsWith('~')) ?? ''
+    const server: ResolvedServer = {
+      position: si,
+      keyPath,
+      names,
+      primaryName: primary.replace(/^\*\.|^\.|\.\*$/g, ''),
+      root: sc.root === undefined ? undefined : path.resolve(baseDir, sc.root),
+      index: sc.index,
+      plugins: sc.plugins ?? [],
+      locations: [],
+      named: new Map(),
+      all: [],
+      tree: undefined as never,
+      listens: [],
+      fallback: { handler: sc.handler ?? respond(404), routeUrl: `${ROUTE_PREFIX}S${si}` }
+    }
+    resolved.servers.push(server)
+
+    // Listen addresses: servers on the same address share one listener.
+    const listenList = sc.listen === undefined ? [defaultListen()] : toList(sc.listen)
+    listenList.forEach((lc: ListenConfig, li) => {
+      const lp = sc.listen === undefined ? `${keyPath}.listen` : `${keyPath}.listen${Array.isArray(sc.listen) ? `[${li}]` : ''}`
+      const obj = typeof lc === 'object' ? lc : { address: lc }
+      let parsed: ParsedListen
+      try { parsed = parseListenAddress(obj.address, baseDir) } catch (err) {
+        errors.push(new ConfigError(lp, (err as Error).message)); return
+      }
+      let listen = listensByKey.get(parsed.key)
+      if (listen === undefined) {
+        listen = {
+          ...parsed,
+          scheme: obj.https ? 'https' : 'http',
+          https: obj.https,
+          ipv6Only: obj.ipv6Only ?? true,
+          portString: parsed.kind === 'unix' ? '' : String(parsed.port),
+          servers: [],
+          defaultServer: server,
+          selector: undefined as never
+        }
+        listensByKey.set(parsed.key, listen)
+        resolved.listens.push(listen)
+      } else if (obj.https && listen.scheme !== 'https') {
+        errors.push(new ConfigError(lp, `${parsed.key} is plain HTTP in another server; https must be set on every listen of one address`))
+      }
+      if (!listen.servers.includes(server)) listen.servers.push(server)
+      if (!server.listens.includes(listen)) server.listens.push(listen)
+      if (obj.defaultServer === true) {
+        const prior = defaultClaims.get(parsed.key)
+        if (prior !== undefined) {
+          errors.push(new ConfigError(`${lp}.defaultServer`, `a duplicate default server for ${parsed.key} (already ${prior})`))
+        } else {
+          defaultClaims.set(parsed.key, keyPath)
+          listen.defaultServer = server
+        }
+      }
+    })
+
+    // Locations: parse keys, nest, then check nginx's structural rules.
+    const parseLocations = (record: Record<string, LocationConfig | LocationHandler> | undefined,
+      parentPath: string, parent: ResolvedLocation | undefined): ResolvedLocation[] => {
+      const out: ResolvedLocation[] = []
+      for (const [key, value] of Object.entries(record ?? {})) {
+        const lpath = `${parentPath}.locations[${JSON.stringify(key)}]`
+        let parsed: ReturnType<typeof parseLocationKey>
+        try { parsed = parseLocationKey(key) } catch (err) {
+          errors.push(new ConfigError(lpath, (err as Error).message)); continue
+        }
+        const lc: LocationConfig = isHandler(value) ? { handler: value } : value
+        const namedCaptures = new Set(parent?.scope.namedCaptures ?? [])
+        for (const m of parsed.regex?.source.matchAll(/\(\?<([A-Za-z_][A-Za-z0-9_]*)>/g) ?? []) namedCaptures.add(m[1] as string)
+        const id = nextLocationId++
+        const loc: ResolvedLocation = {
+          id,
+          key,
+          keyPath: lpath,
+          kind: parsed.kind,
+          path: parsed.path,
+          ...(parsed.regex ? { regex: parsed.regex } : {}),
+          parent,
+          children: [],
+          server,
+          handler: lc.handler,
+          compiled: undefined,
+          plugins: lc.plugins ?? [],
+          root: lc.root !== undefined ? path.resolve(baseDir, lc.root) : lc.alias !== undefined ? undefined : (parent?.root ?? server.root),
+          alias: lc.alias === undefined ? undefined : path.resolve(baseDir, lc.alias),
+          index: lc.index ?? parent?.index ?? server.index ?? ['index.html'],
+          scope: { namedCaptures },
+          routeUrl: `${ROUTE_PREFIX}L${id}`
+        }
+        if (lc.root !== undefined && lc.alias !== undefined) errors.push(new ConfigError(`${lpath}.alias`, '"alias" and "root" cannot both be set'))
+        server.all.push(loc)
+        loc.children.push(...parseLocations(lc.locations, lpath, loc))
+        out.push(loc)
+      }
+      return out
+    }
+    const top = parseLocations(sc.locations, keyPath, undefined)
+    for (const problem of validateLocationTree(top)) {
+      errors.push(new ConfigError((problem.node as ResolvedLocation).keyPath, problem.message))
+    }
+    for (const loc of top) {
+      if (loc.kind === 'named') server.named.set(loc.path, loc)
+      else server.locations.push(loc)
+    }
+    try { server.tree = new LocationTree(server.locations) } catch (err) {
+      errors.push(new ConfigError(`${keyPath}.locations`, (err as Error).message))
+    }
+  })
+
+  if (errors.length > 0) return fail(errors)
+
+  for (const listen of resolved.listens) {
+    listen.selector = new ServerSelector(listen.servers.map((s) => ({ server: s, names: s.names })), listen.defaultServer)
+  }
+  // Overlapping binds: Node binds each address separately, so *:P and 10.0.0.1:P cannot coexist.
+  for (const l of resolved.listens) {
+    if (l.kind !== 'tcp' || (l.host !== '0.0.0.0' && l.host !== '::')) continue
+    for (const o of resolved.listens) {
+      if (o !== l && o.kind === 'tcp' && o.port === l.port && o.host.includes(':') === l.host.includes(':') && o.host !== l.host) {
+        const s = o.servers[0] as ResolvedServer
+        errors.push(new ConfigError(`${s.keyPath}.listen`, `${o.key} overlaps ${l.key}; listen on one of them`))
+      }
+    }
+  }
+
+  // Handlers compile last: they may name locations, upstreams and variables anywhere in the config.
+  for (const server of resolved.servers) {
+    for (const loc of server.all) {
+      if (loc.handler === undefined) continue
+      try { loc.compiled = loc.handler.compile(compileEnv(resolved, server, loc, `${loc.keyPath}`)) } catch (err) {
+        errors.push(toConfigError(err, `${loc.keyPath}`))
+      }
+    }
+    try {
+      server.fallback.compiled = server.fallback.handler.compile(compileEnv(resolved, server, undefined, `${server.keyPath}.handler`))
+    } catch (err) { errors.push(toConfigError(err, `${server.keyPath}.handler`)) }
+  }
+  if (errors.length > 0) return fail(errors)
+  return resolved
+}
+
+function toConfigError (err: unknown, keyPath: string): ConfigError {
+  if (err instanceof ConfigError) return err
+  return new ConfigError(keyPath, (err as Error).message ?? String(err))
+}
+
+function compileEnv (config: ResolvedConfig, server: ResolvedServer, location: ResolvedLocation | undefined,
+  keyPath: string): HandlerCompileEnv {
+  const scope: CompileScope = location?.scope ?? { namedCaptures: new Set() }
+  return {
+    keyPath,
+    config,
+    server,
+    location,
+    scope,
+    template (source, subPath = '') {
+      try { return compileTemplate(source, scope) } catch (err) {
+        if (err instanceof TemplateError) throw new ConfigError(keyPath + subPath, err.message)
+        throw err
+      }
+    },
+    namedLocation (name, subPath = '') {
+      const loc = server.named.get(name)
+      if (loc === undefined) throw new ConfigError(keyPath + subPath, `named location "${name}" is not defined in ${server.keyPath}`)
+      return loc
+    },
+    error (message, subPath = '') { return new ConfigError(keyPath + subPath, message) },
+    shared <T>(key: string, create: () => T): T {
+      if (!config.shared.has(key)) config.shared.set(key, create())
+      return config.shared.get(key) as T
+    }
+  }
+}
+
+export { formatKeyPath }

@@ -1,0 +1,65 @@
+import type { LocationHandler } from '../config/types.js'
+import type { RequestContext } from '../routing/request-context.js'
+import { errorPageBody } from '../http/error-page.js'
+import type { Template } from '../variables/compile.js'
+import { defineHandler } from './define-handler.js'
+
+export interface RespondOptions {
+  /** Status code. Default 200, or 302 when `redirect` is set. */
+  status?: number
+  /** Response headers; values are templates. */
+  headers?: Record<string, string>
+  /** Body template. Without one, error statuses get nginx's small HTML page, others an empty body. */
+  body?: string
+  /** Redirect target template; a path is made absolute with `$scheme://$host[:port]`, as nginx does. */
+  redirect?: string
+}
+
+const REDIRECT_CODES = new Set([301, 302, 303, 307, 308])
+
+/**
+ * nginx's `return`: `respond(204)`, `respond(200, 'hello $remote_addr\n')`,
+ * `respond(301, '/new/$1')` (a redirect for 301, 302, 303, 307, 308), or `respond({ ... })`.
+ */
+export function respond (statusOrOptions: number | RespondOptions, text?: string): LocationHandler {
+  const opts: RespondOptions = typeof statusOrOptions === 'number'
+    ? REDIRECT_CODES.has(statusOrOptions) && text !== undefined
+      ? { status: statusOrOptions, redirect: text }
+      : { status: statusOrOptions, ...(text !== undefined ? { body: text } : {}) }
+    : statusOrOptions
+  const status = opts.status ?? (opts.redirect !== undefined ? 302 : 200)
+  const description = `respond ${status}${opts.redirect !== undefined ? ` ${opts.redirect}` : ''}`
+
+  return defineHandler(description, (env) => {
+    if (!Number.isInteger(status) || status < 100 || status > 999) throw env.error(`invalid status ${status}`, '.status')
+    const body = opts.body === undefined ? undefined : env.template(opts.body, '.body')
+    const redirect = opts.redirect === undefined ? undefined : env.template(opts.redirect, '.redirect')
+    const headers: Array<[string, Template]> = Object.entries(opts.headers ?? {})
+      .map(([k, v]) => [k.toLowerCase(), env.template(v, `.headers[${JSON.stringify(k)}]`)])
+    const fallbackBody = status >= 400 ? errorPageBody(status) : undefined
+
+    return {
+      handle (request, reply) {
+        const ctx = request.proxyctl
+        reply.code(status)
+        for (const [name, t] of headers) reply.header(name, t.render(ctx))
+        if (redirect !== undefined) reply.header('location', absoluteLocation(redirect.render(ctx), ctx))
+        if (body !== undefined) {
+          if (!reply.hasHeader('content-type')) reply.type('text/plain')
+          return reply.send(body.render(ctx))
+        }
+        if (fallbackBody !== undefined) return reply.type('text/html').send(fallbackBody)
+        return reply.send()
+      }
+    }
+  })
+}
+
+/** nginx's absolute_redirect: a path becomes `scheme://host[:port]path`. */
+export function absoluteLocation (target: string, ctx: RequestContext): string {
+  if (!target.startsWith('/')) return target
+  const l = ctx.listen
+  const host = ctx.host !== '' ? ctx.host : ctx.server.primaryName
+  const defaultPort = l.kind === 'unix' || (l.scheme === 'https' ? l.port === 443 : l.port === 80)
+  return `${l.scheme}://${host}${defaultPort ? '' : `:${l.port}`}${target}`
+}

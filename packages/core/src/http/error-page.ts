@@ -1,0 +1,25 @@
+import { STATUS_CODES, type ServerResponse } from 'node:http'
+
+/**
+ * The small HTML page nginx sends for an error status with no body of its own. Bodies are built
+ * once per status and reused.
+ */
+const pages = new Map<number, Buffer>()
+
+export function errorPageBody (status: number): Buffer {
+  let page = pages.get(status)
+  if (page === undefined) {
+    const title = `${status} ${STATUS_CODES[status] ?? 'Unknown'}`
+    page = Buffer.from(`<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>proxyctl</center>\r\n</body>\r\n</html>\r\n`)
+    pages.set(status, page)
+  }
+  return page
+}
+
+/** Answers on a raw response (used where Fastify's reply is not in play: routing errors, hijacked replies). */
+export function sendErrorPage (res: ServerResponse, status: number, headers?: Record<string, string>): void {
+  if (res.headersSent) { res.destroy(); return }
+  const body = errorPageBody(status)
+  res.writeHead(status, { ...headers, 'content-type': 'text/html', 'content-length': body.length })
+  res.end(res.req?.method === 'HEAD' ? undefined : body)
+}

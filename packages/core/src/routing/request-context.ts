@@ -1,0 +1,54 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { ResolvedListen, ResolvedLocation, ResolvedServer } from '../config/resolve.js'
+
+/**
+ * What the phases of one request share: where it came in, which server and location were
+ * selected, the normalised URI, captures. One object per request, created by the router and
+ * reachable as `request.proxyctl` in Fastify handlers and hooks.
+ */
+export class RequestContext {
+  readonly req: IncomingMessage
+  readonly listen: ResolvedListen
+  server: ResolvedServer
+  /** Undefined only when no location matched (the server's fallback answers). */
+  location: ResolvedLocation | undefined
+  /** The request target as the client sent it (`$request_uri`). */
+  readonly requestUri: string
+  /** Normalised, decoded path (`$uri`); changes on internal redirects. */
+  uri: string
+  /** Raw query string without `?` (`$args`). */
+  args: string
+  /** Host from the request line or Host header, normalised (lower case, no port); '' if none. */
+  readonly host: string
+  /** Match of the selected regex location: `$1`..`$9` and named groups. */
+  captures: RegExpExecArray | null
+  /** Internal redirects taken so far (try_files, error pages); nginx stops at 10. */
+  internalRedirects = 0
+  /** `process.hrtime.bigint()` when routing began. */
+  readonly startTime: bigint
+  /** Parsed cookies, computed on first use of `$cookie_*`. */
+  cookies: Map<string, string> | undefined
+  /** Parsed query, computed on first use of `$arg_*`. */
+  argMap: Map<string, string> | undefined
+  /** Free slots for plugins, keyed by their own symbols or names. */
+  readonly locals: Record<string | symbol, unknown> = Object.create(null)
+  /** Hands a raw request to the app's router again (internal redirects). */
+  readonly dispatch: (req: IncomingMessage, res: ServerResponse) => void
+
+  constructor (req: IncomingMessage, listen: ResolvedListen, server: ResolvedServer, requestUri: string,
+    uri: string, args: string, host: string, dispatch: (req: IncomingMessage, res: ServerResponse) => void) {
+    this.req = req
+    this.listen = listen
+    this.server = server
+    this.location = undefined
+    this.requestUri = requestUri
+    this.uri = uri
+    this.args = args
+    this.host = host
+    this.captures = null
+    this.cookies = undefined
+    this.argMap = undefined
+    this.startTime = process.hrtime.bigint()
+    this.dispatch = dispatch
+  }
+}

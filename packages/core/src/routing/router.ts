@@ -1,0 +1,70 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { ResolvedListen, ResolvedLocation } from '../config/resolve.js'
+import { ROUTE_PREFIX } from '../config/resolve.js'
+import { BadRequestError } from '../errors.js'
+import { RequestContext } from './request-context.js'
+import { normalizeHost } from './server-select.js'
+import { normalizeUri, splitRequestTarget } from './uri.js'
+
+/** Where the raw request carries its context between our listener and Fastify's hooks. */
+export const kRequestContext = Symbol.for('proxyctl.requestContext')
+/** Set instead of a context when the request cannot be routed. */
+export const kRouteError = Symbol.for('proxyctl.routeError')
+
+export const BAD_REQUEST_ROUTE = `${ROUTE_PREFIX}E400`
+
+export interface RoutedRequest extends IncomingMessage {
+  [kRequestContext]?: RequestContext
+  [kRouteError]?: BadRequestError
+}
+
+/**
+ * Selects server and location for a request, as nginx does: normalise the URI, pick the server
+ * by Host among those on the listen address, then the location. Returns the internal Fastify
+ * route to dispatch to; the request carries its RequestContext (or the reason for a 400).
+ */
+export function routeRequest (req: RoutedRequest, listen: ResolvedListen,
+  dispatch: (req: IncomingMessage, res: ServerResponse) => void): string {
+  const target = req.url ?? '/'
+  const { path, args, host: lineHost } = splitRequestTarget(target)
+  let uri: string
+  try {
+    uri = normalizeUri(path)
+  } catch (err) {
+    req[kRouteError] = err instanceof BadRequestError ? err : new BadRequestError(String(err))
+    return BAD_REQUEST_ROUTE
+  }
+  const hostHeader = lineHost ?? req.headers.host
+  const host = normalizeHost(hostHeader)
+  if (host === null) {
+    req[kRouteError] = new BadRequestError(`invalid host "${hostHeader}"`)
+    return BAD_REQUEST_ROUTE
+  }
+  if (host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) {
+    req[kRouteError] = new BadRequestError('client sent HTTP/1.1 request without "Host" header')
+    return BAD_REQUEST_ROUTE
+  }
+  const { server } = listen.selector.select(host ?? '')
+  const ctx = new RequestContext(req, listen, server, target, uri, args, host ?? '', dispatch)
+  req[kRequestContext] = ctx
+  return selectLocation(ctx)
+}
+
+/** Runs location selection for `ctx.uri` on its server; sets location and captures. */
+export function selectLocation (ctx: RequestContext): string {
+  const match = ctx.server.tree.match(ctx.uri)
+  if (match === null) {
+    ctx.location = undefined
+    ctx.captures = null
+    return ctx.server.fallback.routeUrl
+  }
+  ctx.location = match.location
+  ctx.captures = match.captures
+  return match.location.routeUrl
+}
+
+/** Points the context at a named location (captures are kept, as nginx keeps them). */
+export function selectNamedLocation (ctx: RequestContext, loc: ResolvedLocation): string {
+  ctx.location = loc
+  return loc.routeUrl
+}

@@ -1,0 +1,148 @@
+import http, { type IncomingMessage, type ServerResponse } from 'node:http'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyPluginCallback } from 'fastify'
+import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from '../config/resolve.js'
+import type { AnyFastifyPlugin, PluginEntry } from '../config/types.js'
+import { errorPageBody } from '../http/error-page.js'
+import type { RequestContext } from '../routing/request-context.js'
+import { BAD_REQUEST_ROUTE, kRequestContext, kRouteError, type RoutedRequest } from '../routing/router.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The proxyctl context of this request: server, location, `$uri`, captures, ... */
+    proxyctl: RequestContext
+  }
+}
+
+/** Every method node's parser accepts, so a proxy forwards WebDAV and friends too. */
+const ALL_METHODS = http.METHODS.filter((m) => m !== 'CONNECT')
+
+export interface ProxyApp {
+  readonly fastify: FastifyInstance
+  readonly config: ResolvedConfig
+  /** The handler our listeners call after routing; Fastify's router. */
+  readonly dispatch: (req: IncomingMessage, res: ServerResponse) => void
+}
+
+/**
+ * Assembles the Fastify app: one encapsulated context per server, one per location (nested
+ * locations inside their parent's), each location's plugins then its handler registered inside.
+ *
+ *   root ── global plugins
+ *     └─ server[i] ── server plugins, fallback route
+ *          └─ location ── location plugins, handler plugin, route /__proxyctl/L<id>
+ *               └─ nested location ...
+ *
+ * Plugins given in the config are applied in their scope without a new context of their own
+ * (as `fastify-plugin` would), so their hooks and decorators reach every location below.
+ */
+export interface BuildOptions {
+  /** A pino logger instance, pino options such as `{ level }`, or false. Default false. */
+  logger?: FastifyBaseLogger | { level: string } | boolean
+}
+
+export async function buildApp (config: ResolvedConfig, options: BuildOptions = {}): Promise<ProxyApp> {
+  let dispatch: ProxyApp['dispatch'] = () => { throw new Error('app not ready') }
+  const logger = options.logger ?? false
+  const fastify = Fastify({
+    ...(typeof logger === 'object' && 'child' in logger ? { loggerInstance: logger as FastifyBaseLogger } : { logger }),
+    // Fastify's two lines per request would double the access log the log phase writes.
+    logController: new LogController({ disableRequestLogging: true }),
+    // We route before Fastify does; its router only sees our internal URLs.
+    serverFactory: (handler) => {
+      dispatch = handler
+      return http.createServer()
+    },
+    return503OnClosing: false,
+    requestIdHeader: false,
+    bodyLimit: Number.MAX_SAFE_INTEGER
+  })
+  for (const m of ALL_METHODS) if (!fastify.supportedMethods.includes(m)) fastify.addHttpMethod(m, { hasBody: true })
+
+  // Bodies are never parsed by core: handlers stream `request.raw` themselves.
+  fastify.removeAllContentTypeParsers()
+  fastify.addContentTypeParser('*', (_req, _payload, done) => { done(null) })
+
+  fastify.decorateRequest('proxyctl', null as unknown as RequestContext)
+  fastify.addHook('onRequest', (request, _reply, done) => {
+    const raw = request.raw as unknown as RoutedRequest
+    const ctx = raw[kRequestContext]
+    if (ctx !== undefined) {
+      request.proxyctl = ctx
+      // Show plugins the client's URL, not our internal route.
+      raw.url = ctx.requestUri
+    }
+    done()
+  })
+
+  fastify.route({
+    method: ALL_METHODS,
+    url: BAD_REQUEST_ROUTE,
+    handler (request, reply) {
+      const err = (request.raw as unknown as RoutedRequest)[kRouteError]
+      request.log.info({ reason: err?.message }, 'bad request')
+      return reply.code(err?.status ?? 400).header('connection', 'close').type('text/html').send(errorPageBody(err?.status ?? 400))
+    }
+  })
+
+  await fastify.register(async function proxyctl (root) {
+    for (const entry of config.plugins) await applyInPlace(root, entry)
+    for (const server of config.servers) await root.register(serverScope(server))
+  })
+  await fastify.ready()
+  return { fastify, config, dispatch: (req, res) => dispatch(req, res) }
+}
+
+function serverScope (server: ResolvedServer): FastifyPluginAsync {
+  const scope: FastifyPluginAsync = async (s) => {
+    for (const entry of server.plugins) await applyInPlace(s, entry)
+    const fallback = server.fallback.compiled
+    if (fallback !== undefined) {
+      if (fallback.plugin) await fallback.plugin(s)
+      s.route({ method: ALL_METHODS, url: server.fallback.routeUrl, handler: fallback.handle })
+    }
+    for (const loc of server.locations) await s.register(locationScope(loc))
+    for (const loc of server.named.values()) await s.register(locationScope(loc))
+  }
+  Object.defineProperty(scope, 'name', { value: `server[${server.position}]` })
+  return scope
+}
+
+function locationScope (loc: ResolvedLocation): FastifyPluginAsync {
+  const scope: FastifyPluginAsync = async (l) => {
+    for (const entry of loc.plugins) await applyInPlace(l, entry)
+    const compiled = loc.compiled
+    if (compiled !== undefined) {
+      if (compiled.plugin) await compiled.plugin(l)
+      l.route({ method: ALL_METHODS, url: loc.routeUrl, handler: compiled.handle })
+    } else {
+      // A location with no handler answers 404 until a static handler is the default.
+      l.route({
+        method: ALL_METHODS,
+        url: loc.routeUrl,
+        handler: (_req, reply) => reply.code(404).type('text/html').send(errorPageBody(404))
+      })
+    }
+    for (const child of loc.children) await l.register(locationScope(child))
+  }
+  Object.defineProperty(scope, 'name', { value: `location ${loc.key}` })
+  return scope
+}
+
+const kSkipOverride = Symbol.for('skip-override')
+
+/** Registers a user's plugin so it runs in `scope` itself, not in a context of its own. */
+async function applyInPlace (scope: FastifyInstance, entry: PluginEntry): Promise<void> {
+  let plugin: AnyFastifyPlugin
+  let opts: Record<string, unknown> = {}
+  if (Array.isArray(entry)) { plugin = entry[0]; opts = entry[1] ?? {} } else if (typeof entry === 'object' && 'plugin' in entry) {
+    plugin = entry.plugin; opts = entry.options ?? {}
+  } else plugin = entry
+  const fn = (typeof plugin === 'function' ? plugin : plugin.default) as FastifyPluginCallback | FastifyPluginAsync
+  // A wrapper of the same arity (callback or promise style), marked like fastify-plugin marks.
+  const wrapper = fn.length >= 3
+    ? function (i: FastifyInstance, o: Record<string, unknown>, done: (err?: Error) => void) { (fn as FastifyPluginCallback)(i, o, done) }
+    : async function (i: FastifyInstance, o: Record<string, unknown>) { await (fn as FastifyPluginAsync)(i, o) }
+  Object.defineProperty(wrapper, 'name', { value: fn.name || 'anonymous plugin' })
+  ;(wrapper as unknown as Record<symbol, boolean>)[kSkipOverride] = true
+  await scope.register(wrapper as FastifyPluginCallback, opts)
+}

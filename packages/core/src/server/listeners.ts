@@ -1,0 +1,116 @@
+import fs from 'node:fs'
+import http from 'node:http'
+import https from 'node:https'
+import net from 'node:net'
+import type { ResolvedListen } from '../config/resolve.js'
+import { ListenError } from '../errors.js'
+import { routeRequest } from '../routing/router.js'
+import type { ProxyApp } from './app.js'
+
+export interface BoundListener {
+  readonly listen: ResolvedListen
+  readonly server: http.Server
+  /** `http://127.0.0.1:8080`, `https://[::1]:8443`, `unix:/run/p.sock`. */
+  readonly url: string
+  /** The port actually bound (differs from the config when it asked for port 0 in tests). */
+  readonly port: number
+}
+
+const REASONS: Record<string, string> = {
+  EADDRINUSE: 'address already in use',
+  EACCES: 'permission denied',
+  EADDRNOTAVAIL: 'address not available on this machine',
+  ENOENT: 'no such directory for the socket'
+}
+
+/** Node's http server, tuned as nginx's defaults: 75 s keep-alive, no overall request deadline. */
+function createServer (listen: ResolvedListen): http.Server {
+  const options: http.ServerOptions = {
+    keepAliveTimeout: 75_000,
+    requestTimeout: 0,
+    headersTimeout: 60_000
+  }
+  return listen.https === undefined
+    ? http.createServer(options)
+    : https.createServer({ ...options, cert: listen.https.cert, key: listen.https.key, ...(listen.https.ca ? { ca: listen.https.ca } : {}) })
+}
+
+/** Throws "in use" when a live process listens on the socket file; returns whether a stale file is there. */
+async function checkSocketFile (path: string): Promise<boolean> {
+  if (!fs.existsSync(path)) return false
+  const live = await new Promise<boolean>((resolve) => {
+    const s = net.connect(path)
+    s.once('connect', () => { s.destroy(); resolve(true) })
+    s.once('error', () => resolve(false))
+  })
+  if (live) throw new ListenError(`unix:${path}`, 'address already in use')
+  return true
+}
+
+function listenOptions (listen: ResolvedListen): net.ListenOptions {
+  return listen.kind === 'unix'
+    ? { path: listen.path }
+    : { host: listen.host, port: listen.port, ipv6Only: listen.host.includes(':') && listen.ipv6Only }
+}
+
+function listenOn (server: net.Server, listen: ResolvedListen): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(new ListenError(listen.key, REASONS[err.code ?? ''] ?? err.message, { cause: err }))
+    })
+    server.listen(listenOptions(listen), () => resolve())
+  })
+}
+
+/** What `proxyctl check` does for each address, as `nginx -t` does: bind it, then let go. */
+export async function probeListen (listen: ResolvedListen): Promise<void> {
+  if (listen.kind === 'unix') {
+    await checkSocketFile(listen.path)
+    return
+  }
+  if (listen.port === 0) return
+  const probe = net.createServer()
+  await listenOn(probe, listen)
+  await new Promise((resolve) => probe.close(resolve))
+}
+
+/** Binds one listen address and routes its requests into the app. */
+export async function bindListener (app: ProxyApp, listen: ResolvedListen): Promise<BoundListener> {
+  const server = createServer(listen)
+  const dispatch = app.dispatch
+  server.on('request', (req, res) => {
+    req.url = routeRequest(req, listen, dispatch)
+    dispatch(req, res)
+  })
+  // A socket file left by a dead process is removed; one with a live listener is "in use".
+  if (listen.kind === 'unix' && await checkSocketFile(listen.path)) fs.unlinkSync(listen.path)
+  await listenOn(server, listen)
+  const addr = server.address()
+  const port = typeof addr === 'object' && addr !== null ? addr.port : 0
+  const url = listen.kind === 'unix'
+    ? `unix:${listen.path}`
+    : `${listen.scheme}://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`
+  return { listen, server, url, port }
+}
+
+/**
+ * Stops accepting, lets in-flight requests finish for up to `graceMs`, then cuts what is left.
+ * Keep-alive connections are closed as soon as they go idle.
+ */
+export async function closeListeners (listeners: readonly BoundListener[], graceMs: number): Promise<void> {
+  const closed = listeners.map(({ server }) => new Promise<void>((resolve) => {
+    server.close(() => resolve())
+    server.on('request', (_req, res) => { res.setHeader('connection', 'close') })
+  }))
+  const reaper = setInterval(() => { for (const { server } of listeners) server.closeIdleConnections() }, 50)
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      for (const { server } of listeners) server.closeAllConnections()
+      resolve()
+    }, graceMs)
+  })
+  await Promise.race([Promise.all(closed), deadline])
+  clearInterval(reaper)
+  clearTimeout(timer)
+}

@@ -1,0 +1,103 @@
+import { hostname as osHostname } from 'node:os'
+import type { RequestContext } from '../routing/request-context.js'
+
+/** Reads one variable's value for a request. Must not throw; '' when the value is absent. */
+export type VariableGetter = (ctx: RequestContext) => string
+
+const hostname = osHostname()
+
+function header (ctx: RequestContext, name: string): string {
+  const v = ctx.req.headers[name]
+  if (v === undefined) return ''
+  return Array.isArray(v) ? v.join(', ') : v
+}
+
+function remoteAddr (ctx: RequestContext): string {
+  const a = ctx.req.socket.remoteAddress
+  // A unix socket peer has no address; nginx prints "unix:".
+  return a === undefined ? 'unix:' : a
+}
+
+/** Variables with a fixed name, as nginx documents them. */
+export const builtinVariables: ReadonlyMap<string, VariableGetter> = new Map<string, VariableGetter>([
+  ['uri', (c) => c.uri],
+  ['document_uri', (c) => c.uri],
+  ['request_uri', (c) => c.requestUri],
+  ['args', (c) => c.args],
+  ['query_string', (c) => c.args],
+  ['is_args', (c) => (c.args === '' ? '' : '?')],
+  ['host', (c) => c.host !== '' ? c.host : c.server.primaryName],
+  ['hostname', () => hostname],
+  ['remote_addr', remoteAddr],
+  ['remote_port', (c) => { const p = c.req.socket.remotePort; return p === undefined ? '' : String(p) }],
+  ['scheme', (c) => c.listen.scheme],
+  ['https', (c) => (c.listen.scheme === 'https' ? 'on' : '')],
+  ['server_name', (c) => c.server.primaryName],
+  ['server_port', (c) => c.listen.portString],
+  ['server_addr', (c) => c.req.socket.localAddress ?? 'unix:'],
+  ['request_method', (c) => c.req.method ?? ''],
+  ['server_protocol', (c) => `HTTP/${c.req.httpVersion}`],
+  ['content_length', (c) => header(c, 'content-length')],
+  ['content_type', (c) => header(c, 'content-type')],
+  ['proxy_add_x_forwarded_for', (c) => {
+    const xff = header(c, 'x-forwarded-for')
+    return xff === '' ? remoteAddr(c) : `${xff}, ${remoteAddr(c)}`
+  }]
+])
+
+
+function parseQuery (args: string): Map<string, string> {
+  const map = new Map<string, string>()
+  if (args === '') return map
+  for (const pair of args.split('&')) {
+    const eq = pair.indexOf('=')
+    const k = eq === -1 ? pair : pair.slice(0, eq)
+    // nginx's $arg_NAME is the first occurrence, raw (not decoded), name compared case-insensitively.
+    const key = k.toLowerCase()
+    if (!map.has(key)) map.set(key, eq === -1 ? '' : pair.slice(eq + 1))
+  }
+  return map
+}
+
+function parseCookies (raw: string): Map<string, string> {
+  const map = new Map<string, string>()
+  for (const part of raw.split(';')) {
+    const eq = part.indexOf('=')
+    if (eq === -1) continue
+    const k = part.slice(0, eq).trim()
+    if (!map.has(k)) map.set(k, part.slice(eq + 1).trim())
+  }
+  return map
+}
+
+/**
+ * Families of variables whose name carries a parameter (`$http_x_real_ip`). Each maker runs once,
+ * at config load, and returns the getter for that one name.
+ */
+export const prefixVariables: ReadonlyArray<[prefix: string, make: (rest: string) => VariableGetter]> = [
+  ['http_', (rest) => {
+    const name = rest.replace(/_/g, '-').toLowerCase()
+    return (c) => header(c, name)
+  }],
+  ['arg_', (rest) => {
+    const name = rest.toLowerCase()
+    return (c) => {
+      c.argMap ??= parseQuery(c.args)
+      return c.argMap.get(name) ?? ''
+    }
+  }],
+  ['cookie_', (rest) => (c) => {
+    c.cookies ??= parseCookies(header(c, 'cookie'))
+    return c.cookies.get(rest) ?? ''
+  }]
+]
+
+/** `$1`..`$9`: groups of the selected regex location's match. */
+export function captureVariable (n: number): VariableGetter {
+  return (c) => c.captures?.[n] ?? ''
+}
+
+/** `$name` for a named group `(?<name>...)` of the selected regex location. */
+export function namedCaptureVariable (name: string): VariableGetter {
+  return (c) => c.captures?.groups?.[name] ?? ''
+}
