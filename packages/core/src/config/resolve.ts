@@ -1,7 +1,7 @@
 import path from 'node:path'
 import { ConfigError, ConfigErrors } from '../errors.js'
 import { LocationTree, parseLocationKey, validateLocationTree } from '../routing/location-tree.js'
-import { parseServerName, ServerSelector } from '../routing/server-select.js'
+import { conflictingServerNames, parseServerName, ServerSelector } from '../routing/server-select.js'
 import type { LocationKind, LocationNode } from '../routing/types.js'
 import { compileTemplate, TemplateError, type CompileScope } from '../variables/compile.js'
 import { respond } from '../handlers/respond.js'
@@ -43,8 +43,6 @@ export interface ResolvedListen {
   readonly scheme: 'http' | 'https'
   readonly https: { cert: string | Buffer, key: string | Buffer, ca?: string | Buffer } | undefined
   readonly ipv6Only: boolean
-  /** `$server_port`. */
-  readonly portString: string
   readonly servers: ResolvedServer[]
   defaultServer: ResolvedServer
   selector: ServerSelector<ResolvedServer>
@@ -223,7 +221,6 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
           scheme: obj.https ? 'https' : 'http',
           https: obj.https,
           ipv6Only: obj.ipv6Only ?? true,
-          portString: parsed.kind === 'unix' ? '' : String(parsed.port),
           servers: [],
           defaultServer: server,
           selector: undefined as never
@@ -302,7 +299,9 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
   if (errors.length > 0) return fail(errors)
 
   for (const listen of resolved.listens) {
-    listen.selector = new ServerSelector(listen.servers.map((s) => ({ server: s, names: s.names })), listen.defaultServer)
+    const entries = listen.servers.map((s) => ({ server: s, names: s.names }))
+    listen.selector = new ServerSelector(entries, listen.defaultServer)
+    for (const name of conflictingServerNames(entries)) warnings.push(`conflicting server name "${name}" on ${listen.key}, ignored`)
   }
   // Overlapping binds: Node binds each address separately, so *:P and 10.0.0.1:P cannot coexist.
   for (const l of resolved.listens) {

@@ -58,8 +58,8 @@ const locations = z.record(z.string(), z.union([handler, location],
 const serverName = z.union([z.string(), z.instanceof(RegExp)], { error: 'expected a string or a RegExp' })
 
 const server = z.strictObject({
-  listen: z.union([listen, z.array(listen).min(1)]).optional(),
-  serverName: z.union([serverName, z.array(serverName)]).optional(),
+  listen: z.union([listen, z.array(listen).min(1)], { error: 'expected a port, an address string, { address, defaultServer?, https? }, or a list of them' }).optional(),
+  serverName: z.union([serverName, z.array(serverName)], { error: 'expected a name, a RegExp, or a list of them' }).optional(),
   root: z.string().optional(),
   index: stringList.optional(),
   plugins: z.array(pluginEntry).optional(),

@@ -33,7 +33,7 @@ export const builtinVariables: ReadonlyMap<string, VariableGetter> = new Map<str
   ['scheme', (c) => c.listen.scheme],
   ['https', (c) => (c.listen.scheme === 'https' ? 'on' : '')],
   ['server_name', (c) => c.server.primaryName],
-  ['server_port', (c) => c.listen.portString],
+  ['server_port', (c) => { const p = c.req.socket.localPort; return p === undefined ? '' : String(p) }],
   ['server_addr', (c) => c.req.socket.localAddress ?? 'unix:'],
   ['request_method', (c) => c.req.method ?? ''],
   ['server_protocol', (c) => `HTTP/${c.req.httpVersion}`],
