@@ -87,7 +87,7 @@ export interface ResolvedLocation extends LocationNode {
   readonly root: string | undefined
   readonly alias: string | undefined
   readonly index: string[]
-  /** Named groups of this location's regex and of enclosing regex locations. */
+  /** Variables templates may use here (named groups of every location regex, as nginx). */
   readonly scope: CompileScope
   /** The internal Fastify route of this location. */
   readonly routeUrl: string
@@ -175,6 +175,9 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
     warnings
   }
 
+  // As in nginx, a named group of any location regex is a variable everywhere (empty where unset).
+  const namedCaptures = new Set<string>()
+  const scope: CompileScope = { namedCaptures }
   let nextLocationId = 0
   const listensByKey = new Map<string, ResolvedListen>()
   const defaultClaims = new Map<string, string>()
@@ -254,7 +257,6 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
           errors.push(new ConfigError(lpath, (err as Error).message)); continue
         }
         const lc: LocationConfig = isHandler(value) ? { handler: value } : value
-        const namedCaptures = new Set(parent?.scope.namedCaptures ?? [])
         for (const m of parsed.regex?.source.matchAll(/\(\?<([A-Za-z_][A-Za-z0-9_]*)>/g) ?? []) namedCaptures.add(m[1] as string)
         const id = nextLocationId++
         const loc: ResolvedLocation = {
@@ -273,7 +275,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
           root: lc.root !== undefined ? path.resolve(baseDir, lc.root) : lc.alias !== undefined ? undefined : (parent?.root ?? server.root),
           alias: lc.alias === undefined ? undefined : path.resolve(baseDir, lc.alias),
           index: lc.index ?? parent?.index ?? server.index ?? ['index.html'],
-          scope: { namedCaptures },
+          scope,
           routeUrl: `${ROUTE_PREFIX}L${id}`
         }
         if (lc.root !== undefined && lc.alias !== undefined) errors.push(new ConfigError(`${lpath}.alias`, '"alias" and "root" cannot both be set'))
