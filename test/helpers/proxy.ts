@@ -131,10 +131,18 @@ export interface StartedCli {
  */
 export function startCli (t: Teardown, args: string[], options: { cwd?: string, expectListeners?: number, command?: string[] } = {}): Promise<StartedCli> {
   const cmd = options.command ?? [process.execPath, CLI]
-  const child = spawn(cmd[0] as string, [...cmd.slice(1), 'start', ...args], { cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  // A wrapper command (npx) runs in its own process group, and signals go to the whole group,
+  // as a terminal's Ctrl-C or a service manager's stop would.
+  const group = options.command !== undefined
+  const child = spawn(cmd[0] as string, [...cmd.slice(1), 'start', ...args], { cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: group })
+  const signal = (sig: NodeJS.Signals): void => {
+    if (group && child.pid !== undefined) process.kill(-child.pid, sig)
+    else child.kill(sig)
+  }
   let out = ''
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  // 'close' waits for every process holding our stdio, so a wrapped proxyctl has exited too.
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)))
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) signal('SIGKILL') })
   const want = options.expectListeners ?? 1
   return new Promise((resolve, reject) => {
     const urls: string[] = []
@@ -146,7 +154,7 @@ export function startCli (t: Teardown, args: string[], options: { cwd?: string, 
           child,
           urls,
           output: () => out,
-          stop: (signal = 'SIGTERM') => { child.kill(signal); return exited }
+          stop: (sig = 'SIGTERM') => { signal(sig); return exited }
         })
       }
     }
