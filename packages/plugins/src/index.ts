@@ -1,1 +1,7 @@
-export {}
+export { proxy, type ProxyOptions, type NextUpstreamCase } from './proxy/proxy.js'
+export { UpstreamError, classifyUpstreamError } from './proxy/errors.js'
+export type { HeaderOptions, ForwardedOptions } from './proxy/headers.js'
+export type { RedirectOption, RedirectRule } from './proxy/redirect.js'
+export { UpstreamPool, type ConnectionSettings, type UpstreamPeer } from './upstream/pool.js'
+export { parseUpstreamAddress, type UpstreamAddress } from './upstream/address.js'
+export * from './upstream/index.js'

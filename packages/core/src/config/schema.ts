@@ -92,6 +92,7 @@ const upstream = z.strictObject({
   servers: z.array(upstreamServer).min(1, { error: 'an upstream needs at least one server' }),
   balance: balance.optional(),
   keepalive: z.number().int().min(0).optional(),
+  connectTimeout: z.number().int().min(1).optional(),
   resolveInterval: positiveMs.optional(),
   healthCheck: z.strictObject({
     interval: z.number().int().min(1).optional(),

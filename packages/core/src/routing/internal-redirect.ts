@@ -40,6 +40,7 @@ export function internalRedirect (request: FastifyRequest, reply: FastifyReply, 
       ctx.args = target.slice(q + 1)
       ctx.argMap = undefined
     }
+    ctx.uriChanged = true
     routeUrl = selectLocation(ctx)
   }
   reply.hijack()

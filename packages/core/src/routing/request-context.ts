@@ -24,6 +24,11 @@ export class RequestContext {
   captures: RegExpExecArray | null
   /** Internal redirects taken so far (try_files, error pages); nginx stops at 10. */
   internalRedirects = 0
+  /**
+   * An internal redirect to a URI changed `uri`/`args` (nginx's `!valid_unparsed_uri`): a proxy
+   * without a URI part then sends the normalised URI instead of the client's raw one.
+   */
+  uriChanged = false
   /** `process.hrtime.bigint()` when routing began. */
   readonly startTime: bigint
   /** Parsed cookies, computed on first use of `$cookie_*`. */

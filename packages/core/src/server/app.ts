@@ -3,6 +3,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from '../config/resolve.js'
 import type { AnyFastifyPlugin, PluginEntry } from '../config/types.js'
 import { errorPageBody } from '../http/error-page.js'
+import { openPhaseScope } from '../phases/phases.js'
 import type { RequestContext } from '../routing/request-context.js'
 import { BAD_REQUEST_ROUTE, kRequestContext, kRouteError, type RoutedRequest } from '../routing/router.js'
 
@@ -85,6 +86,7 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
   })
 
   await fastify.register(async function proxyctl (root) {
+    openPhaseScope(root)
     for (const entry of config.plugins) await applyInPlace(root, entry)
     for (const server of config.servers) await root.register(serverScope(server))
   })
@@ -94,6 +96,7 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
 
 function serverScope (server: ResolvedServer): FastifyPluginAsync {
   const scope: FastifyPluginAsync = async (s) => {
+    openPhaseScope(s)
     for (const entry of server.plugins) await applyInPlace(s, entry)
     const fallback = server.fallback.compiled
     if (fallback !== undefined) {
@@ -109,6 +112,7 @@ function serverScope (server: ResolvedServer): FastifyPluginAsync {
 
 function locationScope (loc: ResolvedLocation): FastifyPluginAsync {
   const scope: FastifyPluginAsync = async (l) => {
+    openPhaseScope(l)
     for (const entry of loc.plugins) await applyInPlace(l, entry)
     const compiled = loc.compiled
     if (compiled !== undefined) {

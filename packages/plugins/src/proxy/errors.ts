@@ -1,0 +1,53 @@
+import { ProxyctlError, type ProxyctlErrorCode } from '@proxyctl/core'
+
+/** Why an attempt at an upstream failed, and what the client gets for it (as nginx answers). */
+export class UpstreamError extends ProxyctlError {
+  /** 502 or 504. */
+  readonly status: number
+  /** nginx's proxy_next_upstream category: `error`, `timeout`, `invalid_header`. */
+  readonly kind: 'error' | 'timeout' | 'invalid_header'
+  constructor (code: ProxyctlErrorCode, kind: UpstreamError['kind'], status: number, message: string, cause?: unknown) {
+    super(code, message, { cause })
+    this.kind = kind
+    this.status = status
+  }
+}
+
+/** Maps an undici/socket error to nginx's categories, statuses and a log reason. */
+export function classifyUpstreamError (err: unknown, phase: 'connecting' | 'sending' | 'reading'): UpstreamError {
+  if (err instanceof UpstreamError) return err
+  const e = err as NodeJS.ErrnoException & { code?: string }
+  const code = e?.code ?? ''
+  const msg = e?.message ?? String(err)
+  switch (code) {
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return new UpstreamError('PROXYCTL_UPSTREAM_TIMEOUT', 'timeout', 504, 'upstream timed out while connecting', err)
+    case 'UND_ERR_HEADERS_TIMEOUT':
+      return new UpstreamError('PROXYCTL_UPSTREAM_TIMEOUT', 'timeout', 504, 'upstream timed out while reading response header', err)
+    case 'UND_ERR_BODY_TIMEOUT':
+      return new UpstreamError('PROXYCTL_UPSTREAM_TIMEOUT', 'timeout', 504, 'upstream timed out while reading upstream', err)
+    case 'ECONNREFUSED':
+    case 'ENOENT':
+    case 'EACCES':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new UpstreamError('PROXYCTL_UPSTREAM_CONNECT_FAILED', 'error', 502, `connect() failed (${code}: ${msg}) while connecting to upstream`, err)
+    case 'HPE_INVALID_CONSTANT':
+    case 'HPE_INVALID_VERSION':
+    case 'HPE_INVALID_STATUS':
+    case 'HPE_INVALID_HEADER_TOKEN':
+    case 'HPE_INVALID_CHUNK_SIZE':
+    case 'HPE_UNEXPECTED_CONTENT_LENGTH':
+    case 'UND_ERR_RESPONSE_EXCEEDED_MAX_SIZE':
+    case 'UND_ERR_HEADERS_OVERFLOW':
+      return new UpstreamError('PROXYCTL_UPSTREAM_BAD_RESPONSE', 'invalid_header', 502, `upstream sent an invalid response (${code}: ${msg})`, err)
+    default:
+      if (code.startsWith('HPE_') || e?.name === 'HTTPParserError') {
+        return new UpstreamError('PROXYCTL_UPSTREAM_BAD_RESPONSE', 'invalid_header', 502, `upstream sent an invalid response (${code}: ${msg})`, err)
+      }
+      return new UpstreamError('PROXYCTL_UPSTREAM_RESET', 'error', 502,
+        `upstream ${code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' ? 'closed or reset the connection' : `failed (${code || e?.name}: ${msg})`} while ${phase === 'connecting' ? 'connecting to' : phase === 'sending' ? 'sending to' : 'reading from'} upstream`, err)
+  }
+}

@@ -1,0 +1,128 @@
+import type { IncomingMessage } from 'node:http'
+import type { HandlerCompileEnv, RequestContext, Template } from '@proxyctl/core'
+
+/**
+ * Header rules of the proxy, compiled at config load.
+ *
+ * Request (client → upstream), as nginx by default: hop-by-hop headers are dropped (`Connection`
+ * and every header it names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`,
+ * `Transfer-Encoding`, `Upgrade`), and `Expect` (we answer `100-continue` ourselves, as nginx);
+ * `Host` becomes the target's host (`$proxy_host`); `setHeaders` replace same-named headers, an
+ * empty rendering removes them. Unlike nginx (HTTP/1.0, `Connection: close`), the upstream
+ * connection is HTTP/1.1 keep-alive, so no `Connection` header is sent.
+ *
+ * Response (upstream → client): hop-by-hop headers dropped, and what nginx hides by default
+ * (`Date` — we send our own —, `Server`, `X-Pad`, `X-Accel-*`), plus `hideHeaders`, minus
+ * `passHeaders`.
+ */
+
+const REQUEST_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'host', 'http2-settings'])
+const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
+const RESPONSE_HIDDEN = ['date', 'server', 'x-pad', 'x-accel-expires', 'x-accel-redirect', 'x-accel-limit-rate', 'x-accel-buffering', 'x-accel-charset']
+
+export interface ForwardedOptions {
+  /** `X-Forwarded-For: $proxy_add_x_forwarded_for`. */
+  for?: boolean
+  /** `X-Forwarded-Proto: $scheme`. */
+  proto?: boolean
+  /** `X-Forwarded-Host: $http_host`. */
+  host?: boolean
+}
+
+export interface HeaderOptions {
+  setHeaders?: Record<string, string>
+  /** `true` adds all three X-Forwarded-* headers. Off by default, as nginx. */
+  xForwarded?: boolean | ForwardedOptions
+  /** RFC 7239 `Forwarded: for=...;host=...;proto=...`, appended to the client's. Off by default. */
+  forwarded?: boolean
+  hideHeaders?: string[]
+  passHeaders?: string[]
+}
+
+/** Names (lower case) of headers named by a `Connection` header value. */
+export function connectionTokens (value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined
+  const out = new Set<string>()
+  for (const v of Array.isArray(value) ? value : [value]) {
+    for (const t of v.split(',')) { const s = t.trim().toLowerCase(); if (s !== '') out.add(s) }
+  }
+  return out
+}
+
+function forwardedNode (addr: string): string {
+  if (addr.includes(':')) return `"[${addr}]"`
+  return addr
+}
+
+/** `Forwarded` as RFC 7239: the client's value (if any), then this hop. */
+export function forwardedValue (ctx: RequestContext): string {
+  const addr = ctx.req.socket.remoteAddress
+  const host = ctx.req.headers.host
+  let hop = `for=${addr === undefined ? '"unix"' : forwardedNode(addr)}`
+  if (host !== undefined) hop += `;host=${/^[\w.:-]+$/.test(host) ? host : JSON.stringify(host)}`
+  hop += `;proto=${ctx.listen.scheme}`
+  const prior = ctx.req.headers.forwarded
+  return prior === undefined ? hop : `${prior}, ${hop}`
+}
+
+export interface CompiledRequestHeaders {
+  /**
+   * Builds the upstream request headers as a flat list (name, value, ...). `hostOverride`: the
+   * Host to send when setHeaders does not set one.
+   */
+  build (ctx: RequestContext, req: IncomingMessage, proxyHost: string): string[]
+}
+
+export function compileRequestHeaders (options: HeaderOptions, env: HandlerCompileEnv): CompiledRequestHeaders {
+  const set: Array<[name: string, value: Template | ((ctx: RequestContext) => string)]> = []
+  const xf = options.xForwarded === true ? { for: true, proto: true, host: true } : (options.xForwarded || {})
+  if (xf.for) set.push(['X-Forwarded-For', env.template('$proxy_add_x_forwarded_for')])
+  if (xf.proto) set.push(['X-Forwarded-Proto', env.template('$scheme')])
+  if (xf.host) set.push(['X-Forwarded-Host', env.template('$http_host')])
+  if (options.forwarded === true) set.push(['Forwarded', forwardedValue])
+  for (const [name, value] of Object.entries(options.setHeaders ?? {})) {
+    const lower = name.toLowerCase()
+    const i = set.findIndex(([n]) => n.toLowerCase() === lower)
+    const entry: [string, Template] = [name, env.template(value, `.setHeaders[${JSON.stringify(name)}]`)]
+    if (i === -1) set.push(entry); else set[i] = entry
+  }
+  const overridden = new Set(set.map(([n]) => n.toLowerCase()))
+  const setsHost = overridden.has('host')
+  const render = set.map(([name, v]) => [name, typeof v === 'function' ? v : v.render.bind(v)] as const)
+
+  return {
+    build (ctx, req, proxyHost) {
+      const raw = req.rawHeaders
+      const named = req.headers.connection === undefined ? undefined : connectionTokens(req.headers.connection)
+      const out: string[] = []
+      for (let i = 0; i < raw.length; i += 2) {
+        const name = raw[i] as string
+        const lower = name.toLowerCase()
+        if (REQUEST_DROP.has(lower) || overridden.has(lower) || named?.has(lower) === true) continue
+        out.push(name, raw[i + 1] as string)
+      }
+      if (!setsHost) out.push('Host', proxyHost)
+      for (const [name, fn] of render) {
+        const v = fn(ctx)
+        if (v !== '') out.push(name, v)
+      }
+      return out
+    }
+  }
+}
+
+export interface CompiledResponseHeaders {
+  /** True when a response header (lower case) is sent to the client. */
+  keep (lower: string, connectionNamed: Set<string> | undefined): boolean
+}
+
+export function compileResponseHeaders (options: HeaderOptions): CompiledResponseHeaders {
+  const hidden = new Set(RESPONSE_HIDDEN)
+  for (const h of options.hideHeaders ?? []) hidden.add(h.toLowerCase())
+  for (const h of options.passHeaders ?? []) hidden.delete(h.toLowerCase())
+  return {
+    keep (lower, named) {
+      return !RESPONSE_HOP_BY_HOP.has(lower) && !hidden.has(lower) && named?.has(lower) !== true
+    }
+  }
+}

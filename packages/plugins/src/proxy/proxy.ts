@@ -1,0 +1,435 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Dispatcher } from 'undici'
+import {
+  absoluteLocation, compileTemplate, defineHandler, phaseHooks, registerVariable, sendErrorPage,
+  type HandlerCompileEnv, type LocationHandler, type PhaseHooks, type RequestContext, type Template
+} from '@proxyctl/core'
+import { UpstreamPool, type UpstreamPeer } from '../upstream/pool.js'
+import { classifyUpstreamError, UpstreamError } from './errors.js'
+import { compileRequestHeaders, compileResponseHeaders, connectionTokens, type CompiledRequestHeaders, type CompiledResponseHeaders, type HeaderOptions } from './headers.js'
+import { compileRedirect, type RedirectOption, type RedirectRewriter } from './redirect.js'
+import { parseProxyTarget, parseRenderedTarget, ProxyTargetError, type ParsedProxyTarget } from './target.js'
+import { compileUriMapping, type UriMapping } from './uri.js'
+
+/** Cases nginx's proxy_next_upstream names; `error` and `timeout` are its default. */
+export type NextUpstreamCase = 'error' | 'timeout' | 'invalid_header' | 'http_500' | 'http_502' | 'http_503' | 'http_504' | 'http_403' | 'http_404' | 'http_429' | 'non_idempotent'
+
+export interface ProxyOptions extends HeaderOptions {
+  /**
+   * nginx's proxy_redirect: `'default'` (the default) rewrites `Location`/`Refresh` pointing at the
+   * target back to the location; `false` is off; or a list of `{ from, to }` (string prefix or
+   * RegExp/`'~ re'`, `to` a template).
+   */
+  redirect?: RedirectOption
+  /** ms to connect (nginx's proxy_connect_timeout); for a direct URL target. Named upstreams set their own. Default 60000. */
+  connectTimeout?: number
+  /** ms without a byte from the upstream, while waiting for headers or between body reads (proxy_read_timeout). Default 60000. */
+  readTimeout?: number
+  /** ms the upstream may stop taking the request body (proxy_send_timeout). Default 60000. */
+  sendTimeout?: number
+  /**
+   * nginx's proxy_next_upstream: when an attempt fails with one of `on`, try the next server.
+   * Default `{ on: ['error', 'timeout'] }`; `false` never retries.
+   */
+  nextUpstream?: false | { on?: NextUpstreamCase[], tries?: number, timeout?: number }
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE'])
+const kProxyState = Symbol.for('proxyctl.proxy.request')
+
+/** What `$upstream_addr`, `$upstream_status` and `$proxy_host` read. */
+interface ProxyRequestState { addrs: string; statuses: string; proxyHost: string }
+function stateOf (ctx: RequestContext): ProxyRequestState | undefined {
+  return ctx.locals[kProxyState] as ProxyRequestState | undefined
+}
+registerVariable('upstream_addr', (c) => stateOf(c)?.addrs ?? '')
+registerVariable('upstream_status', (c) => stateOf(c)?.statuses ?? '')
+registerVariable('proxy_host', (c) => stateOf(c)?.proxyHost ?? '')
+
+/** Everything one `proxy()` compiled at config load. Shared by its requests. */
+interface ProxyPlan {
+  readonly upstreamNames: ReadonlySet<string>
+  readonly target: ParsedProxyTarget | undefined
+  readonly targetTemplate: Template | undefined
+  readonly pool: UpstreamPool | undefined
+  readonly poolFor: (t: ParsedProxyTarget) => UpstreamPool
+  readonly mapping: UriMapping
+  readonly hashKey: Template | undefined
+  readonly requestHeaders: CompiledRequestHeaders
+  readonly responseHeaders: CompiledResponseHeaders
+  readonly redirect: RedirectRewriter | null
+  readonly readTimeout: number
+  readonly sendTimeout: number
+  readonly next: ReadonlySet<NextUpstreamCase>
+  readonly nextStatuses: ReadonlySet<number>
+  readonly tries: number
+  readonly tryTimeout: number
+  hooks: { [P in keyof PhaseHooks]: Array<PhaseHooks[P]> }
+}
+
+/**
+ * Proxies the location's requests, as nginx's proxy_pass:
+ * `proxy('http://app')` (a named upstream), `proxy('http://127.0.0.1:9000/prefix/')`,
+ * `proxy('http://unix:/run/app.sock:/')`, or a template `proxy('http://$host$request_uri')`.
+ */
+export function proxy (target: string, options: ProxyOptions = {}): LocationHandler {
+  return defineHandler(`proxy ${target}`, (env) => {
+    const plan = compilePlan(target, options, env)
+    return {
+      async plugin (instance) {
+        if (plan.pool !== undefined) {
+          plan.pool.log ??= instance.log
+          await plan.pool.start()
+        }
+        instance.addHook('onClose', async () => { await plan.pool?.close(); for (const p of directPools(env).values()) await p.close() })
+        plan.hooks = {
+          upstreamRequest: phaseHooks(instance, 'upstreamRequest'),
+          upstreamResponse: phaseHooks(instance, 'upstreamResponse'),
+          upstreamError: phaseHooks(instance, 'upstreamError')
+        }
+      },
+      handle (request, reply) {
+        reply.hijack()
+        new ProxyExchange(plan, request.proxyctl, request.raw, reply.raw, request.log).start()
+      }
+    }
+  })
+}
+
+function directPools (env: HandlerCompileEnv): Map<string, UpstreamPool> {
+  return env.shared('proxy:direct-pools', () => new Map<string, UpstreamPool>())
+}
+
+function compilePlan (raw: string, options: ProxyOptions, env: HandlerCompileEnv): ProxyPlan {
+  const upstreamNames = new Set(env.config.upstreams.keys())
+  let parsed
+  try { parsed = parseProxyTarget(raw, upstreamNames) } catch (err) {
+    if (err instanceof ProxyTargetError) throw env.error(err.message)
+    throw err
+  }
+  const location = env.location === undefined ? undefined : { kind: env.location.kind, path: env.location.path }
+  let mapping: UriMapping
+  try {
+    mapping = compileUriMapping({ uriPart: parsed.kind === 'static' ? parsed.uriPart : undefined, location, hasVariables: parsed.kind === 'template' })
+  } catch (err) { throw env.error((err as Error).message) }
+
+  const direct = directPools(env)
+  const poolFor = (t: ParsedProxyTarget): UpstreamPool => {
+    if (t.address.type === 'upstream') {
+      const name = t.address.name
+      return env.shared(`proxy:upstream:${t.scheme}:${name}`, () => {
+        const config = env.config.upstreams.get(name)
+        if (config === undefined) throw env.error(`unknown upstream "${name}"`)
+        return new UpstreamPool(name, config, { scheme: t.scheme, ...(config.connectTimeout !== undefined ? { connectTimeout: config.connectTimeout } : {}) })
+      })
+    }
+    const key = `${t.scheme}://${t.peer}|${options.connectTimeout ?? ''}`
+    let pool = direct.get(key)
+    if (pool === undefined) {
+      pool = new UpstreamPool(t.peer, { servers: [t.peer] }, { scheme: t.scheme, ...(options.connectTimeout !== undefined ? { connectTimeout: options.connectTimeout } : {}) })
+      direct.set(key, pool)
+    }
+    return pool
+  }
+  const target = parsed.kind === 'static' ? parsed : undefined
+  const pool = target === undefined ? undefined : poolFor(target)
+  const balance = pool?.config.balance
+  const hashKey = typeof balance === 'object' ? env.template(balance.hash, '.balance.hash') : undefined
+
+  let redirect: RedirectRewriter | null
+  try {
+    redirect = compileRedirect(options.redirect, {
+      target: parsed,
+      location,
+      compile: (src, names) => compileTemplate(src, { namedCaptures: new Set([...env.scope.namedCaptures, ...names]) })
+    })
+  } catch (err) { throw env.error((err as Error).message, '.redirect') }
+
+  const next = options.nextUpstream === false ? { on: [] as NextUpstreamCase[] } : (options.nextUpstream ?? {})
+  const on = new Set<NextUpstreamCase>(next.on ?? ['error', 'timeout'])
+  const nextStatuses = new Set<number>()
+  for (const c of on) if (c.startsWith('http_')) nextStatuses.add(Number(c.slice(5)))
+
+  return {
+    upstreamNames,
+    target,
+    targetTemplate: parsed.kind === 'template' ? env.template(raw) : undefined,
+    pool,
+    poolFor,
+    mapping,
+    hashKey,
+    requestHeaders: compileRequestHeaders(options, env),
+    responseHeaders: compileResponseHeaders(options),
+    redirect,
+    readTimeout: options.readTimeout ?? 60_000,
+    sendTimeout: options.sendTimeout ?? 60_000,
+    next: on,
+    nextStatuses,
+    tries: next.tries ?? 0,
+    tryTimeout: next.timeout ?? 0,
+    hooks: { upstreamRequest: [], upstreamResponse: [], upstreamError: [] }
+  }
+}
+
+/**
+ * One client request through the proxy, told as phases: pick a peer (upstream_peer), shape the
+ * request (upstream_request), stream it; shape the response (response_filter), stream it back;
+ * on failure retry the next peer or answer 502/504 (error); the caller's onResponse logs.
+ */
+class ProxyExchange {
+  readonly tried = new Set<UpstreamPeer>()
+  readonly started = Date.now()
+  readonly hasBody: boolean
+  readonly state: ProxyRequestState
+  pool!: UpstreamPool
+  path = ''
+  upstreamName = ''
+  proxyHost = ''
+  attempts = 0
+  /** The attempt in flight; callbacks of an older one are ignored. */
+  current: Attempt | undefined
+  responded = false
+  clientGone = false
+
+  constructor (
+    readonly plan: ProxyPlan,
+    readonly ctx: RequestContext,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly log: FastifyBaseLogger
+  ) {
+    const h = req.headers
+    this.hasBody = (h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined
+    this.state = { addrs: '', statuses: '', proxyHost: '' }
+    ctx.locals[kProxyState] = this.state
+  }
+
+  start (): void {
+    const plan = this.plan
+    const ctx = this.ctx
+    let target = plan.target
+    let renderedUri: string | undefined
+    if (target === undefined) {
+      try {
+        target = parseRenderedTarget((plan.targetTemplate as Template).render(ctx), plan.upstreamNames)
+      } catch (err) {
+        this.log.error({ reason: (err as Error).message }, (err as Error).message)
+        sendErrorPage(this.res, 500)
+        return
+      }
+      renderedUri = target.uriPart
+    }
+    this.pool = plan.pool ?? plan.poolFor(target)
+    this.upstreamName = target.address.type === 'upstream' ? target.address.name : target.peer
+    this.proxyHost = this.state.proxyHost = target.proxyHost
+    this.path = plan.mapping({ uri: ctx.uri, requestUri: ctx.requestUri, args: ctx.args, uriChanged: ctx.uriChanged, internal: ctx.internalRedirects > 0 }, renderedUri)
+    this.res.once('close', () => {
+      if (this.res.writableFinished) return
+      this.clientGone = true
+      this.current?.abort()
+    })
+    if (plan.pool === undefined) {
+      this.pool.log ??= this.log
+      this.pool.start().then(() => this.attempt(), (err: unknown) => this.finishWithError(classifyUpstreamError(err, 'connecting')))
+    } else this.attempt()
+  }
+
+  /** upstream peer, then upstream request: one try at one server. */
+  attempt (): void {
+    const sel = this.pool.pick({
+      key: this.plan.hashKey?.render(this.ctx),
+      clientAddress: this.req.socket.remoteAddress,
+      tried: this.tried as Set<never>,
+      request: this.ctx
+    }, Date.now())
+    if (sel.peer === null) {
+      this.log.error({ upstream: this.upstreamName, reason: sel.reason.message, counts: sel.reason.counts }, `${sel.reason.message} while connecting to upstream`)
+      this.finishWithError(undefined, 502)
+      return
+    }
+    const peer = sel.peer as UpstreamPeer
+    this.attempts++
+    this.state.addrs = this.state.addrs === '' ? peer.address : `${this.state.addrs}, ${peer.address}`
+    const plan = this.plan
+    let method = this.req.method ?? 'GET'
+    let path = this.path
+    let headers = plan.requestHeaders.build(this.ctx, this.req, this.proxyHost)
+    if (plan.hooks.upstreamRequest.length > 0) {
+      const head = { method, path, headers, peer: peer.address, upstream: this.upstreamName }
+      for (const hook of plan.hooks.upstreamRequest) hook(this.ctx, head)
+      method = head.method; path = head.path; headers = head.headers
+    }
+    const attempt = new Attempt(this, peer)
+    this.current = attempt
+    const body = this.hasBody ? this.req : null
+    if (body !== null) attempt.watchSend(plan.sendTimeout)
+    ;(peer.pool as Dispatcher).dispatch({
+      method,
+      path,
+      headers,
+      body,
+      headersTimeout: plan.readTimeout,
+      bodyTimeout: plan.readTimeout,
+      // We decide on retries; undici must not replay a request on its own.
+      idempotent: false
+    }, attempt)
+  }
+
+  /** nginx's conditions for trying the next server (ngx_http_upstream_next). */
+  canRetry (kind: NextUpstreamCase, sent: boolean): boolean {
+    const plan = this.plan
+    if (this.clientGone || !plan.next.has(kind)) return false
+    const tries = plan.tries > 0 ? plan.tries : this.pool.group.tries
+    if (this.attempts >= tries) return false
+    if (plan.tryTimeout > 0 && Date.now() - this.started >= plan.tryTimeout) return false
+    // A body we streamed cannot be sent again (we do not buffer it, unlike nginx).
+    if (this.hasBody && this.req.readableDidRead) return false
+    if (sent && !IDEMPOTENT.has(this.req.method ?? 'GET') && !plan.next.has('non_idempotent')) return false
+    return true
+  }
+
+  /** An attempt failed for good: tell the log, the hooks, then retry or answer. */
+  failed (error: UpstreamError, peer: UpstreamPeer, sent: boolean): void {
+    this.log.error({ upstream: this.upstreamName, server: peer.address, code: error.code, reason: error.message, request: `${this.req.method} ${this.ctx.requestUri}` },
+      `${error.message}, upstream: "${this.upstreamName}", server: ${peer.address}`)
+    for (const hook of this.plan.hooks.upstreamError) hook(this.ctx, { peer: peer.address, upstream: this.upstreamName, code: error.code, reason: error.message })
+    if (this.responded) {
+      // Headers are out: the client can only learn of it by a cut connection.
+      this.res.destroy(error)
+      return
+    }
+    if (this.canRetry(error.kind, sent)) { this.attempt(); return }
+    this.finishWithError(error)
+  }
+
+  finishWithError (error: UpstreamError | undefined, status = error?.status ?? 502): void {
+    if (this.clientGone) return
+    if (this.hasBody && !this.req.readableEnded) {
+      // The rest of the body is not read: answer, then close, as nginx does.
+      this.res.setHeader('connection', 'close')
+      this.res.once('finish', () => this.req.socket.destroySoon())
+    }
+    sendErrorPage(this.res, status)
+  }
+}
+
+/** One try at one peer; the undici dispatch handler of that try. */
+class Attempt implements Dispatcher.DispatchHandler {
+  private abortFn: ((err?: Error) => void) | undefined
+  private sent = false
+  private done = false
+  private sendTimer: NodeJS.Timeout | undefined
+  private resumeFn: (() => void) | undefined
+
+  constructor (private readonly x: ProxyExchange, readonly peer: UpstreamPeer) {
+    peer.acquire()
+  }
+
+  abort (err?: Error): void {
+    if (this.abortFn !== undefined) this.abortFn(err)
+    else this.aborted = err ?? new Error('aborted')
+  }
+
+  private aborted: Error | undefined
+
+  /** Releases the peer once, whatever ends the attempt. */
+  private end (): void {
+    if (this.done) return
+    this.done = true
+    if (this.sendTimer !== undefined) clearInterval(this.sendTimer)
+    this.peer.release()
+  }
+
+  onConnect (abort: (err?: Error) => void): void {
+    this.abortFn = abort
+    this.sent = true
+    if (this.aborted !== undefined || this.x.clientGone) abort(this.aborted)
+  }
+
+  onHeaders (status: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    if (status < 200) return true // 100 Continue: the client got ours already
+    const x = this.x
+    const plan = x.plan
+    const peer = this.peer
+    x.state.statuses = x.state.statuses === '' ? String(status) : `${x.state.statuses}, ${status}`
+    if (plan.nextStatuses.has(status) && x.canRetry(`http_${status}` as NextUpstreamCase, true)) {
+      // nginx counts the 5xx/429 named in proxy_next_upstream as failures; 403 and 404 never.
+      if (status !== 403 && status !== 404) peer.recordFailure(Date.now())
+      this.end()
+      this.abortFn?.()
+      x.attempt()
+      return false
+    }
+    peer.recordSuccess(Date.now())
+
+    /* response filter */
+    let named: Set<string> | undefined
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const n = rawHeaders[i] as Buffer
+      if (n.length === 10 && n.toString('latin1').toLowerCase() === 'connection') named = connectionTokens((rawHeaders[i + 1] as Buffer).toString('latin1'))
+    }
+    let headers: string[] = []
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = (rawHeaders[i] as Buffer).toString('latin1')
+      const lower = name.toLowerCase()
+      if (!plan.responseHeaders.keep(lower, named)) continue
+      let value = (rawHeaders[i + 1] as Buffer).toString('latin1')
+      if (plan.redirect !== null && (lower === 'location' || lower === 'refresh')) {
+        const rewritten = plan.redirect(value, x.ctx, lower)
+        if (rewritten !== undefined) value = lower === 'location' ? absoluteLocation(rewritten, x.ctx) : rewritten
+      }
+      headers.push(name, value)
+    }
+    if (plan.hooks.upstreamResponse.length > 0) {
+      const head = { status, headers, peer: peer.address, upstream: x.upstreamName }
+      for (const hook of plan.hooks.upstreamResponse) hook(x.ctx, head)
+      status = head.status; headers = head.headers
+    }
+    x.responded = true
+    this.resumeFn = resume
+    x.res.writeHead(status, headers)
+    return true
+  }
+
+  onData (chunk: Buffer): boolean {
+    if (this.x.res.write(chunk)) return true
+    this.x.res.once('drain', this.resumeFn as () => void)
+    return false
+  }
+
+  onComplete (): void {
+    this.end()
+    this.x.res.end()
+  }
+
+  onError (err: Error): void {
+    if (this.done) return // ended on purpose (a retried status)
+    this.end()
+    const x = this.x
+    if (x.clientGone) return // the client left: nothing to answer, no failure to count (nginx's 499)
+    const error = classifyUpstreamError(err, this.sent ? 'reading' : 'connecting')
+    this.peer.recordFailure(Date.now())
+    x.failed(error, this.peer, this.sent)
+  }
+
+  /** proxy_send_timeout: the upstream stopped taking the request body. */
+  watchSend (limit: number): void {
+    if (limit <= 0) return
+    const req = this.x.req
+    let last = Date.now()
+    let seen = req.socket.bytesRead
+    this.sendTimer = setInterval(() => {
+      const now = Date.now()
+      const read = req.socket.bytesRead
+      if (read !== seen || req.readableEnded) { seen = read; last = now; return }
+      // Paused with data waiting: the upstream is not reading. Otherwise the client is slow.
+      if (now - last >= limit && req.readableLength > 0) {
+        clearInterval(this.sendTimer)
+        this.sendTimer = undefined
+        this.abort(new UpstreamError('PROXYCTL_UPSTREAM_TIMEOUT', 'timeout', 504, 'upstream timed out while sending request to upstream'))
+      }
+    }, Math.min(1000, Math.max(10, limit / 4)))
+    this.sendTimer.unref()
+  }
+}
