@@ -4,6 +4,7 @@ import https from 'node:https'
 import net from 'node:net'
 import type { ResolvedListen } from '../config/resolve.js'
 import { ListenError } from '../errors.js'
+import { upgradeAsRequest } from '../http/upgrade.js'
 import { routeRequest } from '../routing/router.js'
 import type { ProxyApp } from './app.js'
 
@@ -81,6 +82,10 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
   server.on('request', (req, res) => {
     req.url = routeRequest(req, listen, dispatch)
     dispatch(req, res)
+  })
+  server.on('upgrade', (req, socket, head) => {
+    req.url = routeRequest(req, listen, dispatch)
+    dispatch(req, upgradeAsRequest(req, socket, head))
   })
   // A socket file left by a dead process is removed; one with a live listener is "in use".
   if (listen.kind === 'unix' && await checkSocketFile(listen.path)) fs.unlinkSync(listen.path)
