@@ -3,8 +3,9 @@ import { ConfigError, ConfigErrors } from '../errors.js'
 import { LocationTree, parseLocationKey, validateLocationTree } from '../routing/location-tree.js'
 import { conflictingServerNames, parseServerName, ServerSelector } from '../routing/server-select.js'
 import type { LocationKind, LocationNode } from '../routing/types.js'
-import { compileTemplate, TemplateError, type CompileScope } from '../variables/compile.js'
+import { compileTemplate, TemplateError, type CompileScope, type Template } from '../variables/compile.js'
 import { respond } from '../handlers/respond.js'
+import { locationRoute, serverFallbackRoute } from '../routing/route-urls.js'
 import { checkShape, formatKeyPath } from './schema.js'
 import {
   kHandlerBrand, type CompiledHandler, type HandlerCompileEnv, type ListenConfig, type LocationConfig,
@@ -65,6 +66,8 @@ export interface ResolvedServer {
   readonly all: ResolvedLocation[]
   tree: LocationTree<ResolvedLocation>
   readonly listens: ResolvedListen[]
+  /** nginx's error_page rules of the server (locations without their own inherit them). */
+  readonly errorPages: ErrorPageRules | undefined
   /** Answers when no location matches (404 unless the server sets `handler`). */
   fallback: { handler: LocationHandler, compiled?: CompiledHandler, routeUrl: string }
 }
@@ -87,13 +90,42 @@ export interface ResolvedLocation extends LocationNode {
   readonly root: string | undefined
   readonly alias: string | undefined
   readonly index: string[]
+  /** error_page rules in force here: its own, else the enclosing location's, else the server's. */
+  readonly errorPages: ErrorPageRules | undefined
   /** Variables templates may use here (named groups of every location regex, as nginx). */
   readonly scope: CompileScope
   /** The internal Fastify route of this location. */
   readonly routeUrl: string
 }
 
-export const ROUTE_PREFIX = '/__proxyctl/'
+export { ROUTE_PREFIX } from '../routing/route-urls.js'
+
+/** One error_page rule: where to go, and the status to answer with. */
+export interface ErrorPageRule {
+  readonly target: Template
+  /** A number: answer with it (`=200`); 'target': whatever the target answers (`=`); 'keep': the original status. */
+  readonly status: number | 'target' | 'keep'
+  /** Source, for `proxyctl check`. */
+  readonly source: string
+}
+export type ErrorPageRules = ReadonlyMap<number, ErrorPageRule>
+
+/** Parses `{ '404 410': '=200 /gone.html' }` into rules; templates compile against `scope`. */
+function parseErrorPages (pages: Record<string, string>, keyPath: string, scope: CompileScope, errors: ConfigError[]): Map<number, ErrorPageRule> {
+  const rules = new Map<number, ErrorPageRule>()
+  for (const [codes, value] of Object.entries(pages)) {
+    const kp = `${keyPath}.errorPages[${JSON.stringify(codes)}]`
+    const m = /^(=(\d{3})?\s+)?(\S+)$/.exec(value.trim())
+    if (m === null) { errors.push(new ConfigError(kp, `expected "TARGET", "=CODE TARGET" or "= TARGET", got "${value}"`)); continue }
+    const status = m[1] === undefined ? 'keep' : m[2] === undefined ? 'target' : Number(m[2])
+    let target: Template
+    try { target = compileTemplate(m[3] as string, scope) } catch (err) {
+      errors.push(new ConfigError(kp, (err as Error).message)); continue
+    }
+    for (const code of codes.trim().split(/\s+/)) rules.set(Number(code), { target, status, source: value })
+  }
+  return rules
+}
 
 function isHandler (v: unknown): v is LocationHandler {
   return typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[kHandlerBrand] === true
@@ -204,7 +236,8 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
       all: [],
       tree: undefined as never,
       listens: [],
-      fallback: { handler: sc.handler ?? respond(404), routeUrl: `${ROUTE_PREFIX}S${si}` }
+      errorPages: sc.errorPages === undefined ? undefined : parseErrorPages(sc.errorPages, keyPath, scope, errors),
+      fallback: { handler: sc.handler ?? respond(404), routeUrl: serverFallbackRoute(si) }
     }
     resolved.servers.push(server)
 
@@ -275,8 +308,9 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
           root: lc.root !== undefined ? path.resolve(baseDir, lc.root) : lc.alias !== undefined ? undefined : (parent?.root ?? server.root),
           alias: lc.alias === undefined ? undefined : path.resolve(baseDir, lc.alias),
           index: lc.index ?? parent?.index ?? server.index ?? ['index.html'],
+          errorPages: lc.errorPages !== undefined ? parseErrorPages(lc.errorPages, lpath, scope, errors) : (parent?.errorPages ?? server.errorPages),
           scope,
-          routeUrl: `${ROUTE_PREFIX}L${id}`
+          routeUrl: locationRoute(id)
         }
         if (lc.root !== undefined && lc.alias !== undefined) errors.push(new ConfigError(`${lpath}.alias`, '"alias" and "root" cannot both be set'))
         server.all.push(loc)
@@ -298,6 +332,17 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
     }
   })
 
+  // error_page targets naming a location must name one of the server's.
+  for (const server of resolved.servers) {
+    const check = (rules: ErrorPageRules | undefined, keyPath: string): void => {
+      for (const rule of rules?.values() ?? []) {
+        const t = rule.target.source
+        if (t.startsWith('@') && !server.named.has(t)) errors.push(new ConfigError(`${keyPath}.errorPages`, `named location "${t}" is not defined in ${server.keyPath}`))
+      }
+    }
+    check(server.errorPages, server.keyPath)
+    for (const loc of server.all) if (loc.errorPages !== (loc.parent?.errorPages ?? server.errorPages)) check(loc.errorPages, loc.keyPath)
+  }
   if (errors.length > 0) return fail(errors)
 
   for (const listen of resolved.listens) {

@@ -42,6 +42,8 @@ const listen = z.union([
 
 const stringList = z.array(z.string())
 
+const errorPages = z.record(z.string().regex(/^\s*[1-5]\d\d(\s+[1-5]\d\d)*\s*$/, { error: 'keys are status codes (300-599), several separated by spaces' }), z.string().min(1))
+
 interface LocationShape { [key: string]: unknown }
 const location: z.ZodType<LocationShape> = z.lazy(() => z.strictObject({
   handler: handler.optional(),
@@ -49,7 +51,8 @@ const location: z.ZodType<LocationShape> = z.lazy(() => z.strictObject({
   locations: locations.optional(),
   root: z.string().optional(),
   alias: z.string().optional(),
-  index: stringList.optional()
+  index: stringList.optional(),
+  errorPages: errorPages.optional()
 }))
 
 const locations = z.record(z.string(), z.union([handler, location],
@@ -64,7 +67,8 @@ const server = z.strictObject({
   index: stringList.optional(),
   plugins: z.array(pluginEntry).optional(),
   locations: locations.optional(),
-  handler: handler.optional()
+  handler: handler.optional(),
+  errorPages: errorPages.optional()
 })
 
 const positiveMs = z.number().int().min(0)

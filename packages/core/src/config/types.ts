@@ -62,6 +62,8 @@ export interface ServerConfig {
   locations?: Record<string, LocationConfig | LocationHandler>
   /** Handler for requests no location matches. Default: 404. */
   handler?: LocationHandler
+  /** nginx's error_page for this server's locations (a location's own `errorPages` replace these). */
+  errorPages?: ErrorPages
   /** Options for handlers of this server (e.g. `index` for static files), inherited by locations. */
   index?: string[]
 }
@@ -79,7 +81,18 @@ export interface LocationConfig {
   alias?: string
   /** Index files tried for a URI ending in `/`, first existing wins. */
   index?: string[]
+  /** nginx's error_page; replaces the server's (and an enclosing location's) entirely, as nginx. */
+  errorPages?: ErrorPages
 }
+
+/**
+ * nginx's error_page: status codes (one, or several separated by spaces) to a URI, a named
+ * location or an absolute URL, optionally changing the status:
+ * `{ '404': '/404.html', '500 502 503 504': '/50x.html', '403': '=200 @denied', '410': '= /gone' }`.
+ * `=CODE` answers with CODE, a bare `=` with whatever the target answers; otherwise the original
+ * status is kept. An `http(s)://` target is a 302 redirect (or `=301`...).
+ */
+export type ErrorPages = Record<string, string>
 
 /** A Fastify plugin, optionally with options: `plugin`, `[plugin, opts]` or `{ plugin, options }`. */
 export type PluginEntry =

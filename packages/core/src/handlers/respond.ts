@@ -3,6 +3,7 @@ import type { RequestContext } from '../routing/request-context.js'
 import { errorPageBody } from '../http/error-page.js'
 import type { Template } from '../variables/compile.js'
 import { defineHandler } from './define-handler.js'
+import { errorPageFor, followErrorPage } from './error-pages.js'
 
 export interface RespondOptions {
   /** Status code. Default 200, or 302 when `redirect` is set. */
@@ -47,6 +48,11 @@ export function respond (statusOrOptions: number | RespondOptions, text?: string
         if (body !== undefined) {
           if (!reply.hasHeader('content-type')) reply.type('text/plain')
           return reply.send(body.render(ctx))
+        }
+        if (fallbackBody !== undefined && redirect === undefined && headers.length === 0) {
+          // nginx's `return 4xx/5xx` goes through error_page.
+          const rule = errorPageFor(ctx, status)
+          if (rule !== undefined) { followErrorPage(request, reply, rule, status); return reply }
         }
         if (fallbackBody !== undefined) return reply.type('text/html').send(fallbackBody)
         return reply.send()

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { errorPageBody } from '../http/error-page.js'
+import { sendErrorPage } from '../http/error-page.js'
 import { selectLocation, selectNamedLocation } from './router.js'
 import { normalizeUri } from './uri.js'
 
@@ -8,14 +8,19 @@ export const MAX_INTERNAL_REDIRECTS = 10
 
 /**
  * Sends the request through location selection again, as nginx's internal redirect: to a URI
- * (`/index.php?x=1`; without `?` the original query is kept) or to a named location (`@app`).
+ * (`/index.php?x=1`: the query becomes the target's, empty without `?`, as nginx's
+ * ngx_http_internal_redirect; write `/x?$args` to keep the client's) or to a named location
+ * (`@app`: URI and query unchanged).
  * The new location's whole plugin chain runs; the current reply is given up.
  */
 export function internalRedirect (request: FastifyRequest, reply: FastifyReply, target: string): void {
   const ctx = request.proxyctl
+  // From here on the raw response is ours (the reply may already be hijacked by a proxy).
+  reply.hijack()
+  const res = reply.raw
   if (++ctx.internalRedirects > MAX_INTERNAL_REDIRECTS) {
     request.log.error({ target, uri: ctx.uri }, `rewrite or internal redirection cycle while internally redirecting to "${target}"`)
-    void reply.code(500).type('text/html').send(errorPageBody(500))
+    sendErrorPage(res, 500)
     return
   }
   let routeUrl: string
@@ -23,7 +28,7 @@ export function internalRedirect (request: FastifyRequest, reply: FastifyReply, 
     const loc = ctx.server.named.get(target)
     if (loc === undefined) {
       request.log.error({ target }, `named location "${target}" not found`)
-      void reply.code(500).type('text/html').send(errorPageBody(500))
+      sendErrorPage(res, 500)
       return
     }
     routeUrl = selectNamedLocation(ctx, loc)
@@ -33,17 +38,14 @@ export function internalRedirect (request: FastifyRequest, reply: FastifyReply, 
       ctx.uri = normalizeUri(q === -1 ? target : target.slice(0, q))
     } catch {
       request.log.error({ target }, `invalid internal redirect target "${target}"`)
-      void reply.code(500).type('text/html').send(errorPageBody(500))
+      sendErrorPage(res, 500)
       return
     }
-    if (q !== -1) {
-      ctx.args = target.slice(q + 1)
-      ctx.argMap = undefined
-    }
+    ctx.args = q === -1 ? '' : target.slice(q + 1)
+    ctx.argMap = undefined
     ctx.uriChanged = true
     routeUrl = selectLocation(ctx)
   }
-  reply.hijack()
   request.raw.url = routeUrl
-  ctx.dispatch(request.raw, reply.raw)
+  ctx.dispatch(request.raw, res)
 }

@@ -29,6 +29,10 @@ export class RequestContext {
    * without a URI part then sends the normalised URI instead of the client's raw one.
    */
   uriChanged = false
+  /** An error_page redirect happened; nginx (recursive_error_pages off) takes no second one. */
+  errorPageUsed = false
+  /** The status the final response is sent with, when an error_page rule fixed it. */
+  statusOverride: number | undefined = undefined
   /** `process.hrtime.bigint()` when routing began. */
   readonly startTime: bigint
   /** Parsed cookies, computed on first use of `$cookie_*`. */

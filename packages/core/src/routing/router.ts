@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ResolvedListen, ResolvedLocation } from '../config/resolve.js'
-import { ROUTE_PREFIX } from '../config/resolve.js'
+import { BAD_REQUEST_ROUTE } from './route-urls.js'
 import { BadRequestError } from '../errors.js'
 import { RequestContext } from './request-context.js'
 import { normalizeHost } from './server-select.js'
@@ -11,7 +11,7 @@ export const kRequestContext = Symbol.for('proxyctl.requestContext')
 /** Set instead of a context when the request cannot be routed. */
 export const kRouteError = Symbol.for('proxyctl.routeError')
 
-export const BAD_REQUEST_ROUTE = `${ROUTE_PREFIX}E400`
+export { BAD_REQUEST_ROUTE }
 
 export interface RoutedRequest extends IncomingMessage {
   [kRequestContext]?: RequestContext

@@ -4,6 +4,7 @@ import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from '../config
 import type { AnyFastifyPlugin, PluginEntry } from '../config/types.js'
 import { errorPageBody } from '../http/error-page.js'
 import { openPhaseScope } from '../phases/phases.js'
+import { sendStatus } from '../handlers/error-pages.js'
 import type { RequestContext } from '../routing/request-context.js'
 import { BAD_REQUEST_ROUTE, kRequestContext, kRouteError, type RoutedRequest } from '../routing/router.js'
 
@@ -75,6 +76,13 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
     done()
   })
 
+  // error_page `=CODE` or the original status, on whatever the redirected location answers.
+  fastify.addHook('onSend', (request, reply, payload, done) => {
+    const override = request.proxyctl?.statusOverride
+    if (override !== undefined) reply.code(override)
+    done(null, payload)
+  })
+
   fastify.route({
     method: ALL_METHODS,
     url: BAD_REQUEST_ROUTE,
@@ -120,11 +128,7 @@ function locationScope (loc: ResolvedLocation): FastifyPluginAsync {
       l.route({ method: ALL_METHODS, url: loc.routeUrl, handler: compiled.handle })
     } else {
       // A location with no handler answers 404 until a static handler is the default.
-      l.route({
-        method: ALL_METHODS,
-        url: loc.routeUrl,
-        handler: (_req, reply) => reply.code(404).type('text/html').send(errorPageBody(404))
-      })
+      l.route({ method: ALL_METHODS, url: loc.routeUrl, handler: (req, reply) => { sendStatus(req, reply, 404) } })
     }
     for (const child of loc.children) await l.register(locationScope(child))
   }

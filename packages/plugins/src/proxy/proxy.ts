@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { FastifyBaseLogger } from 'fastify'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import {
-  absoluteLocation, compileTemplate, defineHandler, phaseHooks, registerVariable, sendErrorPage,
+  absoluteLocation, compileTemplate, defineHandler, errorPageFor, followErrorPage, phaseHooks, registerVariable, sendErrorPage,
   type HandlerCompileEnv, type LocationHandler, type PhaseHooks, type RequestContext, type Template
 } from '@proxyctl/core'
 import { UpstreamPool, type UpstreamPeer } from '../upstream/pool.js'
@@ -33,6 +33,8 @@ export interface ProxyOptions extends HeaderOptions {
    * Default `{ on: ['error', 'timeout'] }`; `false` never retries.
    */
   nextUpstream?: false | { on?: NextUpstreamCase[], tries?: number, timeout?: number }
+  /** nginx's proxy_intercept_errors: upstream answers >= 300 with an `errorPages` rule go through it. Default false. */
+  interceptErrors?: boolean
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE'])
@@ -65,6 +67,7 @@ interface ProxyPlan {
   readonly nextStatuses: ReadonlySet<number>
   readonly tries: number
   readonly tryTimeout: number
+  readonly interceptErrors: boolean
   hooks: { [P in keyof PhaseHooks]: Array<PhaseHooks[P]> }
 }
 
@@ -91,7 +94,7 @@ export function proxy (target: string, options: ProxyOptions = {}): LocationHand
       },
       handle (request, reply) {
         reply.hijack()
-        new ProxyExchange(plan, request.proxyctl, request.raw, reply.raw, request.log).start()
+        new ProxyExchange(plan, request, reply).start()
       }
     }
   })
@@ -168,6 +171,7 @@ function compilePlan (raw: string, options: ProxyOptions, env: HandlerCompileEnv
     nextStatuses,
     tries: next.tries ?? 0,
     tryTimeout: next.timeout ?? 0,
+    interceptErrors: options.interceptErrors ?? false,
     hooks: { upstreamRequest: [], upstreamResponse: [], upstreamError: [] }
   }
 }
@@ -192,13 +196,18 @@ class ProxyExchange {
   responded = false
   clientGone = false
 
-  constructor (
-    readonly plan: ProxyPlan,
-    readonly ctx: RequestContext,
-    readonly req: IncomingMessage,
-    readonly res: ServerResponse,
-    readonly log: FastifyBaseLogger
-  ) {
+  readonly ctx: RequestContext
+  readonly req: IncomingMessage
+  readonly res: ServerResponse
+  readonly log: FastifyBaseLogger
+
+  constructor (readonly plan: ProxyPlan, readonly request: FastifyRequest, readonly reply: FastifyReply) {
+    this.ctx = request.proxyctl
+    this.req = request.raw
+    this.res = reply.raw
+    this.log = request.log
+    const ctx = this.ctx
+    const req = this.req
     const h = req.headers
     this.hasBody = (h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined
     this.state = { addrs: '', statuses: '', proxyHost: '' }
@@ -266,7 +275,7 @@ class ProxyExchange {
     if (body !== null) attempt.watchSend(plan.sendTimeout)
     ;(peer.pool as Dispatcher).dispatch({
       method,
-      path,
+      path: wirePath(path),
       headers,
       body,
       headersTimeout: plan.readTimeout,
@@ -312,6 +321,18 @@ class ProxyExchange {
     }
     sendErrorPage(this.res, status)
   }
+}
+
+/**
+ * The path as undici must get it: undici writes the request line as latin1 and refuses characters
+ * outside 0x21-0xFF. A path rendered from decoded variables (`$1`, `$uri`) is text; nginx sends its
+ * UTF-8 bytes, so those go as one latin1 character per byte. Space and control bytes, which nginx
+ * sends raw (breaking the request line), are percent-encoded instead.
+ */
+function wirePath (path: string): string {
+  if (/^[\x21-\x7e]*$/.test(path)) return path
+  return Buffer.from(path, 'utf8').toString('latin1')
+    .replace(/[\x00-\x20]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0'))
 }
 
 /** One try at one peer; the undici dispatch handler of that try. */
@@ -362,6 +383,16 @@ class Attempt implements Dispatcher.DispatchHandler {
       return false
     }
     peer.recordSuccess(Date.now())
+    if (plan.interceptErrors && status >= 300) {
+      const rule = errorPageFor(x.ctx, status)
+      if (rule !== undefined) {
+        this.end()
+        this.abortFn?.()
+        followErrorPage(x.request, x.reply, rule, status)
+        return false
+      }
+    }
+    if (x.ctx.statusOverride !== undefined) status = x.ctx.statusOverride
 
     /* response filter */
     let named: Set<string> | undefined
@@ -408,6 +439,13 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.end()
     const x = this.x
     if (x.clientGone) return // the client left: nothing to answer, no failure to count (nginx's 499)
+    if ((err as { code?: string }).code === 'UND_ERR_INVALID_ARG') {
+      // undici refused the request we built (a path not starting with "/", a bad header value):
+      // our fault, not the peer's, so no failure is counted and no other peer is tried.
+      x.log.error({ upstream: x.upstreamName, server: this.peer.address, reason: err.message }, `${err.message} while sending request to upstream`)
+      x.finishWithError(undefined, 500)
+      return
+    }
     const error = classifyUpstreamError(err, this.sent ? 'reading' : 'connecting')
     this.peer.recordFailure(Date.now())
     x.failed(error, this.peer, this.sent)

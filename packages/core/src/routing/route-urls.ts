@@ -1,0 +1,8 @@
+/**
+ * The internal URLs core routes requests to inside Fastify after selecting server and location.
+ * A leaf module (no imports), so config and routing can both use it.
+ */
+export const ROUTE_PREFIX = '/__proxyctl/'
+export const BAD_REQUEST_ROUTE = `${ROUTE_PREFIX}E400`
+export const locationRoute = (id: number): string => `${ROUTE_PREFIX}L${id}`
+export const serverFallbackRoute = (position: number): string => `${ROUTE_PREFIX}S${position}`

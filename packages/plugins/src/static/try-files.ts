@@ -1,0 +1,60 @@
+import path from 'node:path'
+import { defineHandler, internalRedirect, sendStatus, type LocationHandler, type Template } from '@proxyctl/core'
+import { inspect, type FileMapping } from './files.js'
+import { compileStatic, registerSendFile, serveUri, type StaticOptions } from './static.js'
+
+type Fallback =
+  | { kind: 'status', status: number }
+  | { kind: 'named', name: string }
+  | { kind: 'uri', target: Template }
+
+/**
+ * nginx's try_files: `tryFiles('$uri/index.html', '$uri', '@app')`. Each argument but the last
+ * is a template naming a file under the root or alias (a trailing `/` asks for a folder); the
+ * first that exists is served here, with `$uri` set to it. The last is the fallback: a named
+ * location (`@app`), a status (`=404`), or a URI, reached by internal redirect (its query is the
+ * one it names: write `/index.php?$args` to keep the client's, as in nginx).
+ *
+ * Put it on a location, or as a server's `handler` (nginx's try_files at server level).
+ */
+export function tryFiles (...args: string[]): LocationHandler {
+  return tryFilesWith({}, ...args)
+}
+
+/** `tryFiles` with static options (dotfiles, symlinks, precompressed, maxAge). */
+export function tryFilesWith (options: StaticOptions, ...args: string[]): LocationHandler {
+  return defineHandler(`try_files ${args.join(' ')}`, (env) => {
+    if (args.length < 2) throw env.error('try_files needs at least two arguments: files to try, then a fallback')
+    const plan = compileStatic(env, options)
+    const files = args.slice(0, -1).map((a, i) => env.template(a, `.tryFiles[${i}]`))
+    const last = args[args.length - 1] as string
+    let fallback: Fallback
+    if (/^=\d{3}$/.test(last)) fallback = { kind: 'status', status: Number(last.slice(1)) }
+    else if (last.startsWith('@')) { env.namedLocation(last, `.tryFiles[${args.length - 1}]`); fallback = { kind: 'named', name: last } } else {
+      if (!last.startsWith('/') && !last.startsWith('$')) throw env.error(`the fallback "${last}" must be a URI, a named location (@name) or =CODE`, `.tryFiles[${args.length - 1}]`)
+      fallback = { kind: 'uri', target: env.template(last, `.tryFiles[${args.length - 1}]`) }
+    }
+    const mapping = plan.mapping as FileMapping
+
+    return {
+      plugin: (instance) => registerSendFile(instance, options),
+      async handle (request, reply) {
+        const ctx = request.proxyctl
+        for (const t of files) {
+          const tried = path.posix.normalize(t.render(ctx))
+          if (!tried.startsWith('/')) continue
+          const wantDir = tried.endsWith('/')
+          const file = mapping.map(tried)
+          if (file === undefined) continue
+          const kind = await inspect(wantDir ? file.replace(/\/+$/, '') || '/' : file, mapping.base, plan.safety)
+          if (kind === (wantDir ? 'directory' : 'file')) {
+            ctx.uri = tried
+            return serveUri(request, reply, plan)
+          }
+        }
+        if (fallback.kind === 'status') return sendStatus(request, reply, fallback.status)
+        return internalRedirect(request, reply, fallback.kind === 'named' ? fallback.name : fallback.target.render(ctx))
+      }
+    }
+  })
+}
