@@ -1,4 +1,5 @@
-import { loadConfigFile, startProxy, type ResolvedConfig } from '@proxyctl/core'
+import pino from 'pino'
+import { isClusterWorker, loadConfigFile, runPrimary, startProxy, workerCount, type ResolvedConfig } from '@proxyctl/core'
 import { configPath, reportFailure } from '../report.js'
 
 /** `proxyctl start`: serve until SIGTERM/SIGINT, then drain and exit 0. */
@@ -6,9 +7,16 @@ export async function start (configOption: string | undefined): Promise<number> 
   let config: ResolvedConfig | undefined
   try {
     config = await loadConfigFile(configPath(configOption))
-    const proxy = await startProxy(config)
+    if (workerCount(config) > 1 && !isClusterWorker()) {
+      const log = pino({ level: config.logLevel })
+      for (const w of config.warnings) log.warn(w)
+      await runPrimary(config, log)
+      log.info('stopped')
+      process.exit(0)
+    }
+    const proxy = await startProxy(config, { announce: !isClusterWorker() })
     const log = proxy.app.fastify.log
-    for (const w of config.warnings) log.warn(w)
+    if (!isClusterWorker()) for (const w of config.warnings) log.warn(w)
     let stopping = false
     const stop = (signal: NodeJS.Signals): void => {
       if (stopping) return

@@ -1,3 +1,4 @@
+import cluster from 'node:cluster'
 import fs from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
@@ -88,7 +89,8 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
     dispatch(req, upgradeAsRequest(req, socket, head))
   })
   // A socket file left by a dead process is removed; one with a live listener is "in use".
-  if (listen.kind === 'unix' && await checkSocketFile(listen.path)) fs.unlinkSync(listen.path)
+  // Cluster workers share the primary's socket, which cleared stale files before forking.
+  if (listen.kind === 'unix' && !cluster.isWorker && await checkSocketFile(listen.path)) fs.unlinkSync(listen.path)
   await listenOn(server, listen)
   const addr = server.address()
   const port = typeof addr === 'object' && addr !== null ? addr.port : 0

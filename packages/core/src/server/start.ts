@@ -13,6 +13,8 @@ export interface RunningProxy {
 export interface StartOptions {
   /** A pino logger, or `false` for none. Default: pino at the config's `logLevel`. */
   logger?: FastifyBaseLogger | false
+  /** Log "listening on" per address. Default true; cluster workers leave it to the primary. */
+  announce?: boolean
 }
 
 /**
@@ -29,7 +31,7 @@ export async function startProxy (config: ResolvedConfig, options: StartOptions 
     await app.fastify.close()
     throw err
   }
-  for (const l of listeners) {
+  for (const l of options.announce === false ? [] : listeners) {
     app.fastify.log.info({ address: l.url, servers: l.listen.servers.map((s) => s.primaryName || s.keyPath) }, `listening on ${l.url}`)
   }
   let closing: Promise<void> | undefined

@@ -5,6 +5,7 @@ import type { RequestContext } from '../routing/request-context.js'
 export type VariableGetter = (ctx: RequestContext) => string
 
 const hostname = osHostname()
+const pid = String(process.pid)
 
 function header (ctx: RequestContext, name: string): string {
   const v = ctx.req.headers[name]
@@ -28,6 +29,7 @@ export const builtinVariables: ReadonlyMap<string, VariableGetter> = new Map<str
   ['is_args', (c) => (c.args === '' ? '' : '?')],
   ['host', (c) => c.host !== '' ? c.host : c.server.primaryName],
   ['hostname', () => hostname],
+  ['pid', () => pid],
   ['remote_addr', remoteAddr],
   ['remote_port', (c) => { const p = c.req.socket.remotePort; return p === undefined ? '' : String(p) }],
   ['scheme', (c) => c.listen.scheme],
