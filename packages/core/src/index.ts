@@ -23,3 +23,4 @@ export { startProxy, type RunningProxy, type StartOptions } from './server/start
 export { probeListen, type BoundListener } from './server/listeners.js'
 export { addPhaseHook, phaseHooks, openPhaseScope, type PhaseHooks, type PhaseName, type UpstreamRequestHead, type UpstreamResponseHead, type UpstreamFailure } from './phases/phases.js'
 export { runPrimary, workerCount, isClusterWorker } from './server/cluster.js'
+export type { FastifyInstance, FastifyPluginAsync, FastifyRequest, FastifyReply } from 'fastify'

@@ -1,0 +1,47 @@
+// Phase hooks: upstreamRequest, upstreamResponse and upstreamError run for proxied requests, in
+// scope order (outer first), and only in the scope they were registered in.
+import t from 'tap'
+import { addPhaseHook, proxy, type FastifyInstance } from 'proxyctl'
+import { request, startConfig, targetOf, urlOf } from '../helpers/proxy.js'
+import { startUpstream, type EchoReply } from '../helpers/upstream.js'
+
+const order: string[] = []
+const tag = (name: string) => async function tagPlugin (f: FastifyInstance) {
+  addPhaseHook(f, 'upstreamRequest', (_ctx, head) => { order.push(`req:${name}`); head.headers.push('X-Tag', name) })
+  addPhaseHook(f, 'upstreamResponse', (_ctx, head) => { head.headers.push('X-Served-By', head.peer); if (name === 'loc') head.status = 299 })
+  addPhaseHook(f, 'upstreamError', (_ctx, failure) => { order.push(`err:${name}:${failure.code}`) })
+}
+
+t.test('phase hooks through a real proxy', async (t) => {
+  const up = await startUpstream(t, 'app', { port: 0 })
+  const proxyctl = await startConfig(t, {
+    plugins: [tag('global')],
+    upstreams: { dead: { servers: ['127.0.0.1:9'] } },
+    servers: [{
+      listen: '127.0.0.1:0',
+      locations: {
+        '/hooked/': { plugins: [tag('loc')], handler: proxy(`http://${up.address}`) },
+        '/plain/': proxy(`http://${up.address}`),
+        '/dead/': proxy('http://dead')
+      }
+    }]
+  })
+  const target = targetOf(urlOf(proxyctl))
+
+  const hooked = await request(target, { path: '/hooked/x' })
+  const seen = JSON.parse(hooked.body) as EchoReply
+  t.same(seen.rawHeaders.filter((_, i, a) => i % 2 === 1 && a[i - 1] === 'X-Tag'), ['global', 'loc'], 'upstreamRequest hooks ran outer scope first and changed the headers sent')
+  t.equal(hooked.status, 299, 'upstreamResponse may change the status')
+  t.equal(hooked.headers['x-served-by'], `${up.address}, ${up.address}`, 'upstreamResponse sees the chosen peer')
+
+  order.length = 0
+  const plain = await request(target, { path: '/plain/x' })
+  t.same((JSON.parse(plain.body) as EchoReply).rawHeaders.filter((_, i, a) => i % 2 === 1 && a[i - 1] === 'X-Tag'), ['global'], 'a sibling location sees only the global hook')
+  t.equal(plain.status, 200)
+  t.same(order, ['req:global'])
+
+  order.length = 0
+  const dead = await request(target, { path: '/dead/' })
+  t.equal(dead.status, 502)
+  t.same(order, ['req:global', 'err:global:PROXYCTL_UPSTREAM_CONNECT_FAILED'], 'upstreamError observes the failed attempt')
+})
