@@ -1,7 +1,7 @@
 // Phase hooks: upstreamRequest, upstreamResponse and upstreamError run for proxied requests, in
 // scope order (outer first), and only in the scope they were registered in.
 import t from 'tap'
-import { addPhaseHook, proxy, type FastifyInstance } from 'proxyctl'
+import { addPhaseHook, proxy, respond, type FastifyInstance } from 'proxyctl'
 import { request, startConfig, targetOf, urlOf } from '../helpers/proxy.js'
 import { startUpstream, type EchoReply } from '../helpers/upstream.js'
 
@@ -44,4 +44,32 @@ t.test('phase hooks through a real proxy', async (t) => {
   const dead = await request(target, { path: '/dead/' })
   t.equal(dead.status, 502)
   t.same(order, ['req:global', 'err:global:PROXYCTL_UPSTREAM_CONNECT_FAILED'], 'upstreamError observes the failed attempt')
+})
+
+t.test('auto_redirect: a proxy prefix location ending in "/" answers its path without the slash with 301', async (t) => {
+  const up = await startUpstream(t, 'app', { port: 0 })
+  const proxyctl = await startConfig(t, {
+    servers: [{
+      listen: '127.0.0.1:0',
+      locations: {
+        '/user/': proxy(`http://${up.address}`),
+        '~ ^/user$': respond(200, 'regex'),
+        '/exact/': proxy(`http://${up.address}`),
+        '= /exact': proxy(`http://${up.address}/mine`)
+      }
+    }]
+  })
+  const target = targetOf(urlOf(proxyctl))
+  const cases: Array<{ rule: string, path: string, status: number, location?: string, upstreamUrl?: string }> = [
+    { rule: 'the path without the slash redirects, query kept, regexes not checked', path: '/user?a=1', status: 301, location: `${urlOf(proxyctl)}/user/?a=1` },
+    { rule: 'the prefix itself is proxied', path: '/user/', status: 200, upstreamUrl: '/user/' },
+    { rule: 'a longer path is proxied', path: '/users', status: 404 },
+    { rule: 'an exact location of the user wins over the auto redirect', path: '/exact', status: 200, upstreamUrl: '/mine' }
+  ]
+  for (const c of cases) {
+    const res = await request(target, { path: c.path })
+    t.equal(res.status, c.status, `${c.rule}: status`)
+    if (c.location !== undefined) t.equal(res.headers.location, c.location, `${c.rule}: Location`)
+    if (c.upstreamUrl !== undefined) t.equal((JSON.parse(res.body) as EchoReply).url, c.upstreamUrl, `${c.rule}: upstream URL`)
+  }
 })

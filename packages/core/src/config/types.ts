@@ -185,6 +185,11 @@ export interface CompiledHandler {
   plugin?: (instance: FastifyInstance) => Promise<void> | void
   /** Answers a request selected for this location. */
   handle: (request: FastifyRequest, reply: FastifyReply) => unknown
+  /**
+   * nginx's auto_redirect (set by proxy_pass and friends): on a prefix location ending in `/`, a
+   * request for the prefix without its slash gets 301 to it, regexes not checked.
+   */
+  autoRedirect?: boolean
 }
 
 /** What a handler may use while compiling. Errors it throws should be `env.error(...)`. */

@@ -66,6 +66,8 @@ export function absoluteLocation (target: string, ctx: RequestContext): string {
   if (!target.startsWith('/')) return target
   const l = ctx.listen
   const host = ctx.host !== '' ? ctx.host : ctx.server.primaryName
-  const defaultPort = l.kind === 'unix' || (l.scheme === 'https' ? l.port === 443 : l.port === 80)
-  return `${l.scheme}://${host}${defaultPort ? '' : `:${l.port}`}${target}`
+  // nginx's port_in_redirect: the port the request came in on, left out when it is the default.
+  const port = ctx.req.socket.localPort ?? l.port
+  const defaultPort = l.kind === 'unix' || (l.scheme === 'https' ? port === 443 : port === 80)
+  return `${l.scheme}://${host}${defaultPort ? '' : `:${port}`}${target}`
 }

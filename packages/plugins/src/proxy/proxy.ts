@@ -50,7 +50,7 @@ registerVariable('upstream_status', (c) => stateOf(c)?.statuses ?? '')
 registerVariable('proxy_host', (c) => stateOf(c)?.proxyHost ?? '')
 
 /** Everything one `proxy()` compiled at config load. Shared by its requests. */
-interface ProxyPlan {
+export interface ProxyPlan {
   readonly upstreamNames: ReadonlySet<string>
   readonly target: ParsedProxyTarget | undefined
   readonly targetTemplate: Template | undefined
@@ -95,7 +95,8 @@ export function proxy (target: string, options: ProxyOptions = {}): LocationHand
       handle (request, reply) {
         reply.hijack()
         new ProxyExchange(plan, request, reply).start()
-      }
+      },
+      autoRedirect: true
     }
   })
 }
@@ -104,7 +105,7 @@ function directPools (env: HandlerCompileEnv): Map<string, UpstreamPool> {
   return env.shared('proxy:direct-pools', () => new Map<string, UpstreamPool>())
 }
 
-function compilePlan (raw: string, options: ProxyOptions, env: HandlerCompileEnv): ProxyPlan {
+export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCompileEnv): ProxyPlan {
   const upstreamNames = new Set(env.config.upstreams.keys())
   let parsed
   try { parsed = parseProxyTarget(raw, upstreamNames) } catch (err) {
@@ -317,7 +318,9 @@ class ProxyExchange {
     if (this.hasBody && !this.req.readableEnded) {
       // The rest of the body is not read: answer, then close, as nginx does.
       this.res.setHeader('connection', 'close')
-      this.res.once('finish', () => this.req.socket.destroySoon())
+      // Node detaches req.socket once the response is done: hold on to it now.
+      const socket = this.req.socket
+      this.res.once('finish', () => socket?.destroySoon())
     }
     sendErrorPage(this.res, status)
   }
@@ -329,7 +332,7 @@ class ProxyExchange {
  * UTF-8 bytes, so those go as one latin1 character per byte. Space and control bytes, which nginx
  * sends raw (breaking the request line), are percent-encoded instead.
  */
-function wirePath (path: string): string {
+export function wirePath (path: string): string {
   if (/^[\x21-\x7e]*$/.test(path)) return path
   return Buffer.from(path, 'utf8').toString('latin1')
     .replace(/[\x00-\x20]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0'))
