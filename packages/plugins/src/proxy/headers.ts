@@ -58,7 +58,8 @@ function forwardedNode (addr: string): string {
 export function forwardedValue (ctx: RequestContext): string {
   const addr = ctx.req.socket.remoteAddress
   const host = ctx.req.headers.host
-  let hop = `for=${addr === undefined ? '"unix"' : forwardedNode(addr)}`
+  // A unix socket peer has no address: RFC 7239 (6.3) says "unknown".
+  let hop = `for=${addr === undefined ? 'unknown' : forwardedNode(addr)}`
   if (host !== undefined) hop += `;host=${/^[\w.:-]+$/.test(host) ? host : JSON.stringify(host)}`
   hop += `;proto=${ctx.listen.scheme}`
   const prior = ctx.req.headers.forwarded
