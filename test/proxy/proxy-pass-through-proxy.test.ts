@@ -63,11 +63,7 @@ const setups: Record<string, { extra?: Record<string, LocationHandler | Location
 }
 
 /** Cases proxyctl does not pass yet, keyed `scenario|request`, with the reason. */
-const todos: Record<string, string> = {
-  'internal redirect (try_files, error_page) to a location with a URI part|/tfp/x?a=1':
-    'core\'s internalRedirect percent-decodes a URI target (/name/a%20b becomes $uri "/name/a b"); nginx\'s ' +
-    'ngx_http_internal_redirect takes try_files\'/error_page\'s URI literally ($uri "/name/a%20b", sent as a%2520b)'
-}
+const todos: Record<string, string> = {}
 
 /**
  * Cases where proxyctl knowingly differs from nginx, keyed `scenario|request`: nginx sends a space

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { sendErrorPage } from '../http/error-page.js'
 import { selectLocation, selectNamedLocation } from './router.js'
-import { normalizeUri } from './uri.js'
+import { posix } from 'node:path'
 
 /** nginx gives up after 10 internal redirects with a 500 ("rewrite or internal redirection cycle"). */
 export const MAX_INTERNAL_REDIRECTS = 10
@@ -34,13 +34,15 @@ export function internalRedirect (request: FastifyRequest, reply: FastifyReply, 
     routeUrl = selectNamedLocation(ctx, loc)
   } else {
     const q = target.indexOf('?')
-    try {
-      ctx.uri = normalizeUri(q === -1 ? target : target.slice(0, q))
-    } catch {
+    const path = q === -1 ? target : target.slice(0, q)
+    // nginx takes the target literally (it is built from the decoded $uri): no second
+    // percent-decoding. Dot segments are still resolved, so it cannot climb out of a root.
+    if (!path.startsWith('/') || path.includes('\0')) {
       request.log.error({ target }, `invalid internal redirect target "${target}"`)
       sendErrorPage(res, 500)
       return
     }
+    ctx.uri = posix.normalize(path)
     ctx.args = q === -1 ? '' : target.slice(q + 1)
     ctx.argMap = undefined
     ctx.uriChanged = true
