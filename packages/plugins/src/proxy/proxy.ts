@@ -131,7 +131,8 @@ export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCom
     const key = `${t.scheme}://${t.peer}|${options.connectTimeout ?? ''}`
     let pool = direct.get(key)
     if (pool === undefined) {
-      pool = new UpstreamPool(t.peer, { servers: [t.peer] }, { scheme: t.scheme, ...(options.connectTimeout !== undefined ? { connectTimeout: options.connectTimeout } : {}) })
+      // A direct URL is resolved once, as nginx resolves a static proxy_pass host at load.
+      pool = new UpstreamPool(t.peer, { servers: [t.peer], resolveInterval: 0 }, { scheme: t.scheme, ...(options.connectTimeout !== undefined ? { connectTimeout: options.connectTimeout } : {}) })
       direct.set(key, pool)
     }
     return pool

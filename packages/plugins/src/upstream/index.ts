@@ -14,3 +14,11 @@ export { IpHashBalancer, ipHashKey } from './balancer/ip-hash.js'
 export { ConsistentHashBalancer, HashBalancer, chashHostPort } from './balancer/consistent-hash.js'
 export { RandomTwoBalancer, type RandomTwoOptions } from './balancer/random-two.js'
 export { crc32 } from './crc32.js'
+export {
+  ActiveHealthChecker,
+  HEALTH_CHECK_DEFAULTS,
+  healthCheckSettings,
+  type CheckResult,
+  type HealthCheckSettings,
+  type HealthCheckTarget
+} from './health/active.js'

@@ -48,7 +48,7 @@ export interface NoPeer {
   code: 'no-live-upstreams' | 'balancer-error'
   /** A line for the error log. */
   message: string
-  /** How many peers (primary and backup) were down, failed, at maxConns, already tried. */
+  /** How many peers (primary and backup) were down (configured or by health check), failed, at maxConns, already tried. */
   counts: { total: number, down: number, failed: number, maxConns: number, tried: number }
   /** For `balancer-error`: what the custom policy threw, if it threw. */
   error?: unknown
@@ -163,7 +163,7 @@ export class PeerGroup<T = unknown> {
   private fail (code: NoPeer['code'], message: string, input: SelectInput, now: number, error?: unknown): Selection {
     const counts = { total: this.peers.length, down: 0, failed: 0, maxConns: 0, tried: 0 }
     for (const p of this.peers) {
-      if (p.down) counts.down++
+      if (p.down || p.checkDown) counts.down++
       else if (p.isFailed(now)) counts.failed++
       else if (p.atMaxConns()) counts.maxConns++
       else if (input.tried.has(p)) counts.tried++

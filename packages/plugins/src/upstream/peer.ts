@@ -53,8 +53,13 @@ export class Peer<T = unknown> {
   readonly failTimeout: number
   readonly backup: boolean
   readonly maxConns: number
-  /** Never selectable while true. Writable so an admin API or active health checks can flip it. */
+  /** Configured down (nginx's `down`): never selectable while true. Writable so an admin API can flip it. */
   down: boolean
+  /**
+   * Marked down by active health checks (`health/active.ts`): not selectable while true. Kept
+   * apart from `down`, which is the configuration's; passive accounting (`fails`) is untouched.
+   */
+  checkDown = false
 
   /** Set by the networking layer (e.g. an undici Pool). Never touched here. */
   pool: T | undefined = undefined
@@ -114,7 +119,7 @@ export class Peer<T = unknown> {
 
   /** Selectable now, ignoring whether this request already tried it. */
   isAvailable (now: number): boolean {
-    return !this.down && !this.atMaxConns() && !this.isFailed(now)
+    return !this.down && !this.checkDown && !this.atMaxConns() && !this.isFailed(now)
   }
 
   /** `maxConns` requests are in flight. */
@@ -200,6 +205,7 @@ export class Peer<T = unknown> {
       weight: this.weight,
       backup: this.backup,
       down: this.down,
+      checkDown: this.checkDown,
       maxConns: this.maxConns,
       maxFails: this.maxFails,
       failTimeout: this.failTimeout,

@@ -5,6 +5,7 @@ import { parseUpstreamAddress, type UpstreamAddress } from './address.js'
 import { Peer } from './peer.js'
 import { PeerGroup, type GroupPolicy, type Selection } from './peer-group.js'
 import type { SelectInput } from './balancer/balancer.js'
+import { ActiveHealthChecker } from './health/active.js'
 
 /** How connections to an upstream's servers are made. */
 export interface ConnectionSettings {
@@ -26,6 +27,17 @@ export const DEFAULT_CONNECTION_SETTINGS: ConnectionSettings = {
 /** One connection pool per peer; what the proxy dispatches requests through. */
 export type UpstreamPeer = Peer<Pool> & { readonly target: UpstreamAddress }
 
+/** Resolves a hostname to all its addresses (as `dns.promises.lookup(host, { all: true })`). */
+export type LookupAll = (hostname: string) => Promise<Array<{ address: string, family: number }>>
+
+export interface UpstreamPoolOptions {
+  /** How hostnames are resolved (tests inject one). Default `dns.promises.lookup` with `all`. */
+  lookup?: LookupAll
+}
+
+/** Default `resolveInterval`: hostnames are resolved again every 30 s. */
+export const DEFAULT_RESOLVE_INTERVAL = 30_000
+
 export interface PoolLogger {
   info (obj: object, msg: string): void
   warn (obj: object, msg: string): void
@@ -42,13 +54,20 @@ export class UpstreamPool {
   readonly settings: ConnectionSettings
   group!: PeerGroup<Pool>
   log: PoolLogger | undefined
+  /** Active health checks, when the upstream has `healthCheck`. */
+  health: ActiveHealthChecker | undefined
   private starting: Promise<void> | undefined
   private closed = false
+  private readonly lookup: LookupAll
+  /** Peers by `entryIndex|address`, so re-resolution keeps the Peer of an unchanged address. */
+  private byKey = new Map<string, UpstreamPeer>()
+  private resolveTimer: NodeJS.Timeout | undefined
 
-  constructor (name: string, config: UpstreamConfig, settings: Partial<ConnectionSettings> = {}) {
+  constructor (name: string, config: UpstreamConfig, settings: Partial<ConnectionSettings> = {}, options: UpstreamPoolOptions = {}) {
     this.name = name
     this.config = config
     this.settings = { ...DEFAULT_CONNECTION_SETTINGS, ...settings }
+    this.lookup = options.lookup ?? ((host) => lookup(host, { all: true }))
     // Validate addresses now, so a bad one is a config error, not a runtime one.
     for (const s of config.servers) parseUpstreamAddress(typeof s === 'string' ? s : s.address, this.defaultPort)
   }
@@ -62,23 +81,97 @@ export class UpstreamPool {
   }
 
   private async build (): Promise<void> {
+    const { peers, byKey } = await this.resolvePeers(false)
+    this.byKey = byKey
+    this.group = new PeerGroup<Pool>(peers, { name: this.name, policy: this.policy() })
+    if (this.closed) return
+    if (this.config.healthCheck !== undefined) {
+      this.health = new ActiveHealthChecker(this, this.config.healthCheck)
+      this.health.start()
+    }
+    this.scheduleResolve()
+  }
+
+  /**
+   * One peer per address of each server (hostnames resolved), reusing the Peer of an address
+   * already known. On re-resolution (`keepOnError`), a hostname that fails to resolve keeps its
+   * current peers.
+   */
+  private async resolvePeers (keepOnError: boolean): Promise<{ peers: UpstreamPeer[], byKey: Map<string, UpstreamPeer> }> {
     const peers: UpstreamPeer[] = []
-    for (const entry of this.config.servers) {
+    const byKey = new Map<string, UpstreamPeer>()
+    for (const [index, entry] of this.config.servers.entries()) {
       const server: UpstreamServerConfig = typeof entry === 'string' ? { address: entry } : entry
       const address = parseUpstreamAddress(server.address, this.defaultPort)
-      const targets: UpstreamAddress[] = address.kind === 'hostname'
-        ? (await lookup(address.host, { all: true })).map(({ address: ip, family }) => ({
+      let targets: UpstreamAddress[] = [address]
+      if (address.kind === 'hostname') {
+        try {
+          const found = await this.lookup(address.host)
+          if (found.length === 0) throw new Error(`no addresses for ${address.host}`)
+          targets = found.map(({ address: ip, family }) => ({
             kind: 'ip' as const, host: ip, port: address.port, label: family === 6 ? `[${ip}]:${address.port}` : `${ip}:${address.port}`
           }))
-        : [address]
+        } catch (err) {
+          if (!keepOnError) throw err
+          this.log?.warn({ upstream: this.name, server: server.address, reason: (err as Error).message },
+            `could not resolve ${address.host}: ${(err as Error).message}, keeping its addresses, upstream: "${this.name}"`)
+          for (const [key, peer] of this.byKey) if (key.startsWith(`${index}|`)) { byKey.set(key, peer); peers.push(peer) }
+          continue
+        }
+      }
       for (const target of targets) {
-        const peer = new Peer<Pool>({ ...server, address: target.label, server: server.address }) as UpstreamPeer
-        Object.defineProperty(peer, 'target', { value: target, enumerable: true })
-        peer.pool = this.createPool(target, server.maxConns ?? 0)
+        const key = `${index}|${target.label}`
+        if (byKey.has(key)) continue
+        let peer = this.byKey.get(key)
+        if (peer === undefined) {
+          peer = new Peer<Pool>({ ...server, address: target.label, server: server.address }) as UpstreamPeer
+          Object.defineProperty(peer, 'target', { value: target, enumerable: true })
+          peer.pool = this.createPool(target, server.maxConns ?? 0)
+        }
+        byKey.set(key, peer)
         peers.push(peer)
       }
     }
+    return { peers, byKey }
+  }
+
+  private scheduleResolve (): void {
+    const interval = this.config.resolveInterval ?? DEFAULT_RESOLVE_INTERVAL
+    if (this.closed || interval <= 0) return
+    const hasHostname = this.config.servers.some((e) => parseUpstreamAddress(typeof e === 'string' ? e : e.address, this.defaultPort).kind === 'hostname')
+    if (!hasHostname) return
+    this.resolveTimer = setTimeout(() => {
+      this.refresh().catch((err: unknown) => {
+        this.log?.error({ upstream: this.name, reason: (err as Error).message }, `re-resolving upstream "${this.name}" failed: ${(err as Error).message}`)
+      }).finally(() => this.scheduleResolve())
+    }, interval)
+    this.resolveTimer.unref()
+  }
+
+  /**
+   * Resolves hostname servers again. When the set of addresses changed, peers of new addresses
+   * are added, vanished ones removed (their connections close once idle), unchanged ones kept
+   * with their state, and the PeerGroup is rebuilt. Returns whether anything changed.
+   */
+  async refresh (): Promise<boolean> {
+    if (this.closed || this.group === undefined) return false
+    const { peers, byKey } = await this.resolvePeers(true)
+    const before = new Set(this.byKey.values())
+    const after = new Set(peers)
+    const added = peers.filter((p) => !before.has(p))
+    if (this.closed) {
+      await Promise.all(added.map((p) => p.pool?.destroy().catch(() => {})))
+      return false
+    }
+    const removed = [...before].filter((p) => !after.has(p))
+    if (added.length === 0 && removed.length === 0) return false
+    this.byKey = byKey
     this.group = new PeerGroup<Pool>(peers, { name: this.name, policy: this.policy() })
+    this.log?.info({ upstream: this.name, added: added.map((p) => p.address), removed: removed.map((p) => p.address) },
+      `upstream "${this.name}" re-resolved: ${added.length} server(s) added, ${removed.length} removed`)
+    // In-flight requests on removed peers finish; then their connections close.
+    for (const p of removed) void p.pool?.close().catch(() => {})
+    return true
   }
 
   private policy (): GroupPolicy {
@@ -117,6 +210,8 @@ export class UpstreamPool {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.health?.stop()
+    if (this.resolveTimer !== undefined) clearTimeout(this.resolveTimer)
     await this.starting?.catch(() => {})
     await Promise.all(this.peers.map((p) => p.pool?.destroy().catch(() => {})))
   }

@@ -1,0 +1,119 @@
+/**
+ * Helpers for upstream tests through a real proxy: proxyctl in-process with its log captured,
+ * a keep-alive client (optionally bound to a loopback source address), bounded-concurrency
+ * request runs, and polling with a deadline.
+ */
+import type { FastifyBaseLogger } from 'fastify'
+import { Pool } from 'undici'
+import { resolveConfig, startProxy, type ProxyConfig, type RunningProxy } from '@proxyctl/core'
+import { proxy, type UpstreamConfig } from 'proxyctl'
+import { urlOf } from '../../helpers/proxy.js'
+
+interface Teardown { teardown (fn: () => unknown): void }
+
+export type LogLine = Record<string, unknown> & { level: string, msg: string }
+
+/**
+ * A logger Fastify accepts as `loggerInstance` (and a PoolLogger) keeping every line.
+ * `onLine` runs synchronously as a line is logged (to snapshot state at that moment).
+ */
+export function captureLogger (onLine?: (line: LogLine) => void): { logger: FastifyBaseLogger, lines: LogLine[] } {
+  const lines: LogLine[] = []
+  const make = (bindings: Record<string, unknown>): FastifyBaseLogger => {
+    const at = (level: string) => (obj?: unknown, msg?: unknown): void => {
+      const line: LogLine = typeof obj === 'string'
+        ? { ...bindings, level, msg: obj }
+        : { ...bindings, ...(obj as object), level, msg: typeof msg === 'string' ? msg : '' }
+      lines.push(line)
+      onLine?.(line)
+    }
+    return {
+      level: 'info',
+      fatal: at('fatal'),
+      error: at('error'),
+      warn: at('warn'),
+      info: at('info'),
+      debug: () => {},
+      trace: () => {},
+      silent: () => {},
+      child: (b: Record<string, unknown>) => make({ ...bindings, ...b })
+    } as unknown as FastifyBaseLogger
+  }
+  return { logger: make({}), lines }
+}
+
+/** A config proxying `/` to upstream `app` on 127.0.0.1:0. */
+export function appConfig (app: UpstreamConfig): ProxyConfig {
+  return {
+    servers: [{ listen: ['127.0.0.1:0'], locations: { '/': proxy('http://app') } }],
+    upstreams: { app }
+  }
+}
+
+export interface Started {
+  proxy: RunningProxy
+  url: string
+  /** Log lines, when started with `log: true`. */
+  lines: LogLine[]
+  close (): Promise<void>
+}
+
+/** Starts proxyctl in-process (closed when the test ends); `log` captures its log lines. */
+export async function start (t: Teardown, config: ProxyConfig, options: { log?: boolean, onLine?: (line: LogLine) => void } = {}): Promise<Started> {
+  const capture = options.log === true ? captureLogger(options.onLine) : undefined
+  const running = await startProxy(resolveConfig(config), { logger: capture?.logger ?? false })
+  const close = (): Promise<void> => running.close(0)
+  t.teardown(close)
+  return { proxy: running, url: urlOf(running), lines: capture?.lines ?? [], close }
+}
+
+/** A keep-alive client to the proxy, optionally from a given loopback source address. Closed when the test ends. */
+export function client (t: Teardown, url: string, options: { localAddress?: string, connections?: number } = {}): Pool {
+  const pool = new Pool(url, {
+    connections: options.connections ?? 16,
+    ...(options.localAddress !== undefined ? { localAddress: options.localAddress } : {})
+  })
+  t.teardown(() => pool.destroy())
+  return pool
+}
+
+export interface Hit { status: number, upstream: string, body: string }
+
+/** GET `path`; `upstream` is the answering upstream's `x-upstream` header ('' if none). */
+export async function hit (c: Pool, path = '/', timeoutMs = 5000): Promise<Hit> {
+  const res = await c.request({ method: 'GET', path, headersTimeout: timeoutMs, bodyTimeout: timeoutMs })
+  const body = await res.body.text()
+  const up = res.headers['x-upstream']
+  return { status: res.statusCode, upstream: typeof up === 'string' ? up : '', body }
+}
+
+/** `n` requests with at most `concurrency` in flight; results in request order. */
+export async function hitMany (c: Pool, n: number, concurrency: number, pathOf: (i: number) => string = () => '/'): Promise<Hit[]> {
+  const out: Hit[] = new Array(n)
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      const i = next++
+      out[i] = await hit(c, pathOf(i))
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker))
+  return out
+}
+
+export function countBy (list: Iterable<string>): Record<string, number> {
+  const counts: Record<string, number> = {}
+  for (const x of list) counts[x] = (counts[x] ?? 0) + 1
+  return counts
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Polls `cond` every 5 ms until true; throws after `timeoutMs` naming `what`. */
+export async function waitFor (cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(5)
+  }
+}
