@@ -1,0 +1,179 @@
+/**
+ * Test helpers for failure cases: proxyctl in-process with its log lines captured, raw TCP
+ * upstreams that misbehave on purpose, a free port with nothing listening, and a loopback
+ * listener that never completes a TCP handshake (for connect timeouts).
+ */
+import { spawn } from 'node:child_process'
+import net from 'node:net'
+import type { FastifyBaseLogger } from 'fastify'
+import { resolveConfig, startProxy, type ProxyConfig, type RunningProxy } from '@proxyctl/core'
+import type { UpstreamPool } from '@proxyctl/plugins'
+
+interface Teardown { teardown (fn: () => unknown): void }
+
+export type LogLine = Record<string, unknown> & { level: string, msg: string }
+
+/** A logger object Fastify accepts (`loggerInstance`) that keeps every line in `lines`. */
+export function captureLogger (): { logger: FastifyBaseLogger, lines: LogLine[] } {
+  const lines: LogLine[] = []
+  const make = (bindings: Record<string, unknown>): FastifyBaseLogger => {
+    const at = (level: string) => (obj?: unknown, msg?: unknown): void => {
+      if (typeof obj === 'string') lines.push({ ...bindings, level, msg: obj })
+      else lines.push({ ...bindings, ...(obj as object), level, msg: typeof msg === 'string' ? msg : '' })
+    }
+    return {
+      level: 'info',
+      fatal: at('fatal'),
+      error: at('error'),
+      warn: at('warn'),
+      info: at('info'),
+      debug: at('debug'),
+      trace: at('trace'),
+      silent: () => {},
+      child: (b: Record<string, unknown>) => make({ ...bindings, ...b })
+    } as unknown as FastifyBaseLogger
+  }
+  return { logger: make({}), lines }
+}
+
+export interface LoggedProxy {
+  proxy: RunningProxy
+  lines: LogLine[]
+  port: number
+  /** Error lines logged since the proxy started. */
+  errors (): LogLine[]
+}
+
+/** Starts a config in this process with its log captured; closed when the test ends. */
+export async function startLogged (t: Teardown, config: ProxyConfig): Promise<LoggedProxy> {
+  const { logger, lines } = captureLogger()
+  const proxy = await startProxy(resolveConfig(config), { logger })
+  t.teardown(() => proxy.close(0))
+  const url = proxy.listeners[0]?.url ?? ''
+  return { proxy, lines, port: Number(new URL(url).port), errors: () => lines.filter((l) => l.level === 'error') }
+}
+
+/** The UpstreamPool objects of a running proxy (kept in `config.shared` under `proxy:` keys). */
+export function poolsOf (proxy: RunningProxy): UpstreamPool[] {
+  const out: UpstreamPool[] = []
+  for (const [key, value] of proxy.app.config.shared) {
+    if (!key.startsWith('proxy:')) continue
+    if (value instanceof Map) for (const p of value.values()) out.push(p as UpstreamPool)
+    else out.push(value as UpstreamPool)
+  }
+  return out
+}
+
+/** Sum of `activeConnections` over every peer of every pool of the proxy. */
+export function activeConnections (proxy: RunningProxy): number {
+  let n = 0
+  for (const pool of poolsOf(proxy)) for (const peer of pool.peers) n += peer.activeConnections
+  return n
+}
+
+/** A loopback TCP port nothing listens on (bound, then closed). */
+export async function freePort (): Promise<number> {
+  const s = net.createServer()
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', () => resolve()))
+  const port = (s.address() as net.AddressInfo).port
+  await new Promise<void>((resolve) => s.close(() => resolve()))
+  return port
+}
+
+export interface RawServer {
+  port: number
+  address: string
+  /** Sockets accepted so far (open or not). */
+  accepted: number
+  sockets: Set<net.Socket>
+}
+
+/** A raw TCP upstream on 127.0.0.1; `onConnection` does whatever the case needs. Closed at test end. */
+export async function rawUpstream (t: Teardown, onConnection: (sock: net.Socket) => void): Promise<RawServer> {
+  const sockets = new Set<net.Socket>()
+  const info: RawServer = { port: 0, address: '', accepted: 0, sockets }
+  const server = net.createServer((sock) => {
+    info.accepted++
+    sockets.add(sock)
+    sock.on('close', () => sockets.delete(sock))
+    sock.on('error', () => {})
+    onConnection(sock)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
+  info.port = (server.address() as net.AddressInfo).port
+  info.address = `127.0.0.1:${info.port}`
+  t.teardown(() => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()) }))
+  return info
+}
+
+/** Reads one request head (up to the blank line) from a raw socket. */
+export function readHead (sock: net.Socket): Promise<string> {
+  return new Promise((resolve) => {
+    let buf = ''
+    const onData = (d: Buffer): void => {
+      buf += d.toString('latin1')
+      const end = buf.indexOf('\r\n\r\n')
+      if (end !== -1) { sock.off('data', onData); resolve(buf.slice(0, end)) }
+    }
+    sock.on('data', onData)
+  })
+}
+
+export interface Blackhole {
+  port: number
+  address: string
+}
+
+/**
+ * A listener on 127.0.0.1 whose SYNs go unanswered: a child Node process listens with a backlog
+ * of 1 and then blocks its event loop, so it never accepts; we fill its accept queue with our own
+ * connections, after which the kernel drops further SYNs and a connect() hangs until the client's
+ * timeout. Loopback only. Checked: a probe connect must hang for `probeMs`. Everything is closed
+ * (the child killed) when the test ends.
+ */
+export async function blackhole (t: Teardown, probeMs = 300): Promise<Blackhole> {
+  const child = spawn(process.execPath, ['-e', [
+    "const s = require('node:net').createServer()",
+    "s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {",
+    '  process.stdout.write(s.address().port + "\\n")',
+    '  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0)',
+    '})'
+  ].join('\n')], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const fillers: net.Socket[] = []
+  t.teardown(() => { for (const s of fillers) s.destroy(); child.kill('SIGKILL') })
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject)
+    child.stdout?.once('data', (d: Buffer) => resolve(Number(d.toString().trim())))
+    setTimeout(() => reject(new Error('blackhole listener did not start')), 5000).unref()
+  })
+  const tryConnect = (ms: number): Promise<[boolean, net.Socket]> => new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1')
+    s.on('error', () => {})
+    const timer = setTimeout(() => resolve([false, s]), ms)
+    s.once('connect', () => { clearTimeout(timer); resolve([true, s]) })
+  })
+  for (let i = 0; i < 64; i++) {
+    const [ok, s] = await tryConnect(probeMs)
+    if (ok) { fillers.push(s); continue }
+    s.destroy()
+    return { port, address: `127.0.0.1:${port}` }
+  }
+  throw new Error('could not fill the accept queue of the blackhole listener')
+}
+
+/** Milliseconds `fn` took, with its result. */
+export async function timed<T> (fn: () => Promise<T>): Promise<{ ms: number, value: T }> {
+  const t0 = performance.now()
+  const value = await fn()
+  return { ms: performance.now() - t0, value }
+}
+
+/** Polls `check` every 20 ms until it is true or `ms` pass; returns the last result. */
+export async function waitFor (check: () => boolean, ms = 3000): Promise<boolean> {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    if (check()) return true
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  return check()
+}
