@@ -1,5 +1,4 @@
 import path from 'node:path'
-import fastifyStatic from '@fastify/static'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { absoluteLocation, defineHandler, internalRedirect, sendStatus, type HandlerCompileEnv, type LocationHandler } from '@proxyctl/core'
 import { fileMapping, inspect, type FileMapping, type SafetyOptions } from './files.js'
@@ -33,6 +32,8 @@ export function compileStatic (env: HandlerCompileEnv, options: StaticOptions): 
 /** Registers @fastify/static (for `reply.sendFile`) once per chain of scopes. */
 export async function registerSendFile (instance: FastifyInstance, options: StaticOptions): Promise<void> {
   if (instance.hasReplyDecorator('sendFile')) return
+  // Loaded on first use: a proxy-only config does not pay its memory.
+  const { default: fastifyStatic } = await import('@fastify/static')
   await instance.register(fastifyStatic, { root: '/', serve: false, preCompressed: options.precompressed ?? false })
 }
 
