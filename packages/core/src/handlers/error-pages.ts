@@ -12,7 +12,7 @@ export function errorPageFor (ctx: RequestContext, status: number): ErrorPageRul
 
 /**
  * Takes an error_page rule for a request: an absolute URL is a redirect; otherwise an internal
- * redirect (method becomes GET, as nginx) whose answer goes out with the rule's status.
+ * redirect (to a URI the method becomes GET, as nginx) whose answer goes out with the rule's status.
  */
 export function followErrorPage (request: FastifyRequest, reply: FastifyReply, rule: ErrorPageRule, status: number): void {
   const ctx = request.proxyctl
@@ -23,8 +23,9 @@ export function followErrorPage (request: FastifyRequest, reply: FastifyReply, r
     return
   }
   ctx.statusOverride = rule.status === 'keep' ? status : rule.status === 'target' ? undefined : rule.status
+  // nginx makes the method GET for a URI target only; a named location keeps it.
   const m = request.raw.method
-  if (m !== 'GET' && m !== 'HEAD') request.raw.method = 'GET'
+  if (!target.startsWith('@') && m !== 'GET' && m !== 'HEAD') request.raw.method = 'GET'
   internalRedirect(request, reply, target)
 }
 
@@ -35,5 +36,7 @@ export function followErrorPage (request: FastifyRequest, reply: FastifyReply, r
 export function sendStatus (request: FastifyRequest, reply: FastifyReply, status: number): void {
   const rule = errorPageFor(request.proxyctl, status)
   if (rule !== undefined) { followErrorPage(request, reply, rule, status); return }
+  // An error inside an error page goes out with its own status (nginx's err_status), not the rule's.
+  request.proxyctl.statusOverride = undefined
   void reply.code(status).type('text/html').send(errorPageBody(status))
 }

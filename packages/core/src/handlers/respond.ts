@@ -54,7 +54,11 @@ export function respond (statusOrOptions: number | RespondOptions, text?: string
           const rule = errorPageFor(ctx, status)
           if (rule !== undefined) { followErrorPage(request, reply, rule, status); return reply }
         }
-        if (fallbackBody !== undefined) return reply.type('text/html').send(fallbackBody)
+        if (fallbackBody !== undefined) {
+          // Inside an error page, this error's own status goes out (nginx's err_status).
+          ctx.statusOverride = undefined
+          return reply.type('text/html').send(fallbackBody)
+        }
         return reply.send()
       }
     }

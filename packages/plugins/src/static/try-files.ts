@@ -26,7 +26,12 @@ export function tryFilesWith (options: StaticOptions, ...args: string[]): Locati
   return defineHandler(`try_files ${args.join(' ')}`, (env) => {
     if (args.length < 2) throw env.error('try_files needs at least two arguments: files to try, then a fallback')
     const plan = compileStatic(env, options)
-    const files = args.slice(0, -1).map((a, i) => env.template(a, `.tryFiles[${i}]`))
+    // nginx: a trailing "/" asks for a folder and is dropped from the name, so `$uri/` on /dir
+    // sets $uri to /dir (the static module then answers 301 to /dir/), on /dir/ to /dir/.
+    const files = args.slice(0, -1).map((a, i) => {
+      const dir = a.endsWith('/') && a.length > 1
+      return { dir, template: env.template(dir ? a.slice(0, -1) : a, `.tryFiles[${i}]`) }
+    })
     const last = args[args.length - 1] as string
     let fallback: Fallback
     if (/^=\d{3}$/.test(last)) fallback = { kind: 'status', status: Number(last.slice(1)) }
@@ -40,10 +45,9 @@ export function tryFilesWith (options: StaticOptions, ...args: string[]): Locati
       plugin: (instance) => registerSendFile(instance, options),
       async handle (request, reply) {
         const ctx = request.proxyctl
-        for (const t of files) {
-          const tried = path.posix.normalize(t.render(ctx))
+        for (const { dir: wantDir, template } of files) {
+          const tried = path.posix.normalize(template.render(ctx))
           if (!tried.startsWith('/')) continue
-          const wantDir = tried.endsWith('/')
           const file = mapping.map(tried)
           if (file === undefined) continue
           const kind = await inspect(wantDir ? file.replace(/\/+$/, '') || '/' : file, mapping.base, plan.safety)
