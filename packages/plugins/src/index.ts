@@ -7,3 +7,5 @@ export { parseUpstreamAddress, type UpstreamAddress } from './upstream/address.j
 export * from './upstream/index.js'
 export { serveStatic, type StaticOptions } from './static/static.js'
 export { tryFiles, tryFilesWith } from './static/try-files.js'
+export { websocket, type WebSocketOptions } from './websocket/tunnel.js'
+export { addMessageHook, messageHooks, type MessageHook, type WebSocketMessage, type MessageModeOptions, type MessageModeOption } from './websocket/messages.js'

@@ -49,5 +49,7 @@ export function internalRedirect (request: FastifyRequest, reply: FastifyReply, 
     routeUrl = selectLocation(ctx)
   }
   request.raw.url = routeUrl
+  // Each hop's Fastify request listens on the same response; allow for the hops we permit.
+  res.setMaxListeners(Math.max(res.getMaxListeners(), 10 + 4 * ctx.internalRedirects))
   ctx.dispatch(request.raw, res)
 }

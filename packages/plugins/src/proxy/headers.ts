@@ -71,7 +71,7 @@ export interface CompiledRequestHeaders {
    * Builds the upstream request headers as a flat list (name, value, ...). `hostOverride`: the
    * Host to send when setHeaders does not set one.
    */
-  build (ctx: RequestContext, req: IncomingMessage, proxyHost: string): string[]
+  build (ctx: RequestContext, req: IncomingMessage, proxyHost: string, withoutBody?: boolean): string[]
 }
 
 export function compileRequestHeaders (options: HeaderOptions, env: HandlerCompileEnv): CompiledRequestHeaders {
@@ -92,7 +92,7 @@ export function compileRequestHeaders (options: HeaderOptions, env: HandlerCompi
   const render = set.map(([name, v]) => [name, typeof v === 'function' ? v : v.render.bind(v)] as const)
 
   return {
-    build (ctx, req, proxyHost) {
+    build (ctx, req, proxyHost, withoutBody = false) {
       const raw = req.rawHeaders
       const named = req.headers.connection === undefined ? undefined : connectionTokens(req.headers.connection)
       const out: string[] = []
@@ -100,6 +100,7 @@ export function compileRequestHeaders (options: HeaderOptions, env: HandlerCompi
         const name = raw[i] as string
         const lower = name.toLowerCase()
         if (REQUEST_DROP.has(lower) || overridden.has(lower) || named?.has(lower) === true) continue
+        if (withoutBody && (lower === 'content-length' || lower === 'content-type')) continue
         out.push(name, raw[i + 1] as string)
       }
       if (!setsHost) out.push('Host', proxyHost)

@@ -187,6 +187,7 @@ class ProxyExchange {
   readonly tried = new Set<UpstreamPeer>()
   readonly started = Date.now()
   readonly hasBody: boolean
+  readonly bodyGone: boolean
   readonly state: ProxyRequestState
   pool!: UpstreamPool
   path = ''
@@ -211,7 +212,10 @@ class ProxyExchange {
     const ctx = this.ctx
     const req = this.req
     const h = req.headers
-    this.hasBody = (h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined
+    // A body another location already streamed (an error page after a proxied POST) is gone:
+    // send none, as a GET (we do not buffer bodies to send them twice, unlike nginx).
+    this.bodyGone = req.readableDidRead
+    this.hasBody = !this.bodyGone && ((h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined)
     this.state = { addrs: '', statuses: '', proxyHost: '' }
     ctx.locals[kProxyState] = this.state
   }
@@ -265,7 +269,7 @@ class ProxyExchange {
     const plan = this.plan
     let method = this.req.method ?? 'GET'
     let path = this.path
-    let headers = plan.requestHeaders.build(this.ctx, this.req, this.proxyHost)
+    let headers = plan.requestHeaders.build(this.ctx, this.req, this.proxyHost, this.bodyGone)
     if (plan.hooks.upstreamRequest.length > 0) {
       const head = { method, path, headers, peer: peer.address, upstream: this.upstreamName }
       for (const hook of plan.hooks.upstreamRequest) hook(this.ctx, head)
@@ -323,6 +327,9 @@ class ProxyExchange {
       const socket = this.req.socket
       this.res.once('finish', () => socket?.destroySoon())
     }
+    // nginx's own 502/504 go through error_page (proxy_intercept_errors is only for upstream answers).
+    const rule = errorPageFor(this.ctx, status)
+    if (rule !== undefined) { followErrorPage(this.request, this.reply, rule, status); return }
     sendErrorPage(this.res, status)
   }
 }
