@@ -71,7 +71,7 @@ export function absoluteLocation (target: string, ctx: RequestContext): string {
   const l = ctx.listen
   const host = ctx.host !== '' ? ctx.host : ctx.server.primaryName
   // nginx's port_in_redirect: the port the request came in on, left out when it is the default.
-  const port = ctx.req.socket.localPort ?? l.port
+  const port = ctx.socket.localPort ?? l.port
   const defaultPort = l.kind === 'unix' || (l.scheme === 'https' ? port === 443 : port === 80)
   return `${l.scheme}://${host}${defaultPort ? '' : `:${port}`}${target}`
 }

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { ResolvedListen, ResolvedLocation, ResolvedServer } from '../config/resolve.js'
 
 /**
@@ -8,6 +9,8 @@ import type { ResolvedListen, ResolvedLocation, ResolvedServer } from '../config
  */
 export class RequestContext {
   readonly req: IncomingMessage
+  /** The client connection. Kept here: Node detaches `req.socket` once a response is done. */
+  readonly socket: Socket
   readonly listen: ResolvedListen
   server: ResolvedServer
   /** Undefined only when no location matched (the server's fallback answers). */
@@ -47,6 +50,7 @@ export class RequestContext {
   constructor (req: IncomingMessage, listen: ResolvedListen, server: ResolvedServer, requestUri: string,
     uri: string, args: string, host: string, dispatch: (req: IncomingMessage, res: ServerResponse) => void) {
     this.req = req
+    this.socket = req.socket
     this.listen = listen
     this.server = server
     this.location = undefined

@@ -14,7 +14,7 @@ function header (ctx: RequestContext, name: string): string {
 }
 
 function remoteAddr (ctx: RequestContext): string {
-  const a = ctx.req.socket.remoteAddress
+  const a = ctx.socket.remoteAddress
   // A unix socket peer has no address; nginx prints "unix:".
   return a === undefined ? 'unix:' : a
 }
@@ -31,12 +31,12 @@ export const builtinVariables: ReadonlyMap<string, VariableGetter> = new Map<str
   ['hostname', () => hostname],
   ['pid', () => pid],
   ['remote_addr', remoteAddr],
-  ['remote_port', (c) => { const p = c.req.socket.remotePort; return p === undefined ? '' : String(p) }],
+  ['remote_port', (c) => { const p = c.socket.remotePort; return p === undefined ? '' : String(p) }],
   ['scheme', (c) => c.listen.scheme],
   ['https', (c) => (c.listen.scheme === 'https' ? 'on' : '')],
   ['server_name', (c) => c.server.primaryName],
-  ['server_port', (c) => { const p = c.req.socket.localPort; return p === undefined ? '' : String(p) }],
-  ['server_addr', (c) => c.req.socket.localAddress ?? 'unix:'],
+  ['server_port', (c) => { const p = c.socket.localPort; return p === undefined ? '' : String(p) }],
+  ['server_addr', (c) => c.socket.localAddress ?? 'unix:'],
   ['request_method', (c) => c.req.method ?? ''],
   ['server_protocol', (c) => `HTTP/${c.req.httpVersion}`],
   ['content_length', (c) => header(c, 'content-length')],

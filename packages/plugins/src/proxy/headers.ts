@@ -56,7 +56,7 @@ function forwardedNode (addr: string): string {
 
 /** `Forwarded` as RFC 7239: the client's value (if any), then this hop. */
 export function forwardedValue (ctx: RequestContext): string {
-  const addr = ctx.req.socket.remoteAddress
+  const addr = ctx.socket.remoteAddress
   const host = ctx.req.headers.host
   // A unix socket peer has no address: RFC 7239 (6.3) says "unknown".
   let hop = `for=${addr === undefined ? 'unknown' : forwardedNode(addr)}`

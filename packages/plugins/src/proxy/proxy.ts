@@ -94,7 +94,13 @@ export function proxy (target: string, options: ProxyOptions = {}): LocationHand
       },
       handle (request, reply) {
         reply.hijack()
-        new ProxyExchange(plan, request, reply).start()
+        try {
+          new ProxyExchange(plan, request, reply).start()
+        } catch (err) {
+          // Fastify cannot answer for a hijacked reply: a bug here must not leave the client hanging.
+          request.log.error({ err }, 'proxy failed before reaching the upstream')
+          sendErrorPage(reply.raw, 500)
+        }
       },
       autoRedirect: true
     }
@@ -254,7 +260,7 @@ class ProxyExchange {
   attempt (): void {
     const sel = this.pool.pick({
       key: this.plan.hashKey?.render(this.ctx),
-      clientAddress: this.req.socket.remoteAddress,
+      clientAddress: this.ctx.socket.remoteAddress,
       tried: this.tried as Set<never>,
       request: this.ctx
     }, Date.now())
@@ -324,7 +330,7 @@ class ProxyExchange {
       // The rest of the body is not read: answer, then close, as nginx does.
       this.res.setHeader('connection', 'close')
       // Node detaches req.socket once the response is done: hold on to it now.
-      const socket = this.req.socket
+      const socket = this.ctx.socket
       this.res.once('finish', () => socket?.destroySoon())
     }
     // nginx's own 502/504 go through error_page (proxy_intercept_errors is only for upstream answers).
@@ -353,6 +359,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   private done = false
   private sendTimer: NodeJS.Timeout | undefined
   private resumeFn: (() => void) | undefined
+  /** The upstream's answer went to an error page: its body is read and dropped. */
+  private discarding = false
 
   constructor (private readonly x: ProxyExchange, readonly peer: UpstreamPeer) {
     peer.acquire()
@@ -397,10 +405,12 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (plan.interceptErrors && status >= 300) {
       const rule = errorPageFor(x.ctx, status)
       if (rule !== undefined) {
-        this.end()
-        this.abortFn?.()
-        followErrorPage(x.request, x.reply, rule, status)
-        return false
+        // Drain and drop the upstream's error body instead of aborting: an abort makes undici
+        // destroy the request body stream, which is the client's request.
+        this.discarding = true
+        // Not from inside undici's parser callback: a dispatch re-entering the pool there stalls.
+        process.nextTick(followErrorPage, x.request, x.reply, rule, status)
+        return true
       }
     }
     if (x.ctx.statusOverride !== undefined) status = x.ctx.statusOverride
@@ -435,6 +445,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onData (chunk: Buffer): boolean {
+    if (this.discarding) return true
     if (this.x.res.write(chunk)) return true
     this.x.res.once('drain', this.resumeFn as () => void)
     return false
@@ -442,12 +453,13 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   onComplete (): void {
     this.end()
-    this.x.res.end()
+    if (!this.discarding) this.x.res.end()
   }
 
   onError (err: Error): void {
     if (this.done) return // ended on purpose (a retried status)
     this.end()
+    if (this.discarding) return
     const x = this.x
     if (x.clientGone) return // the client left: nothing to answer, no failure to count (nginx's 499)
     if ((err as { code?: string }).code === 'UND_ERR_INVALID_ARG') {
@@ -467,10 +479,10 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (limit <= 0) return
     const req = this.x.req
     let last = Date.now()
-    let seen = req.socket.bytesRead
+    let seen = this.x.ctx.socket.bytesRead
     this.sendTimer = setInterval(() => {
       const now = Date.now()
-      const read = req.socket.bytesRead
+      const read = this.x.ctx.socket.bytesRead
       if (read !== seen || req.readableEnded) { seen = read; last = now; return }
       // Paused with data waiting: the upstream is not reading. Otherwise the client is slow.
       if (now - last >= limit && req.readableLength > 0) {
