@@ -196,7 +196,9 @@ export class MessageMode {
       })
     } catch (err) {
       release()
-      queueMicrotask(() => x.failed(new UpstreamError('PROXYCTL_UPSTREAM_BAD_RESPONSE', 'error', 500, `cannot build the websocket request: ${(err as Error).message}`, err), peer))
+      // Our request, not the peer: answered 500 without counting a failure (as an undici UND_ERR_INVALID_ARG).
+      const cause = Object.assign(new Error(`cannot build the websocket request: ${(err as Error).message}`), { code: 'UND_ERR_INVALID_ARG' })
+      queueMicrotask(() => x.failed(new UpstreamError('PROXYCTL_UPSTREAM_BAD_RESPONSE', 'error', 500, cause.message, cause), peer))
       return { abort () {} }
     }
     let upgradeHeaders: string[] = []
@@ -240,8 +242,7 @@ export class MessageMode {
     this.wss.handleUpgrade(req, socket, x.conn.head, (client) => {
       socket.removeListener('close', early)
       this.wss.emit('connection', client, req)
-      // eslint-disable-next-line no-new
-      new Relay(this, x, peer, client, upstream, release)
+        new Relay(this, x, peer, client, upstream, release)
     })
   }
 }

@@ -200,7 +200,7 @@ class UpgradeExchange implements UpstreamHandshake {
     if (this.clientGone) return
     const sel = this.pool.pick({
       key: this.plan.hashKey?.render(this.ctx),
-      clientAddress: this.req.socket.remoteAddress,
+      clientAddress: this.ctx.socket.remoteAddress,
       tried: this.tried as Set<never>,
       request: this.ctx
     }, Date.now())
@@ -400,7 +400,6 @@ class TunnelAttempt implements Dispatcher.DispatchHandler {
     let head = 'HTTP/1.1 101 Switching Protocols\r\n'
     for (let i = 0; i < headers.length; i += 2) head += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`
     x.conn.socket.write(Buffer.from(head + '\r\n', 'latin1'))
-    // eslint-disable-next-line no-new
     new Tunnel(x, this.peer, x.conn.socket, socket, x.conn.head, () => this.end())
   }
 
