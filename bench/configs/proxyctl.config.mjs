@@ -1,0 +1,31 @@
+// proxyctl as benchmarked: a real config run by `proxyctl start`. Server selection (two servers,
+// the request's Host picks the first), a small location tree, the proxy plugin with its default
+// headers, named upstreams, the default log level. Ports come from the environment (run.mjs).
+import { defineConfig, proxy, respond } from 'proxyctl'
+
+const { PORT, UPSTREAM_TCP, UPSTREAM_SOCK } = process.env
+if (PORT === undefined || UPSTREAM_TCP === undefined || UPSTREAM_SOCK === undefined) throw new Error('PORT, UPSTREAM_TCP and UPSTREAM_SOCK must be set (bench/run.mjs sets them)')
+
+export default defineConfig({
+  upstreams: {
+    up_tcp: { servers: [UPSTREAM_TCP], keepalive: 64 },
+    up_unix: { servers: [`unix:${UPSTREAM_SOCK}`], keepalive: 64 }
+  },
+  servers: [
+    {
+      listen: [`127.0.0.1:${PORT}`],
+      serverName: ['localhost', '127.0.0.1'],
+      locations: {
+        '= /health': respond(200, 'ok\n'),
+        '/tcp/': proxy('http://up_tcp'),
+        '/unix/': proxy('http://up_unix'),
+        '/': respond(404)
+      }
+    },
+    {
+      listen: [`127.0.0.1:${PORT}`],
+      serverName: ['other.example'],
+      locations: { '/': respond(404) }
+    }
+  ]
+})

@@ -1,0 +1,547 @@
+#!/usr/bin/env node
+// `pnpm bench`: proxyctl against nginx, @fastify/http-proxy, node-http-proxy and a lean
+// node:http + undici proxy, all in front of the same nginx upstream. See bench/README.md.
+//
+// Plain JS on purpose: it needs no build step beyond the workspace build (`pnpm build`).
+// Progress goes to stderr; the markdown report to stdout and bench/results/latest.md.
+import { execFileSync, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import {
+  start, stop, stopAll, killAllNow, tail, freePort, request, waitReady, monitor, memory, fdCount, PINNING, isShuttingDown
+} from './lib/proc.mjs'
+import { runWrk } from './lib/wrk.mjs'
+
+const BENCH = path.dirname(fileURLToPath(import.meta.url))
+const ROOT = path.resolve(BENCH, '..')
+const env = process.env
+const QUICK = env.QUICK === '1'
+const ROUNDS = Number(env.ROUNDS ?? (QUICK ? 1 : 3))
+const DURATION = Number(env.DURATION ?? (QUICK ? 3 : 10)) // seconds per measured wrk run
+const WARMUP = Number(env.WARMUP ?? (QUICK ? 1 : 3)) // seconds of unmeasured load first (round 1)
+const IDLE_CONNS = Number(env.IDLE_CONNS ?? 10_000)
+const WS_TUNNELS = 100
+const WS_MESSAGE = 1024
+const CONNECTIONS = 50
+const PROXY_CPU = 0 // the proxy under test (and its children)
+const LOAD_CPU = 1 // wrk, the upstream nginx, the WebSocket echo server and load, this script
+const KEEP_TMP = env.KEEP_TMP === '1'
+const SMALL = 100
+const BIG = 1024 * 1024
+const UPLOAD = 64 * 1024
+
+const progress = (msg) => process.stderr.write(`[bench] ${msg}\n`)
+
+/* -------------------------------------------------------------- cleanup */
+
+let tmp
+let cleaning
+function removeTmp () {
+  if (tmp === undefined || KEEP_TMP) return
+  try { fs.rmSync(tmp, { recursive: true, force: true }) } catch { /* best effort */ }
+}
+function cleanup () {
+  cleaning ??= stopAll().finally(removeTmp)
+  return cleaning
+}
+for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]]) {
+  process.on(sig, () => {
+    progress(`${sig}: stopping everything started`)
+    cleanup().finally(() => process.exit(code))
+  })
+}
+process.on('exit', () => { killAllNow(); removeTmp() })
+
+/* -------------------------------------------------------------- setup */
+
+function have (cmd) {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0
+}
+
+function ensureTools () {
+  const missing = ['nginx', 'wrk', 'taskset'].filter((c) => !have(c))
+  if (missing.length === 0) return
+  const pkgs = missing.map((c) => c === 'taskset' ? 'util-linux' : c)
+  const cmd = `apt-get update -qq && apt-get install -y -qq ${pkgs.join(' ')}`
+  if (process.getuid?.() === 0 && have('apt-get') && env.BENCH_NO_INSTALL !== '1') {
+    progress(`missing ${missing.join(', ')}: installing from Debian (${cmd})`)
+    execFileSync('sh', ['-c', cmd], { stdio: ['ignore', 'inherit', 'inherit'] })
+    return
+  }
+  throw new Error(`missing ${missing.join(', ')}. Install them first, e.g. as root on Debian/Ubuntu:\n  ${cmd}`)
+}
+
+function render (template, vars) {
+  return fs.readFileSync(path.join(BENCH, 'configs', template), 'utf8').replace(/\{\{(\w+)\}\}/g, (_, k) => {
+    if (vars[k] === undefined) throw new Error(`${template}: no value for {{${k}}}`)
+    return String(vars[k])
+  })
+}
+
+function machine () {
+  const cpuinfo = fs.readFileSync('/proc/cpuinfo', 'utf8')
+  const sh = (c) => { try { return execFileSync('sh', ['-c', c], { encoding: 'utf8' }).trim() } catch { return '?' } }
+  let git = sh('git -C ' + JSON.stringify(ROOT) + ' rev-parse --short HEAD')
+  if (sh('git -C ' + JSON.stringify(ROOT) + ' status --porcelain --untracked-files=no | head -1') !== '') git += ' (with uncommitted changes)'
+  const parts = []
+  if (env.QUICK !== undefined) parts.push(`QUICK=${env.QUICK}`)
+  for (const k of ['ROUNDS', 'DURATION', 'WARMUP', 'IDLE_CONNS', 'PEERS', 'SCENARIOS']) if (env[k] !== undefined) parts.push(`${k}=${env[k]}`)
+  parts.push(env.npm_lifecycle_event === 'bench' ? 'pnpm bench' : `node ${path.relative(process.cwd(), fileURLToPath(import.meta.url)) || 'bench/run.mjs'}`)
+  return {
+    date: new Date().toISOString(),
+    command: parts.join(' '),
+    nproc: os.availableParallelism?.() ?? os.cpus().length,
+    nprocCmd: sh('nproc'),
+    cpu: /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? '?',
+    node: process.version,
+    nginx: sh('nginx -v 2>&1').replace(/^nginx version:\s*/, ''),
+    wrk: sh('wrk -v 2>&1 | head -1').replace(/\s*\[.*$/, ''),
+    kernel: os.release(),
+    git
+  }
+}
+
+/* -------------------------------------------------------------- targets */
+
+/**
+ * The proxies, each its own process on its own port, pinned to PROXY_CPU. `host` is the Host
+ * wrk sends (default: 127.0.0.1:PORT).
+ */
+function peerDefs () {
+  const node = process.execPath
+  const cli = path.join(ROOT, 'packages', 'cli', 'dist', 'bin.js')
+  return [
+    { id: 'proxyctl', label: 'proxyctl', cmd: node, args: [cli, 'start', '--config', path.join(BENCH, 'configs', 'proxyctl.config.mjs')] },
+    { id: 'nginx', label: 'nginx (proxy, keepalive)', nginx: 'proxy.nginx.conf' },
+    { id: 'fastify', label: '@fastify/http-proxy', cmd: node, args: [path.join(BENCH, 'peers', 'fastify-http-proxy.mjs')] },
+    { id: 'http-proxy', label: 'node-http-proxy', cmd: node, args: [path.join(BENCH, 'peers', 'node-http-proxy.mjs')] },
+    { id: 'lean', label: 'lean node:http + undici', cmd: node, args: [path.join(BENCH, 'peers', 'lean-undici.mjs')] }
+  ]
+}
+
+const MANY = {
+  id: 'proxyctl-many',
+  label: 'proxyctl, 500 locations + 50 server names',
+  cmd: process.execPath,
+  args: [path.join(ROOT, 'packages', 'cli', 'dist', 'bin.js'), 'start', '--config', path.join(BENCH, 'configs', 'proxyctl-many.config.mjs')],
+  host: 'r49.bench.test'
+}
+
+async function startTarget (def, upstream) {
+  const port = await freePort()
+  const log = path.join(tmp, `${def.id}.log`)
+  let proc
+  if (def.nginx !== undefined) {
+    const conf = path.join(tmp, def.nginx)
+    fs.writeFileSync(conf, render(def.nginx, { DIR: tmp, PORT: port, UPSTREAM_PORT: upstream.port, UPSTREAM_SOCK: upstream.sock }))
+    proc = start(def.id, 'nginx', ['-p', tmp, '-e', path.join(tmp, `${def.id}-error.log`), '-c', conf], { cpu: PROXY_CPU, log })
+  } else {
+    proc = start(def.id, def.cmd, def.args, {
+      cpu: PROXY_CPU,
+      log,
+      env: { PORT: String(port), UPSTREAM_TCP: `127.0.0.1:${upstream.port}`, UPSTREAM_SOCK: upstream.sock, ...(def.env ?? {}) }
+    })
+  }
+  await waitReady(proc, { port })
+  return { ...def, port, proc, url: `http://127.0.0.1:${port}` }
+}
+
+/** Each target must answer the benchmark's requests correctly before it is measured. */
+async function sanityCheck (t) {
+  const headers = t.host !== undefined ? { host: t.host } : {}
+  const expect = async (what, opts, status, length) => {
+    const r = await request({ port: t.port, headers, timeout: 10_000, ...opts })
+    if (r.status !== status) throw new Error(`${what}: status ${r.status}, expected ${status}`)
+    if (length !== undefined && r.body.length !== length) throw new Error(`${what}: ${r.body.length} bytes, expected ${length}`)
+  }
+  if (t.id === 'proxyctl-many') {
+    await expect('GET /tcp/small (Host r49.bench.test)', { path: '/tcp/small' }, 200, SMALL)
+    await expect('GET /tcp/small (Host host0.bench.test)', { path: '/tcp/small', headers: { host: 'host0.bench.test' } }, 404)
+    return
+  }
+  await expect('GET /tcp/small', { path: '/tcp/small' }, 200, SMALL)
+  await expect('GET /unix/small', { path: '/unix/small' }, 200, SMALL)
+  await expect('GET /tcp/big', { path: '/tcp/big' }, 200, BIG)
+  await expect('GET /unix/big', { path: '/unix/big' }, 200, BIG)
+  await expect('POST /tcp/upload', { path: '/tcp/upload', method: 'POST', body: Buffer.alloc(UPLOAD, 0x78), headers: { ...headers, 'content-type': 'application/octet-stream' } }, 200)
+}
+
+/* -------------------------------------------------------------- scenarios */
+
+const SCENARIOS = [
+  { id: 'small-tcp', title: 'GET 100 B, TCP upstream', path: '/tcp/small' },
+  { id: 'small-unix', title: 'GET 100 B, unix socket upstream', path: '/unix/small' },
+  { id: 'big-tcp', title: 'GET 1 MiB, TCP upstream', path: '/tcp/big' },
+  { id: 'big-unix', title: 'GET 1 MiB, unix socket upstream', path: '/unix/big' },
+  { id: 'upload', title: 'POST 64 KiB upload, TCP upstream', path: '/tcp/upload', script: path.join(BENCH, 'load', 'upload.lua') },
+  { id: 'selection', title: 'Selection cost: GET 100 B, TCP upstream, 1 location vs 500 locations and 50 server names (proxyctl only)', path: '/tcp/small', selection: true }
+]
+
+const median = (xs) => {
+  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b)
+  if (v.length === 0) return null
+  const m = Math.floor(v.length / 2)
+  return v.length % 2 === 1 ? v[m] : (v[m - 1] + v[m]) / 2
+}
+
+function summarize (runs) {
+  if (runs === undefined || runs.length === 0) return null
+  const pick = (k) => median(runs.map((r) => r[k]))
+  const rpsAll = runs.map((r) => r.rps)
+  const rps = pick('rps')
+  const share = pick('cpuShare')
+  return {
+    rounds: runs.length,
+    rps,
+    spread: runs.length > 1 && rps > 0 ? (Math.max(...rpsAll) - Math.min(...rpsAll)) / rps : null,
+    cpuShare: share,
+    perCore: median(runs.map((r) => r.cpuShare > 0 ? r.rps / r.cpuShare : null)),
+    p50: pick('p50'),
+    p99: pick('p99'),
+    errors: pick('errors'),
+    // a run with no response at all (the target hung): flagged in the errors column
+    stalled: runs.filter((r) => r.requests === 0).length,
+    peakRssKiB: pick('peakRssKiB')
+  }
+}
+
+/* -------------------------------------------------------------- WebSocket */
+
+async function wsScenario (upstreamLog) {
+  const out = { available: false, note: '', direct: [], proxied: [] }
+  let exported = false
+  try { exported = typeof (await import('@proxyctl/plugins')).websocket === 'function' } catch { /* not built */ }
+  const echoPort = await freePort()
+  const echo = start('ws-echo', process.execPath, [path.join(BENCH, 'peers', 'ws-echo.mjs')], { cpu: LOAD_CPU, log: upstreamLog, env: { PORT: String(echoPort) } })
+  await new Promise((r) => setTimeout(r, 300))
+  let proxied
+  if (exported) {
+    const port = await freePort()
+    const log = path.join(tmp, 'proxyctl-ws.log')
+    const proc = start('proxyctl-ws', process.execPath, [path.join(ROOT, 'packages', 'cli', 'dist', 'bin.js'), 'start', '--config', path.join(BENCH, 'configs', 'proxyctl-ws.config.mjs')], {
+      cpu: PROXY_CPU, log, env: { PORT: String(port), WS_UPSTREAM: `127.0.0.1:${echoPort}` }
+    })
+    try {
+      await waitReady(proc, { port })
+      proxied = { proc, url: `ws://127.0.0.1:${port}/ws` }
+      out.available = true
+    } catch (err) {
+      out.note = `\`websocket\` is exported, but proxyctl did not start with bench/configs/proxyctl-ws.config.mjs: ${err.message.split('\n')[0]} (align that config with the plugin's API)`
+      await stop(proc)
+    }
+  } else {
+    out.note = 'TODO: not measured through proxyctl: `@proxyctl/plugins` does not export `websocket` yet. bench/configs/proxyctl-ws.config.mjs is ready and run.mjs measures the tunnels as soon as the export exists; only the direct baseline ran.'
+  }
+  const runLoad = async (url) => {
+    const proc = start('ws-load', process.execPath, [path.join(BENCH, 'load', 'ws-load.mjs'), url, String(WS_TUNNELS), String(DURATION), String(WS_MESSAGE)], { cpu: LOAD_CPU, stdout: 'pipe' })
+    let text = ''
+    proc.child.stdout.on('data', (d) => { text += d })
+    proc.child.stderr.on('data', (d) => { text += d })
+    const guard = setTimeout(() => { try { process.kill(proc.pid, 'SIGKILL') } catch {} }, (DURATION + 30) * 1000)
+    await proc.exitPromise
+    clearTimeout(guard)
+    try { return JSON.parse(text.trim().split('\n').pop()) } catch { throw new Error(`ws-load failed: ${text}`) }
+  }
+  for (let round = 0; round < ROUNDS; round++) {
+    progress(`websocket round ${round + 1}/${ROUNDS}: direct`)
+    out.direct.push(await runLoad(`ws://127.0.0.1:${echoPort}/ws`))
+    if (proxied !== undefined) {
+      progress(`websocket round ${round + 1}/${ROUNDS}: through proxyctl`)
+      const m = monitor(proxied.proc.pid)
+      const r = await runLoad(proxied.url)
+      out.proxied.push({ ...r, ...m.end() })
+    }
+  }
+  if (proxied !== undefined) await stop(proxied.proc)
+  await stop(echo)
+  return out
+}
+
+/* -------------------------------------------------------------- idle connections */
+
+async function idleCost (target) {
+  // Warm the process a little (JIT, first allocations), then take the baseline.
+  for (let i = 0; i < 50; i++) await request({ port: target.port, path: '/health' })
+  await new Promise((r) => setTimeout(r, 1000))
+  const before = { rss: memory(target.proc.pid).rss, fds: fdCount(target.proc.pid) }
+  const proc = start('idle-conns', process.execPath, [path.join(BENCH, 'load', 'idle-conns.mjs'), '127.0.0.1', String(target.port), String(IDLE_CONNS), '/health'], { cpu: LOAD_CPU, stdin: 'pipe', stdout: 'pipe' })
+  const lines = []
+  let waiting
+  let buf = ''
+  proc.child.stdout.on('data', (d) => {
+    buf += d
+    let i
+    while ((i = buf.indexOf('\n')) >= 0) { lines.push(buf.slice(0, i)); buf = buf.slice(i + 1); waiting?.() }
+  })
+  proc.child.stdin.on('error', () => {})
+  let errText = ''
+  proc.child.stderr.on('data', (d) => { errText += d })
+  const nextLine = (ms) => new Promise((resolve, reject) => {
+    const done = () => { if (lines.length > 0) { clearTimeout(timer); waiting = undefined; resolve(JSON.parse(lines.shift())) } }
+    const timer = setTimeout(() => { waiting = undefined; reject(new Error(`idle-conns: no answer in ${ms} ms ${errText}`)) }, ms)
+    waiting = done
+    proc.exitPromise.then(() => { if (lines.length === 0) { clearTimeout(timer); reject(new Error(`idle-conns exited: ${errText}`)) } })
+    done()
+  })
+  try {
+    const opened = await nextLine(180_000)
+    await new Promise((r) => setTimeout(r, 2000))
+    let peak = 0
+    for (let i = 0; i < 10; i++) { peak = Math.max(peak, memory(target.proc.pid).rss); await new Promise((r) => setTimeout(r, 100)) }
+    const after = { rss: memory(target.proc.pid).rss, fds: fdCount(target.proc.pid) }
+    proc.child.stdin.write('check\n')
+    const still = await nextLine(10_000)
+    return { label: target.label, wanted: IDLE_CONNS, opened: opened.open, failed: opened.failed, firstError: opened.firstError, openMs: opened.ms, stillOpen: still.open, before, after, peak }
+  } finally {
+    proc.child.stdin.end('close\n')
+    await stop(proc)
+  }
+}
+
+/* -------------------------------------------------------------- report */
+
+const fmtInt = (n) => n === null || n === undefined ? '—' : Math.round(n).toLocaleString('en-US')
+const fmtMs = (n) => n === null || n === undefined ? '—' : n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : n.toFixed(0)
+const fmtPct = (n) => n === null || n === undefined ? '—' : `${Math.round(n * 100)}%`
+const fmtMiB = (kib) => kib === null || kib === undefined ? '—' : (kib / 1024).toFixed(1)
+const fmtRatio = (a, b) => a === null || b === null || a === undefined || b === undefined || b === 0 ? '—' : `${(a / b).toFixed(2)}×`
+
+function report ({ info, targets, broken, incidents, results, ws, idle, elapsed }) {
+  const L = []
+  const p = (s = '') => L.push(s)
+  p('# proxyctl benchmark')
+  p()
+  p(`- date: ${info.date}`)
+  p(`- command: \`${info.command}\``)
+  p(`- machine: ${info.nprocCmd} cores (\`nproc\`), ${info.cpu}, Linux ${info.kernel}`)
+  p(`- node ${info.node}, nginx ${info.nginx}, ${info.wrk}, proxyctl at git ${info.git}`)
+  p(`- load: wrk -t1 -c${CONNECTIONS} (keep-alive) --latency, ${DURATION} s per run, ${WARMUP} s warm-up per target and scenario, ${ROUNDS} interleaved round${ROUNDS === 1 ? '' : 's'} (order rotated each round); every figure is the median over rounds${QUICK ? ' (QUICK: one short round, numbers are indicative only)' : ''}`)
+  p(PINNING
+    ? `- pinning: the proxy under test (and its children) on core ${PROXY_CPU} (\`taskset -c ${PROXY_CPU}\`); wrk on core ${LOAD_CPU}. The upstream nginx (one process) shares core ${LOAD_CPU} with wrk, so for cheap requests the load side can be the limit: read "req/s per proxy core" to compare proxies.`
+    : '- pinning: OFF (fewer than 2 cores): proxy, load and upstream share the CPU; numbers are not comparable to pinned runs.')
+  p(`- took ${Math.round(elapsed)} s`)
+  p()
+  p('Columns: **req/s** wrk Requests/sec; **spread** (max − min) ÷ median of req/s over rounds; **CPU** the proxy\'s CPU share during the run (utime+stime delta from /proc/PID/stat ÷ wall time; 100% = one full core); **req/s per core** req/s ÷ CPU share; **p50/p99** wrk latency percentiles; **errors** non-2xx/3xx responses + socket errors (connect, read, write, timeout); **peak RSS** highest of VmRSS samples (every 100 ms) and VmHWM (reset before each run); **proxyctl ÷** proxyctl\'s figure divided by that row\'s (above 1: proxyctl does better).')
+  p()
+  if (broken.length > 0) {
+    p('**Not measured** (failed their correctness check before the runs):')
+    for (const b of broken) p(`- ${b.label}: ${b.reason}`)
+    p()
+  }
+  if (Object.keys(incidents).length > 0) {
+    p('**Incidents** (runs with no response at all; each was retried once and the retry is what the tables show):')
+    for (const [label, notes] of Object.entries(incidents)) for (const n of notes) p(`- ${label}, ${n}`)
+    p()
+  }
+
+  const summary = []
+  for (const s of SCENARIOS) {
+    const rows = s.selection ? targets.filter((t) => t.id === 'proxyctl' || t.id === 'proxyctl-many') : targets.filter((t) => t.id !== 'proxyctl-many')
+    const sums = new Map(rows.map((t) => [t.id, summarize(results[s.id]?.[t.id])]))
+    if ([...sums.values()].every((v) => v === null)) continue
+    p(`## ${s.title}`)
+    p()
+    const base = sums.get('proxyctl')
+    const ratioCols = s.selection ? ['1 location ÷ this (req/s)', '1 location ÷ this (per core)'] : ['proxyctl ÷ this (req/s)', 'proxyctl ÷ this (per core)']
+    p(`| target | req/s | spread | CPU | req/s per core | p50 ms | p99 ms | errors | peak RSS MiB | ${ratioCols.join(' | ')} |`)
+    p('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+    for (const t of rows) {
+      const r = sums.get(t.id)
+      if (r === null) { p(`| ${t.label} | not measured | | | | | | | | | |`); continue }
+      const self = t.id === 'proxyctl'
+      p(`| ${self ? `**${t.label}**` : t.label} | ${fmtInt(r.rps)} | ${r.spread === null ? '—' : fmtPct(r.spread)} | ${fmtPct(r.cpuShare)} | ${fmtInt(r.perCore)} | ${fmtMs(r.p50)} | ${fmtMs(r.p99)} | ${fmtInt(r.errors)}${r.stalled > 0 ? ` **+ ${r.stalled} of ${r.rounds} runs with no response at all**` : ''} | ${fmtMiB(r.peakRssKiB)} | ${self ? '—' : fmtRatio(base?.rps, r.rps)} | ${self ? '—' : fmtRatio(base?.perCore, r.perCore)} |`)
+    }
+    p()
+    if (!s.selection) summary.push({ s, sums })
+    else {
+      const many = sums.get('proxyctl-many')
+      if (base && many) p(`500 locations and 50 server names keep ${fmtPct(many.perCore / base.perCore)} of the one-location rate per core (${fmtPct(many.rps / base.rps)} of req/s). The request takes the slow path: last regex server name, then all 100 regex locations tried after the longest prefix.`)
+      p()
+    }
+  }
+
+  if (summary.length > 0) {
+    const peers = targets.filter((t) => t.id !== 'proxyctl' && t.id !== 'proxyctl-many')
+    p('## Summary: proxyctl ÷ peer, req/s per proxy core (req/s in parentheses)')
+    p()
+    p(`| scenario | proxyctl req/s per core | ${peers.map((t) => t.label).join(' | ')} |`)
+    p(`| --- | ---: | ${peers.map(() => '---:').join(' | ')} |`)
+    for (const { s, sums } of summary) {
+      const b = sums.get('proxyctl')
+      p(`| ${s.title} | ${fmtInt(b?.perCore)} | ${peers.map((t) => { const r = sums.get(t.id); return r === null ? '—' : `${fmtRatio(b?.perCore, r.perCore)} (${fmtRatio(b?.rps, r.rps)})` }).join(' | ')} |`)
+    }
+    p()
+  }
+
+  p(`## WebSocket echo, ${WS_TUNNELS} tunnels, ${WS_MESSAGE} B messages (one in flight per tunnel)`)
+  p()
+  if (ws === null) p('Not run.')
+  else {
+    if (ws.note) { p(ws.note); p() }
+    const d = ws.direct.length > 0 ? { rt: median(ws.direct.map((r) => r.tripsPerSec)), mb: median(ws.direct.map((r) => r.mbPerSecEachWay)), p50: median(ws.direct.map((r) => r.p50)), p99: median(ws.direct.map((r) => r.p99)), errors: median(ws.direct.map((r) => r.errors)), open: median(ws.direct.map((r) => r.open)) } : null
+    const x = ws.proxied.length > 0 ? { rt: median(ws.proxied.map((r) => r.tripsPerSec)), mb: median(ws.proxied.map((r) => r.mbPerSecEachWay)), p50: median(ws.proxied.map((r) => r.p50)), p99: median(ws.proxied.map((r) => r.p99)), errors: median(ws.proxied.map((r) => r.errors)), open: median(ws.proxied.map((r) => r.open)), cpu: median(ws.proxied.map((r) => r.cpuShare)), rss: median(ws.proxied.map((r) => r.peakRssKiB)) } : null
+    p('| path | tunnels open | round trips/s | MiB/s each way | p50 ms | p99 ms | errors | proxy CPU | round trips/s per proxy core | proxy peak RSS MiB |')
+    p('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+    if (d) p(`| direct (client → echo server) | ${d.open} | ${fmtInt(d.rt)} | ${d.mb.toFixed(1)} | ${fmtMs(d.p50)} | ${fmtMs(d.p99)} | ${fmtInt(d.errors)} | — | — | — |`)
+    if (x) p(`| through proxyctl | ${x.open} | ${fmtInt(x.rt)} | ${x.mb.toFixed(1)} | ${fmtMs(x.p50)} | ${fmtMs(x.p99)} | ${fmtInt(x.errors)} | ${fmtPct(x.cpu)} | ${fmtInt(x.cpu > 0 ? x.rt / x.cpu : null)} | ${fmtMiB(x.rss)} |`)
+    else p('| through proxyctl | TODO | | | | | | | | |')
+    if (d && x) { p(); p(`proxyctl ÷ direct, round trips/s: ${fmtRatio(x.rt, d.rt)}. The echo server and the client share core ${LOAD_CPU}; the direct path has no proxy hop at all.`) }
+  }
+  p()
+
+  p(`## Idle keep-alive connections: ${fmtInt(IDLE_CONNS)} clients, one request each, then idle`)
+  p()
+  p('RSS of the proxy process before (after 50 warm-up requests) and with the connections open (2 s after the last one opened). Opened from a Node script on core ' + LOAD_CPU + ' over loopback.')
+  p()
+  p('| proxy | opened | still open at measure | RSS before MiB | RSS with connections MiB | growth MiB | KiB per connection | fds before → with |')
+  p('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+  for (const r of idle) {
+    if (r.error) { p(`| ${r.label} | failed: ${r.error} | | | | | | |`); continue }
+    const growth = r.after.rss - r.before.rss
+    p(`| ${r.label} | ${fmtInt(r.opened)}${r.failed ? ` (${r.failed} failed: ${r.firstError})` : ''} | ${fmtInt(r.stillOpen)} | ${fmtMiB(r.before.rss)} | ${fmtMiB(r.after.rss)} | ${fmtMiB(growth)} | ${r.stillOpen > 0 ? (growth / r.stillOpen).toFixed(2) : '—'} | ${r.before.fds} → ${r.after.fds} |`)
+  }
+  p()
+  return L.join('\n')
+}
+
+/* -------------------------------------------------------------- main */
+
+async function main () {
+  const t0 = Date.now()
+  ensureTools()
+  if (!fs.existsSync(path.join(ROOT, 'packages', 'cli', 'dist', 'bin.js'))) throw new Error('packages/cli/dist/bin.js is missing: run `pnpm build` first (`pnpm bench` does)')
+  const info = machine() // before pinning: nproc counts the cores this process may use
+  if (PINNING) {
+    // This script (and what it spawns without a core of its own) stays off the proxy's core.
+    try { execFileSync('taskset', ['-a', '-pc', String(LOAD_CPU), String(process.pid)], { stdio: 'ignore' }) } catch { /* best effort */ }
+  } else progress('fewer than 2 cores: running without pinning')
+
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'proxyctl-bench-'))
+  progress(`temp dir ${tmp}${KEEP_TMP ? ' (kept)' : ''}`)
+  for (const side of ['tcp', 'unix']) {
+    fs.mkdirSync(path.join(tmp, 'www', side), { recursive: true })
+    fs.writeFileSync(path.join(tmp, 'www', side, 'small'), Buffer.alloc(SMALL, 0x61))
+    fs.writeFileSync(path.join(tmp, 'www', side, 'big'), Buffer.alloc(BIG, 0x62))
+  }
+
+  // The upstream: one nginx process on the load core, over TCP and a unix socket.
+  const upstream = { port: await freePort(), sock: path.join(tmp, 'upstream.sock') }
+  fs.writeFileSync(path.join(tmp, 'upstream.conf'), render('upstream.nginx.conf', { DIR: tmp, UPSTREAM_PORT: upstream.port, UPSTREAM_SOCK: upstream.sock }))
+  progress(`upstream nginx on 127.0.0.1:${upstream.port} and ${upstream.sock}`)
+  const upstreamLog = path.join(tmp, 'upstream.log')
+  const up = start('upstream-nginx', 'nginx', ['-p', tmp, '-e', path.join(tmp, 'upstream-error.log'), '-c', path.join(tmp, 'upstream.conf')], { cpu: LOAD_CPU, log: upstreamLog })
+  await waitReady(up, { port: upstream.port })
+  await waitReady(up, { socketPath: upstream.sock })
+
+  const only = env.PEERS?.split(',').map((s) => s.trim())
+  const wanted = (id) => env.SCENARIOS === undefined || env.SCENARIOS.split(',').includes(id)
+  const defs = [...peerDefs(), MANY].filter((d) => d.id === 'proxyctl' ||
+    (d.id === 'proxyctl-many' ? wanted('selection') : only === undefined || only.includes(d.id)))
+  const targets = []
+  const broken = []
+  for (const def of defs) {
+    progress(`starting ${def.label}`)
+    try {
+      const t = await startTarget(def, upstream)
+      await sanityCheck(t)
+      targets.push(t)
+      progress(`  ${def.label} on 127.0.0.1:${t.port} (pid ${t.proc.pid})`)
+    } catch (err) {
+      progress(`  ${def.label}: ${err.message}`)
+      broken.push({ label: def.label, reason: err.message.split('\n')[0] })
+    }
+  }
+
+  const scenarios = env.SCENARIOS === undefined ? SCENARIOS : SCENARIOS.filter((s) => env.SCENARIOS.split(',').includes(s.id))
+  const results = {}
+  const incidents = {}
+  const wrkLog = path.join(tmp, 'wrk.log')
+  const logWrk = (text) => fs.appendFileSync(wrkLog, text + '\n')
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [si, s] of scenarios.entries()) {
+      const list = s.selection ? targets.filter((t) => t.id === 'proxyctl' || t.id === 'proxyctl-many') : targets.filter((t) => t.id !== 'proxyctl-many')
+      const k = list.length === 0 ? 0 : (round + si) % list.length
+      const order = [...list.slice(k), ...list.slice(0, k)]
+      for (const t of order) {
+        const url = `${t.url}${s.path}`
+        const opts = { url, script: s.script, host: t.host, cpu: LOAD_CPU, connections: CONNECTIONS, log: logWrk }
+        if (t.proc.exited) { progress(`${t.label} has exited (code ${t.proc.code}); skipping`); continue }
+        try {
+          if (round === 0 && WARMUP > 0) await runWrk({ ...opts, seconds: WARMUP })
+          let m = monitor(t.proc.pid)
+          let r = await runWrk({ ...opts, seconds: DURATION })
+          let usage = m.end()
+          if (r.requests === 0) {
+            // Not one response in the whole run: say what a single request gets now, then retry
+            // once. A target that hangs for good stays flagged (0 responses) in the report.
+            const probe = await request({ port: t.port, path: s.path, headers: t.host ? { host: t.host } : {}, timeout: 5000 })
+              .then((x) => `status ${x.status}, ${x.body.length} bytes`, (err) => err.message)
+            const note = `round ${round + 1} ${s.id}: no response in ${DURATION} s; a single request then got: ${probe}; retried once`
+            progress(`${t.id}: ${note}`)
+            ;(incidents[t.label] ??= []).push(note)
+            m = monitor(t.proc.pid)
+            r = await runWrk({ ...opts, seconds: DURATION })
+            usage = m.end()
+          }
+          ;((results[s.id] ??= {})[t.id] ??= []).push({ ...r, ...usage })
+          progress(`round ${round + 1}/${ROUNDS} ${s.id} ${t.id}: ${fmtInt(r.rps)} req/s, CPU ${fmtPct(usage.cpuShare)}, p99 ${fmtMs(r.p99)} ms, errors ${r.errors}${r.requests === 0 ? ' — NO RESPONSES (target hung?)' : ''}`)
+        } catch (err) {
+          if (isShuttingDown()) return
+          progress(`round ${round + 1}/${ROUNDS} ${s.id} ${t.id}: ${err.message}`)
+        }
+      }
+    }
+  }
+
+  if (isShuttingDown()) return
+  let ws = null
+  if (env.SCENARIOS === undefined || env.SCENARIOS.split(',').includes('websocket')) {
+    try { ws = await wsScenario(upstreamLog) } catch (err) { ws = { note: `failed: ${err.message}`, direct: [], proxied: [] } }
+  }
+
+  if (isShuttingDown()) return
+  const idle = []
+  if (env.SCENARIOS === undefined || env.SCENARIOS.split(',').includes('idle')) {
+    // A fresh proxyctl (same config), so the baseline is not what the load runs left behind.
+    const fresh = { ...peerDefs()[0], id: 'proxyctl-idle', label: 'proxyctl (fresh process)' }
+    for (const def of [fresh, targets.find((t) => t.id === 'nginx')].filter(Boolean)) {
+      let t = def
+      try {
+        if (def.proc === undefined) t = await startTarget(def, upstream)
+        progress(`idle connections: ${def.label}`)
+        idle.push(await idleCost(t))
+      } catch (err) {
+        idle.push({ label: def.label, error: err.message.split('\n')[0] })
+      } finally {
+        if (def.proc === undefined && t.proc !== undefined) await stop(t.proc)
+      }
+    }
+  }
+
+  if (isShuttingDown()) return
+  // Anything a target logged at warn or above during the runs is worth a look.
+  for (const t of targets) {
+    const errLog = t.id === 'nginx' ? tail(path.join(tmp, 'nginx-proxy-error.log'), 200) + '\n' + tail(path.join(tmp, 'nginx-error.log'), 200) : tail(t.proc.log, 200)
+    const bad = errLog.split('\n').filter((l) => /"level":(40|50|60)|\[(warn|error|crit|alert|emerg)\]/.test(l))
+    if (bad.length > 0) progress(`${t.label} logged ${bad.length} warnings/errors; first: ${bad[0].slice(0, 300)}`)
+  }
+
+  for (const t of targets) await stop(t.proc)
+  await stop(up)
+
+  if (isShuttingDown()) return
+  const md = report({ info, targets, broken, incidents, results, ws, idle, elapsed: (Date.now() - t0) / 1000 })
+  fs.mkdirSync(path.join(BENCH, 'results'), { recursive: true })
+  fs.writeFileSync(path.join(BENCH, 'results', 'latest.md'), md + '\n')
+  process.stdout.write(md + '\n')
+  progress(`wrote bench/results/latest.md (${Math.round((Date.now() - t0) / 1000)} s)`)
+}
+
+main().then(() => cleanup(), async (err) => {
+  if (isShuttingDown()) return // a signal is being handled
+  progress(`failed: ${err.stack ?? err}`)
+  await cleanup()
+  process.exitCode = 1
+})
