@@ -59,6 +59,23 @@ t.test('article example 2: static files first, else the app over a unix socket',
   t.match(about.body, /<h1>About rails365<\/h1>/, '/about.html: the file\'s content')
   t.strictSame(appSaw(about).host, [], '/about.html: the app was not asked')
 
+  // The rest of try_files $uri/index.html $uri on the public/ tree, as nginx answers each.
+  const tree: Array<{ rule: string, method?: string, target: string, status: number, body: RegExp }> = [
+    { rule: '/ is $uri/index.html of the root', target: '/', status: 200, body: /<h1>Home of rails365<\/h1>/ },
+    { rule: '/docs/ is its own index.html', target: '/docs/', status: 200, body: /<h1>Docs index<\/h1>/ },
+    { rule: '/docs (no slash) is served from $uri/index.html at once, no redirect', target: '/docs', status: 200, body: /<h1>Docs index<\/h1>/ },
+    { rule: 'POST to a static file is 405, as nginx\'s static module', method: 'POST', target: '/about.html', status: 405, body: /405 Method Not Allowed/ }
+  ]
+  for (const c of tree) {
+    const r = await exchange(v4, c.target, { host: 'www.rails365.net', ...(c.method ? { method: c.method, body: 'a=1' } : {}) })
+    t.equal(r.status, c.status, `${c.rule}: status`)
+    t.match(r.body, c.body, `${c.rule}: body`)
+    t.strictSame(appSaw(r).host, [], `${c.rule}: the app was not asked`)
+  }
+  const post = await exchange(v4, '/articles/', { host: 'www.rails365.net', method: 'POST', body: 'title=hi' })
+  t.equal(post.status, 200, 'POST /articles/ (no such file) goes to the app')
+  t.match(app.output(), /POST \/articles\//, 'the app saw the POST')
+
   // ... else @rails365, over the unix socket
   const articles = await get(v4, '/articles/', 'www.rails365.net')
   t.equal(articles.status, 200, '/articles/: 200')
