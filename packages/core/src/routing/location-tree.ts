@@ -144,7 +144,84 @@ interface Level<T> {
   exact: Map<string, T> | null
   /** Longest first. */
   prefixes: PrefixEntry<T>[]
+  /**
+   * The prefixes grouped by length, longest first: the longest match is the first length whose
+   * map holds the URI's first `len` characters. A lookup per distinct length, not a scan of all.
+   */
+  byLength: Array<{ len: number, map: Map<string, PrefixEntry<T>> }>
   regexes: RegexEntry<T>[]
+  /** The regexes again, as runs checked in order (see RegexRun). */
+  runs: RegexRun<T>[]
+}
+
+/**
+ * Consecutive regex locations with the same flags, screened with one combined regex
+ * `(?:R1)|(?:R2)|...`: one native scan tells whether any of them matches. Most requests match
+ * none (they are answered by a prefix), and then the whole run costs one call instead of one per
+ * location. When the screen hits, the run's regexes are tried in declaration order as nginx does.
+ * Runs with back-references are not combined (their group numbers would change).
+ */
+interface RegexRun<T> {
+  /** Matches iff some entry matches; null: check the (single) entry directly. */
+  screen: RegExp | null
+  entries: RegexEntry<T>[]
+}
+
+/** Capture groups in a regex source, and whether it uses back-references (which combining would break). */
+function groupInfo (source: string): { groups: number, backrefs: boolean, plain: string } {
+  let groups = 0
+  let backrefs = false
+  let inClass = false
+  let plain = ''
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i] as string
+    if (c === '\\') {
+      const n = source[i + 1] ?? ''
+      if (!inClass && (/[1-9]/.test(n) || n === 'k')) backrefs = true
+      plain += c + n
+      i++
+      continue
+    }
+    if (inClass) { if (c === ']') inClass = false; plain += c; continue }
+    if (c === '[') { inClass = true; plain += c; continue }
+    if (c === '(') {
+      if (source[i + 1] !== '?') groups++
+      else if (source[i + 2] === '<' && source[i + 3] !== '=' && source[i + 3] !== '!') {
+        // a named group: still a group, but names may repeat across alternatives, so drop them
+        groups++
+        const end = source.indexOf('>', i)
+        plain += '('
+        i = end
+        continue
+      }
+    }
+    plain += c
+  }
+  return { groups, backrefs, plain }
+}
+
+const MIN_RUN = 3
+
+function buildRuns<T> (regexes: RegexEntry<T>[]): RegexRun<T>[] {
+  const runs: RegexRun<T>[] = []
+  let i = 0
+  while (i < regexes.length) {
+    const flags = (regexes[i] as RegexEntry<T>).regex.flags
+    let j = i
+    while (j < regexes.length && (regexes[j] as RegexEntry<T>).regex.flags === flags) j++
+    const entries = regexes.slice(i, j)
+    i = j
+    const infos = entries.map((e) => groupInfo(e.regex.source))
+    if (entries.length < MIN_RUN || infos.some((g) => g.backrefs)) {
+      for (const e of entries) runs.push({ screen: null, entries: [e] })
+      continue
+    }
+    let screen: RegExp | null
+    try { screen = new RegExp(infos.map((g) => `(?:${g.plain})`).join('|'), flags) } catch { screen = null }
+    if (screen === null) for (const e of entries) runs.push({ screen: null, entries: [e] })
+    else runs.push({ screen, entries })
+  }
+  return runs
 }
 
 // find() results, as in nginx
@@ -195,7 +272,13 @@ function buildLevel<T extends LocationNode> (nodes: readonly LocationNode[], reg
   if (exact === null && prefixes.length === 0 && regexes.length === 0) return null
   // stable: equal lengths keep declaration order (they cannot both match anyway)
   prefixes.sort((a, b) => b.path.length - a.path.length)
-  return { exact, prefixes, regexes }
+  const byLength: Level<T>['byLength'] = []
+  for (const p of prefixes) {
+    let bucket = byLength[byLength.length - 1]
+    if (bucket === undefined || bucket.len !== p.path.length) byLength.push(bucket = { len: p.path.length, map: new Map() })
+    if (!bucket.map.has(p.path)) bucket.map.set(p.path, p)
+  }
+  return { exact, prefixes, byLength, regexes, runs: buildRuns(regexes) }
 }
 
 export class LocationTree<T extends LocationNode> {
@@ -233,11 +316,13 @@ export class LocationTree<T extends LocationNode> {
     }
 
     let noregex = false
-    const prefixes = level.prefixes
+    const byLength = level.byLength
     const len = uri.length
-    for (let i = 0; i < prefixes.length; i++) {
-      const p = prefixes[i]
-      if (p.path.length > len || !uri.startsWith(p.path)) continue
+    for (let i = 0; i < byLength.length; i++) {
+      const bucket = byLength[i] as Level<T>['byLength'][number]
+      if (bucket.len > len) continue
+      const p = bucket.map.get(bucket.len === len ? uri : uri.slice(0, bucket.len))
+      if (p === undefined) continue
       this.#current = p.node
       noregex = p.noregex
       if (p.sub !== null && this.#find(p.sub, uri) === OK) return OK
@@ -245,16 +330,21 @@ export class LocationTree<T extends LocationNode> {
     }
 
     if (!noregex) {
-      const regexes = level.regexes
-      for (let i = 0; i < regexes.length; i++) {
-        const r = regexes[i]
-        const m = r.regex.exec(uri)
-        if (m === null) continue
-        this.#current = r.node
-        this.#captures = m
-        // nested regexes of a regex location (the first match replaces these captures)
-        if (r.sub !== null) this.#find(r.sub, uri)
-        return OK
+      const runs = level.runs
+      for (let i = 0; i < runs.length; i++) {
+        const run = runs[i] as RegexRun<T>
+        if (run.screen !== null && !run.screen.test(uri)) continue
+        const entries = run.entries
+        for (let k = 0; k < entries.length; k++) {
+          const r = entries[k] as RegexEntry<T>
+          const m = r.regex.exec(uri)
+          if (m === null) continue
+          this.#current = r.node
+          this.#captures = m
+          // nested regexes of a regex location (the first match replaces these captures)
+          if (r.sub !== null) this.#find(r.sub, uri)
+          return OK
+        }
       }
     }
     return DECLINED
