@@ -1,5 +1,5 @@
 import { lookup } from 'node:dns/promises'
-import { Pool } from 'undici'
+import { Pool } from './undici-pool.js'
 import type { UpstreamConfig, UpstreamServerConfig } from '@proxyctl/core'
 import { parseUpstreamAddress, type UpstreamAddress } from './address.js'
 import { Peer } from './peer.js'

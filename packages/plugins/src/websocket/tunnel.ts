@@ -11,7 +11,8 @@ import { classifyUpstreamError, UpstreamError } from '../proxy/errors.js'
 import { connectionTokens } from '../proxy/headers.js'
 import { parseRenderedTarget } from '../proxy/target.js'
 import type { UpstreamPeer, UpstreamPool } from '../upstream/pool.js'
-import { MessageMode, type MessageModeOption, type UpstreamHandshake } from './messages.js'
+import type { MessageMode, UpstreamHandshake } from './messages.js'
+import type { MessageModeOption } from './message-hooks.js'
 
 /**
  * WebSocket tunnels, as nginx proxies an upgrade with
@@ -59,7 +60,8 @@ interface HandlerState {
   /** Handshakes in progress plus open tunnels (what maxConnections limits). */
   active: number
   readonly tunnels: Set<{ shutdown (): void }>
-  readonly messages: MessageMode | undefined
+  /** Set at registration when message mode is on (ws and @fastify/websocket load only then). */
+  messages: MessageMode | undefined
   /** Header names (lower case) the user hides; applied to the 101 head too. */
   readonly hideOnUpgrade: ReadonlySet<string>
 }
@@ -80,7 +82,7 @@ export function websocket (target: string, options: WebSocketOptions = {}): Loca
       maxConnections: maxConnections ?? 0,
       active: 0,
       tunnels: new Set(),
-      messages: messages === undefined || messages === false ? undefined : new MessageMode(messages),
+      messages: undefined,
       hideOnUpgrade: new Set((proxyOptions.hideHeaders ?? []).map((h) => h.toLowerCase()))
     }
     return {
@@ -91,7 +93,11 @@ export function websocket (target: string, options: WebSocketOptions = {}): Loca
           upstreamResponse: phaseHooks(instance, 'upstreamResponse'),
           upstreamError: phaseHooks(instance, 'upstreamError')
         }
-        if (state.messages !== undefined) await state.messages.register(instance)
+        if (messages !== undefined && messages !== false) {
+          const { MessageMode } = await import('./messages.js')
+          state.messages = new MessageMode(messages)
+          await state.messages.register(instance)
+        }
         // On shutdown (after the listeners' grace period) whatever is still open is cut.
         instance.addHook('onClose', async () => {
           for (const t of [...state.tunnels]) t.shutdown()
