@@ -32,8 +32,8 @@ servers.push({ listen, serverName: '~^r49\\.bench\\.test$', locations })
 
 export default defineConfig({
   upstreams: {
-    up_tcp: { servers: [UPSTREAM_TCP], keepalive: 64 },
-    up_unix: { servers: [`unix:${UPSTREAM_SOCK}`], keepalive: 64 }
+    up_tcp: { servers: [UPSTREAM_TCP] },
+    up_unix: { servers: [`unix:${UPSTREAM_SOCK}`] }
   },
   servers
 })

@@ -8,8 +8,8 @@ if (PORT === undefined || UPSTREAM_TCP === undefined || UPSTREAM_SOCK === undefi
 
 export default defineConfig({
   upstreams: {
-    up_tcp: { servers: [UPSTREAM_TCP], keepalive: 64 },
-    up_unix: { servers: [`unix:${UPSTREAM_SOCK}`], keepalive: 64 }
+    up_tcp: { servers: [UPSTREAM_TCP] },
+    up_unix: { servers: [`unix:${UPSTREAM_SOCK}`] }
   },
   servers: [
     {

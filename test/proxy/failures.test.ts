@@ -444,7 +444,7 @@ t.test('next upstream on timeout: a server that never answers is left for the ne
 for (const kind of ['tcp', 'unix'] as const) {
   t.test(`upstream killed and restarted (${kind}): requests fail while it is down, then succeed again`, async (t) => {
     const up = await startUpstream(t, 'phoenix', kind === 'tcp' ? { port: 0 } : { path: path.join(tmpDir(t), 'up.sock') })
-    const p = await startLogged(t, config('http://app', {}, { app: { servers: [up.address], keepalive: 8 } }))
+    const p = await startLogged(t, config('http://app', {}, { app: { servers: [up.address] } }))
     for (let i = 0; i < 3; i++) t.equal((await get(p)).status, 200, `before: request ${i}`)
     t.ok(up.sockets.size >= 1, 'a kept-alive connection to the upstream')
     await up.stop()

@@ -82,8 +82,3 @@ export class BadRequestError extends ProxyctlError {
     this.status = status
   }
 }
-
-/** Raised when a formatter wants the key path of a value in a location map. */
-export function locationKeyPath (parent: string, key: string): string {
-  return `${parent}.locations[${JSON.stringify(key)}]`
-}

@@ -5,10 +5,11 @@ import { conflictingServerNames, parseServerName, ServerSelector } from '../rout
 import type { LocationKind, LocationNode } from '../routing/types.js'
 import { compileTemplate, TemplateError, type CompileScope, type Template } from '../variables/compile.js'
 import { respond } from '../handlers/respond.js'
+import { isHandler } from '../handlers/define-handler.js'
 import { locationRoute, serverFallbackRoute } from '../routing/route-urls.js'
-import { checkShape, formatKeyPath } from './schema.js'
+import { checkShape } from './schema.js'
 import {
-  kHandlerBrand, type CompiledHandler, type HandlerCompileEnv, type ListenConfig, type LocationConfig,
+  type CompiledHandler, type HandlerCompileEnv, type ListenConfig, type LocationConfig,
   type LocationHandler, type PluginEntry, type ProxyConfig, type UpstreamConfig
 } from './types.js'
 
@@ -127,9 +128,6 @@ function parseErrorPages (pages: Record<string, string>, keyPath: string, scope:
   return rules
 }
 
-function isHandler (v: unknown): v is LocationHandler {
-  return typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[kHandlerBrand] === true
-}
 
 /** nginx's default listen: `*:80` when running as root, `*:8000` otherwise. */
 function defaultListen (): string {
@@ -446,4 +444,3 @@ function compileEnv (config: ResolvedConfig, server: ResolvedServer, location: R
   }
 }
 
-export { formatKeyPath }

@@ -1,14 +1,13 @@
 import { z } from 'zod'
 import { ConfigError } from '../errors.js'
-import { kHandlerBrand, type ProxyConfig } from './types.js'
+import { isHandler } from '../handlers/define-handler.js'
+import type { ProxyConfig } from './types.js'
 
 /**
  * The shape check of a config: types and unknown keys. Semantic rules (duplicate locations,
  * default servers, templates) are checked by `resolve.ts` once the shape is known to be right.
  */
 
-const isHandler = (v: unknown): boolean =>
-  typeof v === 'object' && v !== null && (v as Record<symbol, unknown>)[kHandlerBrand] === true
 
 const handler = z.custom((v) => isHandler(v), {
   error: 'expected a handler such as respond(...) or proxy(...)'
@@ -95,7 +94,6 @@ const balance = z.union([
 const upstream = z.strictObject({
   servers: z.array(upstreamServer).min(1, { error: 'an upstream needs at least one server' }),
   balance: balance.optional(),
-  keepalive: z.number().int().min(0).optional(),
   connectTimeout: z.number().int().min(1).optional(),
   resolveInterval: positiveMs.optional(),
   healthCheck: z.strictObject({

@@ -110,8 +110,6 @@ export interface UpstreamConfig {
   servers: Array<string | UpstreamServerConfig>
   /** How a server is chosen. Default `'round-robin'` (smooth weighted, nginx's). */
   balance?: BalancePolicy
-  /** Idle keep-alive connections kept per server (nginx's `keepalive`). Default 32. */
-  keepalive?: number
   /** Milliseconds to establish a connection to a server (nginx's proxy_connect_timeout). Default 60000. */
   connectTimeout?: number
   /** Milliseconds between DNS re-resolutions of hostname servers. Default 30000; 0 resolves once. */
