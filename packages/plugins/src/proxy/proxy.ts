@@ -419,7 +419,11 @@ class Attempt implements Dispatcher.DispatchHandler {
     let named: Set<string> | undefined
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const n = rawHeaders[i] as Buffer
-      if (n.length === 10 && n.toString('latin1').toLowerCase() === 'connection') named = connectionTokens((rawHeaders[i + 1] as Buffer).toString('latin1'))
+      if (n.length === 10 && n.toString('latin1').toLowerCase() === 'connection') {
+        // Almost always "keep-alive" or "close", which name no other header: skip the parse.
+        const v = (rawHeaders[i + 1] as Buffer).toString('latin1')
+        if (v !== 'keep-alive' && v !== 'close') named = connectionTokens(v)
+      }
     }
     let headers: string[] = []
     for (let i = 0; i < rawHeaders.length; i += 2) {
