@@ -184,12 +184,63 @@ export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCom
   }
 }
 
+/** What the upstream-peer and upstream-request phases read of an exchange (proxy or tunnel). */
+export interface ExchangeState {
+  readonly plan: ProxyPlan
+  readonly pool: UpstreamPool
+  readonly ctx: RequestContext
+  readonly req: IncomingMessage
+  readonly log: FastifyBaseLogger
+  readonly tried: Set<UpstreamPeer>
+  readonly state: ProxyRequestState
+  readonly upstreamName: string
+  readonly proxyHost: string
+  readonly path: string
+  attempts: number
+  finishWithError (error: UpstreamError | undefined, status?: number): void
+}
+
+/**
+ * The upstream peer phase: the next server for this request (balancer, health, tries), counted
+ * in `$upstream_addr`; or null, after logging nginx's "no live upstreams" and answering 502.
+ */
+export function pickPeer (x: ExchangeState): UpstreamPeer | null {
+  const sel = x.pool.pick({
+    key: x.plan.hashKey?.render(x.ctx),
+    clientAddress: x.ctx.socket.remoteAddress,
+    tried: x.tried as Set<never>,
+    request: x.ctx
+  }, Date.now())
+  if (sel.peer === null) {
+    x.log.error({ upstream: x.upstreamName, reason: sel.reason.message, counts: sel.reason.counts }, `${sel.reason.message} while connecting to upstream`)
+    x.finishWithError(undefined, 502)
+    return null
+  }
+  const peer = sel.peer as UpstreamPeer
+  x.attempts++
+  x.state.addrs = x.state.addrs === '' ? peer.address : `${x.state.addrs}, ${peer.address}`
+  return peer
+}
+
+/** The upstream request phase: method, path and headers for `peer`, after the plugins' hooks. */
+export function upstreamRequestHead (x: ExchangeState, peer: UpstreamPeer, withoutBody = false): { method: string, path: string, headers: string[] } {
+  const head = {
+    method: x.req.method ?? 'GET',
+    path: x.path,
+    headers: x.plan.requestHeaders.build(x.ctx, x.req, x.proxyHost, withoutBody),
+    peer: peer.address,
+    upstream: x.upstreamName
+  }
+  for (const hook of x.plan.hooks.upstreamRequest) hook(x.ctx, head)
+  return head
+}
+
 /**
  * One client request through the proxy, told as phases: pick a peer (upstream_peer), shape the
  * request (upstream_request), stream it; shape the response (response_filter), stream it back;
  * on failure retry the next peer or answer 502/504 (error); the caller's onResponse logs.
  */
-class ProxyExchange {
+class ProxyExchange implements ExchangeState {
   readonly tried = new Set<UpstreamPeer>()
   readonly started = Date.now()
   readonly hasBody: boolean
@@ -258,29 +309,10 @@ class ProxyExchange {
 
   /** upstream peer, then upstream request: one try at one server. */
   attempt (): void {
-    const sel = this.pool.pick({
-      key: this.plan.hashKey?.render(this.ctx),
-      clientAddress: this.ctx.socket.remoteAddress,
-      tried: this.tried as Set<never>,
-      request: this.ctx
-    }, Date.now())
-    if (sel.peer === null) {
-      this.log.error({ upstream: this.upstreamName, reason: sel.reason.message, counts: sel.reason.counts }, `${sel.reason.message} while connecting to upstream`)
-      this.finishWithError(undefined, 502)
-      return
-    }
-    const peer = sel.peer as UpstreamPeer
-    this.attempts++
-    this.state.addrs = this.state.addrs === '' ? peer.address : `${this.state.addrs}, ${peer.address}`
+    const peer = pickPeer(this)
+    if (peer === null) return
     const plan = this.plan
-    let method = this.req.method ?? 'GET'
-    let path = this.path
-    let headers = plan.requestHeaders.build(this.ctx, this.req, this.proxyHost, this.bodyGone)
-    if (plan.hooks.upstreamRequest.length > 0) {
-      const head = { method, path, headers, peer: peer.address, upstream: this.upstreamName }
-      for (const hook of plan.hooks.upstreamRequest) hook(this.ctx, head)
-      method = head.method; path = head.path; headers = head.headers
-    }
+    const { method, path, headers } = upstreamRequestHead(this, peer, this.bodyGone)
     const attempt = new Attempt(this, peer)
     this.current = attempt
     const body = this.hasBody ? this.req : null

@@ -6,7 +6,7 @@ import {
   absoluteLocation, defineHandler, phaseHooks, sendErrorPage, upgradeOf,
   type LocationHandler, type RequestContext, type Template, type UpgradeConnection
 } from '@proxyctl/core'
-import { compilePlan, proxy, wirePath, type NextUpstreamCase, type ProxyOptions, type ProxyPlan } from '../proxy/proxy.js'
+import { compilePlan, pickPeer, proxy, upstreamRequestHead, wirePath, type NextUpstreamCase, type ProxyOptions, type ProxyPlan } from '../proxy/proxy.js'
 import { classifyUpstreamError, UpstreamError } from '../proxy/errors.js'
 import { connectionTokens } from '../proxy/headers.js'
 import { parseRenderedTarget } from '../proxy/target.js'
@@ -204,28 +204,9 @@ class UpgradeExchange implements UpstreamHandshake {
   /** One try at one peer. */
   attempt (): void {
     if (this.clientGone) return
-    const sel = this.pool.pick({
-      key: this.plan.hashKey?.render(this.ctx),
-      clientAddress: this.ctx.socket.remoteAddress,
-      tried: this.tried as Set<never>,
-      request: this.ctx
-    }, Date.now())
-    if (sel.peer === null) {
-      this.log.error({ upstream: this.upstreamName, reason: sel.reason.message, counts: sel.reason.counts }, `${sel.reason.message} while connecting to upstream`)
-      this.finishWithError(undefined, 502)
-      return
-    }
-    const peer = sel.peer as UpstreamPeer
-    this.attempts++
-    this.state.addrs = this.state.addrs === '' ? peer.address : `${this.state.addrs}, ${peer.address}`
-    let method = this.req.method ?? 'GET'
-    let path = this.path
-    let headers = this.plan.requestHeaders.build(this.ctx, this.req, this.proxyHost)
-    if (this.plan.hooks.upstreamRequest.length > 0) {
-      const head = { method, path, headers, peer: peer.address, upstream: this.upstreamName }
-      for (const hook of this.plan.hooks.upstreamRequest) hook(this.ctx, head)
-      method = head.method; path = head.path; headers = head.headers
-    }
+    const peer = pickPeer(this)
+    if (peer === null) return
+    const { method, path, headers } = upstreamRequestHead(this, peer)
     if (this.s.messages !== undefined) {
       this.current = this.s.messages.connect(this, peer, { method, path, headers })
       return
