@@ -1,4 +1,6 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import path from 'node:path'
+import type { RequestContext } from '../routing/request-context.js'
 import { ConfigError, ConfigErrors } from '../errors.js'
 import { LocationTree, parseLocationKey, validateLocationTree } from '../routing/location-tree.js'
 import { conflictingServerNames, parseServerName, ServerSelector } from '../routing/server-select.js'
@@ -86,6 +88,8 @@ export interface ResolvedLocation extends LocationNode {
   readonly server: ResolvedServer
   readonly handler: LocationHandler | undefined
   compiled: CompiledHandler | undefined
+  /** Set by the app when the handler may answer without the Fastify chain (CompiledHandler.direct). */
+  fastPath?: (ctx: RequestContext, req: IncomingMessage, res: ServerResponse) => void
   readonly plugins: PluginEntry[]
   /** Inherited from enclosing locations and the server, absolute. */
   readonly root: string | undefined

@@ -1,4 +1,5 @@
-import type { FastifyInstance, FastifyPluginAsync, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
 import type { CompileScope, Template } from '../variables/compile.js'
 import type { RequestContext } from '../routing/request-context.js'
 import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from './resolve.js'
@@ -188,6 +189,12 @@ export interface CompiledHandler {
    * request for the prefix without its slash gets 301 to it, regexes not checked.
    */
   autoRedirect?: boolean
+  /**
+   * The same answer without Fastify's per-request objects. Core uses it only where nothing could
+   * tell the difference: no plugins in the location's scopes (global, server, enclosing
+   * locations, its own) and no error pages; everywhere else `handle` runs in the Fastify chain.
+   */
+  direct?: (ctx: RequestContext, req: IncomingMessage, res: ServerResponse, log: FastifyBaseLogger) => void
 }
 
 /** What a handler may use while compiling. Errors it throws should be `env.error(...)`. */

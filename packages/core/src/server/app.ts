@@ -96,13 +96,13 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
   await fastify.register(async function proxyctl (root) {
     openPhaseScope(root)
     for (const entry of config.plugins) await applyInPlace(root, entry)
-    for (const server of config.servers) await root.register(serverScope(server))
+    for (const server of config.servers) await root.register(serverScope(server, config.plugins.length))
   })
   await fastify.ready()
   return { fastify, config, dispatch: (req, res) => dispatch(req, res) }
 }
 
-function serverScope (server: ResolvedServer): FastifyPluginAsync {
+function serverScope (server: ResolvedServer, globalPlugins: number): FastifyPluginAsync {
   const scope: FastifyPluginAsync = async (s) => {
     openPhaseScope(s)
     for (const entry of server.plugins) await applyInPlace(s, entry)
@@ -111,14 +111,25 @@ function serverScope (server: ResolvedServer): FastifyPluginAsync {
       if (fallback.plugin) await fallback.plugin(s)
       s.route({ method: ALL_METHODS, url: server.fallback.routeUrl, handler: fallback.handle })
     }
-    for (const loc of server.locations) await s.register(locationScope(loc))
-    for (const loc of server.named.values()) await s.register(locationScope(loc))
+    for (const loc of server.locations) await s.register(locationScope(loc, globalPlugins))
+    for (const loc of server.named.values()) await s.register(locationScope(loc, globalPlugins))
   }
   Object.defineProperty(scope, 'name', { value: `server[${server.position}]` })
   return scope
 }
 
-function locationScope (loc: ResolvedLocation): FastifyPluginAsync {
+/**
+ * True when no plugin can observe a request of `loc`: none configured globally, on its server, or
+ * on it and the locations enclosing it, and no error pages in force. Such a location may skip
+ * the Fastify chain (CompiledHandler.direct).
+ */
+function nothingHooksIn (loc: ResolvedLocation, globalPlugins: number): boolean {
+  if (loc.errorPages !== undefined || loc.server.plugins.length > 0 || globalPlugins > 0) return false
+  for (let l: ResolvedLocation | undefined = loc; l !== undefined; l = l.parent) if (l.plugins.length > 0) return false
+  return true
+}
+
+function locationScope (loc: ResolvedLocation, globalPlugins: number): FastifyPluginAsync {
   const scope: FastifyPluginAsync = async (l) => {
     openPhaseScope(l)
     for (const entry of loc.plugins) await applyInPlace(l, entry)
@@ -126,11 +137,16 @@ function locationScope (loc: ResolvedLocation): FastifyPluginAsync {
     if (compiled !== undefined) {
       if (compiled.plugin) await compiled.plugin(l)
       l.route({ method: ALL_METHODS, url: loc.routeUrl, handler: compiled.handle })
+      const direct = compiled.direct
+      if (direct !== undefined && nothingHooksIn(loc, globalPlugins)) {
+        const log = l.log
+        loc.fastPath = (ctx, req, res) => direct(ctx, req, res, log)
+      }
     } else {
       // A location with no handler answers 404 until a static handler is the default.
       l.route({ method: ALL_METHODS, url: loc.routeUrl, handler: (req, reply) => { sendStatus(req, reply, 404) } })
     }
-    for (const child of loc.children) await l.register(locationScope(child))
+    for (const child of loc.children) await l.register(locationScope(child, globalPlugins))
   }
   Object.defineProperty(scope, 'name', { value: `location ${loc.key}` })
   return scope

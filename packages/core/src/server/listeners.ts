@@ -6,7 +6,7 @@ import net from 'node:net'
 import type { ResolvedListen } from '../config/resolve.js'
 import { ListenError } from '../errors.js'
 import { upgradeAsRequest } from '../http/upgrade.js'
-import { routeRequest } from '../routing/router.js'
+import { kRequestContext, routeRequest, type RoutedRequest } from '../routing/router.js'
 import type { ProxyApp } from './app.js'
 
 export interface BoundListener {
@@ -81,7 +81,14 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
   const server = createServer(listen)
   const dispatch = app.dispatch
   server.on('request', (req, res) => {
-    req.url = routeRequest(req, listen, dispatch)
+    const route = routeRequest(req, listen, dispatch)
+    const ctx = (req as RoutedRequest)[kRequestContext]
+    const fast = ctx?.location?.fastPath
+    if (fast !== undefined && ctx !== undefined) {
+      fast(ctx, req, res)
+      return
+    }
+    req.url = route
     dispatch(req, res)
   })
   server.on('upgrade', (req, socket, head) => {

@@ -94,17 +94,26 @@ export function proxy (target: string, options: ProxyOptions = {}): LocationHand
       },
       handle (request, reply) {
         reply.hijack()
-        try {
-          new ProxyExchange(plan, request, reply).start()
-        } catch (err) {
-          // Fastify cannot answer for a hijacked reply: a bug here must not leave the client hanging.
-          request.log.error({ err }, 'proxy failed before reaching the upstream')
-          sendErrorPage(reply.raw, 500)
-        }
+        startExchange(plan, request, reply)
+      },
+      // Without Fastify's objects: only what the exchange reads of them (and internalRedirect, which
+      // it may call), which is the context, the raw request and response, and a logger.
+      direct (ctx, req, res, log) {
+        startExchange(plan, { proxyctl: ctx, raw: req, log } as unknown as FastifyRequest, { raw: res, hijack () {} } as unknown as FastifyReply)
       },
       autoRedirect: true
     }
   })
+}
+
+function startExchange (plan: ProxyPlan, request: FastifyRequest, reply: FastifyReply): void {
+  try {
+    new ProxyExchange(plan, request, reply).start()
+  } catch (err) {
+    // Nobody else answers a hijacked reply: a bug here must not leave the client hanging.
+    request.log.error({ err }, 'proxy failed before reaching the upstream')
+    sendErrorPage(reply.raw, 500)
+  }
 }
 
 function directPools (env: HandlerCompileEnv): Map<string, UpstreamPool> {
