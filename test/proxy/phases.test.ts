@@ -73,3 +73,37 @@ t.test('auto_redirect: a proxy prefix location ending in "/" answers its path wi
     if (c.upstreamUrl !== undefined) t.equal((JSON.parse(res.body) as EchoReply).url, c.upstreamUrl, `${c.rule}: upstream URL`)
   }
 })
+
+t.test('the fast path is taken only where no plugin or error page could observe the request', async (t) => {
+  const up = await startUpstream(t, 'app', { port: 0 })
+  const noop = async function noop (): Promise<void> {}
+  const proxyctl = await startConfig(t, {
+    servers: [
+      {
+        listen: '127.0.0.1:0',
+        serverName: 'a',
+        locations: {
+          '/bare/': proxy(`http://${up.address}`),
+          '/plugged/': { plugins: [noop], handler: proxy(`http://${up.address}`) },
+          '/errors/': { errorPages: { 502: '/bare/' }, handler: proxy(`http://${up.address}`) },
+          '/outer/': { plugins: [noop], locations: { '/outer/inner/': proxy(`http://${up.address}`) } }
+        }
+      },
+      { listen: '127.0.0.1:0', serverName: 'b', plugins: [noop], locations: { '/bare/': proxy(`http://${up.address}`) } }
+    ]
+  })
+  const fast = (server: number, key: string): boolean => {
+    const loc = proxyctl.app.config.servers[server]?.all.find((l) => l.key === key)
+    return loc?.fastPath !== undefined
+  }
+  const cases: Array<[string, number, string, boolean]> = [
+    ['a bare proxy location', 0, '/bare/', true],
+    ['a location with a plugin', 0, '/plugged/', false],
+    ['a location with error pages', 0, '/errors/', false],
+    ['a location nested in one with a plugin', 0, '/outer/inner/', false],
+    ['a location of a server with a plugin', 1, '/bare/', false]
+  ]
+  for (const [rule, server, key, expect] of cases) t.equal(fast(server, key), expect, `${rule}: fast path ${expect ? 'taken' : 'not taken'}`)
+  const res = await request(targetOf(urlOf(proxyctl)), { path: '/bare/x', headers: { host: 'a' } })
+  t.equal((JSON.parse(res.body) as EchoReply).url, '/bare/x', 'the fast path proxies like the Fastify chain')
+})
