@@ -94,3 +94,19 @@ t.test('start with no config in the folder explains what to do', async (t) => {
   t.equal(run.code, 1)
   t.match(run.stderr, /no config found .* run `proxyctl init`/)
 })
+
+t.test('a proxy whose log reader went away still serves and stops on SIGTERM', async (t) => {
+  const dir = configDir(t)
+  const file = writeConfig(dir, `import { defineConfig, respond } from 'proxyctl'
+export default defineConfig({ servers: [{ listen: '127.0.0.1:0', locations: { '/': respond(200, 'alive') } }] })
+`)
+  const run = await startCli(t, ['--config', file])
+  const target = targetOf(run.urls[0] as string)
+  // The reader of stdout goes away (a dead test runner, a closed terminal).
+  run.child.stdout?.destroy()
+  await new Promise((r) => setTimeout(r, 100))
+  t.equal((await request(target, { path: '/' })).body, 'alive', 'still serving')
+  const started = Date.now()
+  t.equal(await run.stop('SIGTERM'), 0, 'SIGTERM exits 0')
+  t.ok(Date.now() - started < 3000, 'promptly')
+})

@@ -1,5 +1,4 @@
-import pino from 'pino'
-import { isClusterWorker, loadConfigFile, runPrimary, startProxy, workerCount, type ResolvedConfig } from '@proxyctl/core'
+import { isClusterWorker, loadConfigFile, runPrimary, startProxy, stdoutLogger, flushLogs, workerCount, type ResolvedConfig } from '@proxyctl/core'
 import { configPath, reportFailure } from '../report.js'
 
 /** `proxyctl start`: serve until SIGTERM/SIGINT, then drain and exit 0. */
@@ -8,10 +7,11 @@ export async function start (configOption: string | undefined): Promise<number> 
   try {
     config = await loadConfigFile(configPath(configOption))
     if (workerCount(config) > 1 && !isClusterWorker()) {
-      const log = pino({ level: config.logLevel })
+      const log = stdoutLogger(config.logLevel)
       for (const w of config.warnings) log.warn(w)
       await runPrimary(config, log)
       log.info('stopped')
+      await flushLogs()
       process.exit(0)
     }
     const proxy = await startProxy(config, { announce: !isClusterWorker() })
@@ -22,11 +22,13 @@ export async function start (configOption: string | undefined): Promise<number> 
       if (stopping) return
       stopping = true
       log.info({ signal }, `${signal}: stopping, in-flight requests get ${config?.shutdownTimeout ?? 0} ms`)
-      proxy.close().then(() => {
+      proxy.close().then(async () => {
         log.info('stopped')
+        await flushLogs()
         process.exit(0)
-      }, (err: unknown) => {
+      }, async (err: unknown) => {
         log.error({ err }, 'error while stopping')
+        await flushLogs()
         process.exit(1)
       })
     }
