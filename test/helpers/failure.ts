@@ -5,36 +5,14 @@
  */
 import { spawn } from 'node:child_process'
 import net from 'node:net'
-import type { FastifyBaseLogger } from 'fastify'
+import { captureLogger, type LogLine } from './log.js'
+export { captureLogger, type LogLine }
 import { resolveConfig, startProxy, type ProxyConfig, type RunningProxy } from '@proxyctl/core'
 import type { UpstreamPool } from '@proxyctl/plugins'
 
 interface Teardown { teardown (fn: () => unknown): void }
 
-export type LogLine = Record<string, unknown> & { level: string, msg: string }
 
-/** A logger object Fastify accepts (`loggerInstance`) that keeps every line in `lines`. */
-export function captureLogger (): { logger: FastifyBaseLogger, lines: LogLine[] } {
-  const lines: LogLine[] = []
-  const make = (bindings: Record<string, unknown>): FastifyBaseLogger => {
-    const at = (level: string) => (obj?: unknown, msg?: unknown): void => {
-      if (typeof obj === 'string') lines.push({ ...bindings, level, msg: obj })
-      else lines.push({ ...bindings, ...(obj as object), level, msg: typeof msg === 'string' ? msg : '' })
-    }
-    return {
-      level: 'info',
-      fatal: at('fatal'),
-      error: at('error'),
-      warn: at('warn'),
-      info: at('info'),
-      debug: at('debug'),
-      trace: at('trace'),
-      silent: () => {},
-      child: (b: Record<string, unknown>) => make({ ...bindings, ...b })
-    } as unknown as FastifyBaseLogger
-  }
-  return { logger: make({}), lines }
-}
 
 export interface LoggedProxy {
   proxy: RunningProxy

@@ -3,7 +3,8 @@
  * a keep-alive client (optionally bound to a loopback source address), bounded-concurrency
  * request runs, and polling with a deadline.
  */
-import type { FastifyBaseLogger } from 'fastify'
+import { captureLogger, type LogLine } from '../../helpers/log.js'
+export { captureLogger, type LogLine }
 import { Pool } from 'undici'
 import { resolveConfig, startProxy, type ProxyConfig, type RunningProxy } from '@proxyctl/core'
 import { proxy, type UpstreamConfig } from 'proxyctl'
@@ -11,36 +12,7 @@ import { urlOf } from '../../helpers/proxy.js'
 
 interface Teardown { teardown (fn: () => unknown): void }
 
-export type LogLine = Record<string, unknown> & { level: string, msg: string }
 
-/**
- * A logger Fastify accepts as `loggerInstance` (and a PoolLogger) keeping every line.
- * `onLine` runs synchronously as a line is logged (to snapshot state at that moment).
- */
-export function captureLogger (onLine?: (line: LogLine) => void): { logger: FastifyBaseLogger, lines: LogLine[] } {
-  const lines: LogLine[] = []
-  const make = (bindings: Record<string, unknown>): FastifyBaseLogger => {
-    const at = (level: string) => (obj?: unknown, msg?: unknown): void => {
-      const line: LogLine = typeof obj === 'string'
-        ? { ...bindings, level, msg: obj }
-        : { ...bindings, ...(obj as object), level, msg: typeof msg === 'string' ? msg : '' }
-      lines.push(line)
-      onLine?.(line)
-    }
-    return {
-      level: 'info',
-      fatal: at('fatal'),
-      error: at('error'),
-      warn: at('warn'),
-      info: at('info'),
-      debug: () => {},
-      trace: () => {},
-      silent: () => {},
-      child: (b: Record<string, unknown>) => make({ ...bindings, ...b })
-    } as unknown as FastifyBaseLogger
-  }
-  return { logger: make({}), lines }
-}
 
 /** A config proxying `/` to upstream `app` on 127.0.0.1:0. */
 export function appConfig (app: UpstreamConfig): ProxyConfig {

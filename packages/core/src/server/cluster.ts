@@ -1,8 +1,8 @@
 import cluster, { type Worker } from 'node:cluster'
 import fs from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import type { ResolvedConfig } from '../config/resolve.js'
+import { socketInUse } from './listeners.js'
 
 export interface ClusterLogger {
   info (obj: object, msg: string): void
@@ -23,12 +23,7 @@ export function isClusterWorker (): boolean {
 async function clearStaleSockets (config: ResolvedConfig): Promise<void> {
   for (const l of config.listens) {
     if (l.kind !== 'unix' || !fs.existsSync(l.path)) continue
-    const live = await new Promise<boolean>((resolve) => {
-      const s = net.connect(l.path)
-      s.once('connect', () => { s.destroy(); resolve(true) })
-      s.once('error', () => resolve(false))
-    })
-    if (!live) fs.unlinkSync(l.path)
+    if (!await socketInUse(l.path)) fs.unlinkSync(l.path)
   }
 }
 

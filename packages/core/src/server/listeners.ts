@@ -37,15 +37,19 @@ function createServer (listen: ResolvedListen): http.Server {
     : https.createServer({ ...options, cert: listen.https.cert, key: listen.https.key, ...(listen.https.ca ? { ca: listen.https.ca } : {}) })
 }
 
-/** Throws "in use" when a live process listens on the socket file; returns whether a stale file is there. */
-async function checkSocketFile (path: string): Promise<boolean> {
-  if (!fs.existsSync(path)) return false
-  const live = await new Promise<boolean>((resolve) => {
+/** Whether a live process accepts connections on the socket file. */
+export function socketInUse (path: string): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
     const s = net.connect(path)
     s.once('connect', () => { s.destroy(); resolve(true) })
     s.once('error', () => resolve(false))
   })
-  if (live) throw new ListenError(`unix:${path}`, 'address already in use')
+}
+
+/** Throws "in use" when a live process listens on the socket file; returns whether a stale file is there. */
+async function checkSocketFile (path: string): Promise<boolean> {
+  if (!fs.existsSync(path)) return false
+  if (await socketInUse(path)) throw new ListenError(`unix:${path}`, 'address already in use')
   return true
 }
 

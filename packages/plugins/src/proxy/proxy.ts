@@ -3,7 +3,7 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import {
   absoluteLocation, compileTemplate, defineHandler, errorPageFor, followErrorPage, phaseHooks, registerVariable, sendErrorPage,
-  type HandlerCompileEnv, type LocationHandler, type PhaseHooks, type RequestContext, type Template
+  type CompiledHandler, type HandlerCompileEnv, type LocationHandler, type PhaseHooks, type RequestContext, type Template
 } from '@proxyctl/core'
 import { UpstreamPool, type UpstreamPeer } from '../upstream/pool.js'
 import { classifyUpstreamError, UpstreamError } from './errors.js'
@@ -77,33 +77,37 @@ export interface ProxyPlan {
  * `proxy('http://unix:/run/app.sock:/')`, or a template `proxy('http://$host$request_uri')`.
  */
 export function proxy (target: string, options: ProxyOptions = {}): LocationHandler {
-  return defineHandler(`proxy ${target}`, (env) => {
-    const plan = compilePlan(target, options, env)
-    return {
-      async plugin (instance) {
-        if (plan.pool !== undefined) {
-          plan.pool.log ??= instance.log
-          await plan.pool.start()
-        }
-        instance.addHook('onClose', async () => { await plan.pool?.close(); for (const p of directPools(env).values()) await p.close() })
-        plan.hooks = {
-          upstreamRequest: phaseHooks(instance, 'upstreamRequest'),
-          upstreamResponse: phaseHooks(instance, 'upstreamResponse'),
-          upstreamError: phaseHooks(instance, 'upstreamError')
-        }
-      },
-      handle (request, reply) {
-        reply.hijack()
-        startExchange(plan, request, reply)
-      },
-      // Without Fastify's objects: only what the exchange reads of them (and internalRedirect, which
-      // it may call), which is the context, the raw request and response, and a logger.
-      direct (ctx, req, res, log) {
-        startExchange(plan, { proxyctl: ctx, raw: req, log } as unknown as FastifyRequest, { raw: res, hijack () {} } as unknown as FastifyReply)
-      },
-      autoRedirect: true
-    }
-  })
+  return defineHandler(`proxy ${target}`, (env) => compileProxy(target, options, env).handler)
+}
+
+/** One `proxy()` compiled for its location: the plan and the handler (websocket() shares both). */
+export function compileProxy (target: string, options: ProxyOptions, env: HandlerCompileEnv): { plan: ProxyPlan, handler: CompiledHandler } {
+  const plan = compilePlan(target, options, env)
+  const handler: CompiledHandler = {
+    async plugin (instance) {
+      if (plan.pool !== undefined) {
+        plan.pool.log ??= instance.log
+        await plan.pool.start()
+      }
+      instance.addHook('onClose', async () => { await plan.pool?.close(); for (const p of directPools(env).values()) await p.close() })
+      plan.hooks = {
+        upstreamRequest: phaseHooks(instance, 'upstreamRequest'),
+        upstreamResponse: phaseHooks(instance, 'upstreamResponse'),
+        upstreamError: phaseHooks(instance, 'upstreamError')
+      }
+    },
+    handle (request, reply) {
+      reply.hijack()
+      startExchange(plan, request, reply)
+    },
+    // Without Fastify's objects: only what the exchange reads of them (and internalRedirect, which
+    // it may call), which is the context, the raw request and response, and a logger.
+    direct (ctx, req, res, log) {
+      startExchange(plan, { proxyctl: ctx, raw: req, log } as unknown as FastifyRequest, { raw: res, hijack () {} } as unknown as FastifyReply)
+    },
+    autoRedirect: true
+  }
+  return { plan, handler }
 }
 
 function startExchange (plan: ProxyPlan, request: FastifyRequest, reply: FastifyReply): void {
@@ -242,6 +246,43 @@ export function upstreamRequestHead (x: ExchangeState, peer: UpstreamPeer, witho
   }
   for (const hook of x.plan.hooks.upstreamRequest) hook(x.ctx, head)
   return head
+}
+
+/**
+ * The response filter phase: the upstream's head as the client gets it. Hop-by-hop headers and
+ * those the upstream's Connection names are dropped, hidden ones too, Location and Refresh are
+ * rewritten (proxy_redirect), then the plugins' upstreamResponse hooks run.
+ */
+export function filterResponseHead (x: ExchangeState, peer: UpstreamPeer, status: number, rawHeaders: ReadonlyArray<Buffer | string>): { status: number, headers: string[] } {
+  const plan = x.plan
+  let named: Set<string> | undefined
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const n = rawHeaders[i] as Buffer | string
+    if (n.length === 10 && latin1(n).toLowerCase() === 'connection') {
+      // Almost always "keep-alive" or "close", which name no other header: skip the parse.
+      const v = latin1(rawHeaders[i + 1] as Buffer | string)
+      if (v !== 'keep-alive' && v !== 'close') named = connectionTokens(v)
+    }
+  }
+  const head = { status, headers: [] as string[], peer: peer.address, upstream: x.upstreamName }
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = latin1(rawHeaders[i] as Buffer | string)
+    const lower = name.toLowerCase()
+    if (!plan.responseHeaders.keep(lower, named)) continue
+    let value = latin1(rawHeaders[i + 1] as Buffer | string)
+    if (plan.redirect !== null && (lower === 'location' || lower === 'refresh')) {
+      const rewritten = plan.redirect(value, x.ctx, lower)
+      if (rewritten !== undefined) value = lower === 'location' ? absoluteLocation(rewritten, x.ctx) : rewritten
+    }
+    head.headers.push(name, value)
+  }
+  for (const hook of plan.hooks.upstreamResponse) hook(x.ctx, head)
+  return head
+}
+
+/** A raw header name or value as a string (undici gives Buffers, some paths strings). */
+export function latin1 (v: Buffer | string): string {
+  return typeof v === 'string' ? v : v.toString('latin1')
 }
 
 /**
@@ -456,33 +497,8 @@ class Attempt implements Dispatcher.DispatchHandler {
     }
     if (x.ctx.statusOverride !== undefined) status = x.ctx.statusOverride
 
-    /* response filter */
-    let named: Set<string> | undefined
-    for (let i = 0; i < rawHeaders.length; i += 2) {
-      const n = rawHeaders[i] as Buffer
-      if (n.length === 10 && n.toString('latin1').toLowerCase() === 'connection') {
-        // Almost always "keep-alive" or "close", which name no other header: skip the parse.
-        const v = (rawHeaders[i + 1] as Buffer).toString('latin1')
-        if (v !== 'keep-alive' && v !== 'close') named = connectionTokens(v)
-      }
-    }
-    let headers: string[] = []
-    for (let i = 0; i < rawHeaders.length; i += 2) {
-      const name = (rawHeaders[i] as Buffer).toString('latin1')
-      const lower = name.toLowerCase()
-      if (!plan.responseHeaders.keep(lower, named)) continue
-      let value = (rawHeaders[i + 1] as Buffer).toString('latin1')
-      if (plan.redirect !== null && (lower === 'location' || lower === 'refresh')) {
-        const rewritten = plan.redirect(value, x.ctx, lower)
-        if (rewritten !== undefined) value = lower === 'location' ? absoluteLocation(rewritten, x.ctx) : rewritten
-      }
-      headers.push(name, value)
-    }
-    if (plan.hooks.upstreamResponse.length > 0) {
-      const head = { status, headers, peer: peer.address, upstream: x.upstreamName }
-      for (const hook of plan.hooks.upstreamResponse) hook(x.ctx, head)
-      status = head.status; headers = head.headers
-    }
+    let headers: string[]
+    ;({ status, headers } = filterResponseHead(x, peer, status, rawHeaders))
     x.responded = true
     this.resumeFn = resume
     x.res.writeHead(status, headers)

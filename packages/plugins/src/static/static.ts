@@ -1,6 +1,6 @@
 import path from 'node:path'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { absoluteLocation, defineHandler, internalRedirect, sendStatus, type HandlerCompileEnv, type LocationHandler } from '@proxyctl/core'
+import { absoluteLocation, defineHandler, errorPageBody, internalRedirect, sendStatus, type HandlerCompileEnv, type LocationHandler } from '@proxyctl/core'
 import { fileMapping, inspect, type FileMapping, type SafetyOptions } from './files.js'
 
 export interface StaticOptions extends SafetyOptions {
@@ -70,16 +70,13 @@ export async function serveUri (request: FastifyRequest, reply: FastifyReply, pl
   if (kind === 'directory') {
     // nginx: Location is the URI with a slash, and the query.
     const location = absoluteLocation(`${encodeURI(uri)}/${ctx.args === '' ? '' : `?${ctx.args}`}`, ctx)
-    void reply.code(301).header('location', location).type('text/html').send(statusPage(301))
+    void reply.code(301).header('location', location).type('text/html').send(errorPageBody(301))
     return
   }
   if (method === 'POST') { sendStatus(request, reply, 405); return }
   await reply.sendFile(path.relative(mapping.base, file), mapping.base, plan.sendOptions)
 }
 
-function statusPage (status: number): string {
-  return `<html>\r\n<head><title>${status} Moved Permanently</title></head>\r\n<body>\r\n<center><h1>${status} Moved Permanently</h1></center>\r\n<hr><center>proxyctl</center>\r\n</body>\r\n</html>\r\n`
-}
 
 /**
  * Serves files from the location's `root` or `alias` (or the server's `root`), as nginx's

@@ -3,12 +3,11 @@ import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import {
-  absoluteLocation, defineHandler, phaseHooks, sendErrorPage, upgradeOf,
+  defineHandler, sendErrorPage, upgradeOf,
   type LocationHandler, type RequestContext, type Template, type UpgradeConnection
 } from '@proxyctl/core'
-import { compilePlan, pickPeer, proxy, upstreamRequestHead, wirePath, type NextUpstreamCase, type ProxyOptions, type ProxyPlan } from '../proxy/proxy.js'
+import { compileProxy, filterResponseHead, latin1, pickPeer, upstreamRequestHead, wirePath, type NextUpstreamCase, type ProxyOptions, type ProxyPlan } from '../proxy/proxy.js'
 import { classifyUpstreamError, UpstreamError } from '../proxy/errors.js'
-import { connectionTokens } from '../proxy/headers.js'
 import { parseRenderedTarget } from '../proxy/target.js'
 import type { UpstreamPeer, UpstreamPool } from '../upstream/pool.js'
 import type { MessageMode, UpstreamHandshake } from './messages.js'
@@ -76,9 +75,10 @@ export function websocket (target: string, options: WebSocketOptions = {}): Loca
     if (maxConnections !== undefined && (!Number.isInteger(maxConnections) || maxConnections < 0)) {
       throw env.error(`maxConnections must be an integer >= 0, got ${String(maxConnections)}`, '.maxConnections')
     }
-    const plain = proxy(target, proxyOptions).compile(env)
+    // Plain requests are proxy()'s; the tunnel shares its plan (pools, headers, phase hooks).
+    const { plan, handler: plain } = compileProxy(target, proxyOptions, env)
     const state: HandlerState = {
-      plan: compilePlan(target, proxyOptions, env),
+      plan,
       maxConnections: maxConnections ?? 0,
       active: 0,
       tunnels: new Set(),
@@ -88,11 +88,6 @@ export function websocket (target: string, options: WebSocketOptions = {}): Loca
     return {
       async plugin (instance) {
         await plain.plugin?.(instance)
-        state.plan.hooks = {
-          upstreamRequest: phaseHooks(instance, 'upstreamRequest'),
-          upstreamResponse: phaseHooks(instance, 'upstreamResponse'),
-          upstreamError: phaseHooks(instance, 'upstreamError')
-        }
         if (messages !== undefined && messages !== false) {
           const { MessageMode } = await import('./messages.js')
           state.messages = new MessageMode(messages)
@@ -274,27 +269,8 @@ class UpgradeExchange implements UpstreamHandshake {
       return false
     }
     peer.recordSuccess(Date.now())
-    let named: Set<string> | undefined
-    for (let i = 0; i < rawHeaders.length; i += 2) {
-      if (String(rawHeaders[i]).toLowerCase() === 'connection') named = connectionTokens(String(rawHeaders[i + 1]))
-    }
-    let headers: string[] = []
-    for (let i = 0; i < rawHeaders.length; i += 2) {
-      const name = latin1(rawHeaders[i] as Buffer | string)
-      const lower = name.toLowerCase()
-      if (!plan.responseHeaders.keep(lower, named)) continue
-      let value = latin1(rawHeaders[i + 1] as Buffer | string)
-      if (plan.redirect !== null && (lower === 'location' || lower === 'refresh')) {
-        const rewritten = plan.redirect(value, this.ctx, lower)
-        if (rewritten !== undefined) value = lower === 'location' ? absoluteLocation(rewritten, this.ctx) : rewritten
-      }
-      headers.push(name, value)
-    }
-    if (plan.hooks.upstreamResponse.length > 0) {
-      const head = { status, headers, peer: peer.address, upstream: this.upstreamName }
-      for (const hook of plan.hooks.upstreamResponse) hook(this.ctx, head)
-      status = head.status; headers = head.headers
-    }
+    let headers: string[]
+    ;({ status, headers } = filterResponseHead(this, peer, status, rawHeaders))
     this.log.info({ upstream: this.upstreamName, server: peer.address, status }, `websocket: upstream refused the upgrade with ${status}, passed to the client`)
     this.responded = true
     this.res.once('close', () => this.releaseSlot())
@@ -342,10 +318,6 @@ class UpgradeExchange implements UpstreamHandshake {
   }
 
   get readTimeout (): number { return this.plan.readTimeout }
-}
-
-function latin1 (v: Buffer | string): string {
-  return typeof v === 'string' ? v : v.toString('latin1')
 }
 
 /** One handshake try at one peer over its undici pool; the dispatch handler of that try. */
