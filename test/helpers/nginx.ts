@@ -1,0 +1,50 @@
+/**
+ * What the nginx comparison scripts (test/{routing,proxy,static}/fixtures/nginx-compare.ts)
+ * share: a one-process nginx config rooted in a temp dir, waiting for it to listen, and counting
+ * differences between nginx's answers and our tables.
+ */
+import net from 'node:net'
+
+/** nginx.conf for one foreground process with everything under `dir`; `http` goes inside `http {}`. */
+export function nginxMainConf (dir: string, http: string): string {
+  return `daemon off;
+master_process off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/tmp; proxy_temp_path ${dir}/tmp; fastcgi_temp_path ${dir}/tmp;
+  uwsgi_temp_path ${dir}/tmp; scgi_temp_path ${dir}/tmp;
+${http}}
+`
+}
+
+/** Resolves once something accepts on 127.0.0.1:`port` (5 s at most). */
+export async function waitForPort (port: number): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => { s.end(); resolve(true) })
+      s.on('error', () => resolve(false))
+    })
+    if (ok) return
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`nothing listens on 127.0.0.1:${port}`)
+}
+
+/** Compares nginx's answer with the table's; prints differences (and with `print`, every case). */
+export function differences (print = false): { check (what: string, got: unknown, want: unknown): void, readonly failures: number, readonly checks: number } {
+  let failures = 0
+  let checks = 0
+  return {
+    check (what, got, want) {
+      checks++
+      const same = JSON.stringify(got) === JSON.stringify(want)
+      if (!same) failures++
+      if (!same || print) console.log(`${same ? 'same' : 'DIFF'} ${what}\n  nginx:    ${JSON.stringify(got)}\n  expected: ${JSON.stringify(want)}`)
+    },
+    get failures () { return failures },
+    get checks () { return checks }
+  }
+}
