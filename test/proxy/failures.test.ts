@@ -529,3 +529,30 @@ for (const c of abortCases) {
     clearInterval(streaming)
   })
 }
+
+// One 'close' watch per client connection serves every exchange on it: the second request of a
+// keep-alive connection and requests pipelined behind a busy one must be aborted as well.
+t.test('a client that disconnects aborts the upstream requests of a keep-alive connection, pipelined ones too', async (t) => {
+  const closed: Array<Promise<string>> = []
+  const up = await startUpstream(t, 'hold', { port: 0 }, (req, res) => {
+    if (req.url === '/fast') { res.end('fast'); return }
+    closed.push(new Promise((resolve) => { res.on('close', () => { resolve(res.writableFinished ? 'finished' : 'closed before finishing') }) }))
+  })
+  const p = await startLogged(t, poolConfig([up.address]))
+  const baseline = activeConnections(p.proxy)
+  const socket = net.connect(p.port, '127.0.0.1')
+  let received = ''
+  socket.setEncoding('latin1')
+  socket.on('data', (d: string) => { received += d })
+  socket.on('error', () => {})
+  const req = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`
+  socket.write(req('/fast'))
+  t.ok(await waitFor(() => received.includes('fast'), 2000), 'the first request is answered on the connection')
+  socket.write(req('/held-1') + req('/held-2'))
+  t.ok(await waitFor(() => closed.length === 2, 2000), `both pipelined requests reached the upstream (${closed.length})`)
+  socket.destroy()
+  const outcomes = await Promise.all(closed.map((c) => Promise.race([c, new Promise<string>((resolve) => setTimeout(() => resolve('still open after 2 s'), 2000))])))
+  t.same(outcomes, ['closed before finishing', 'closed before finishing'], 'the upstream sees both requests closed')
+  t.ok(await waitFor(() => activeConnections(p.proxy) === baseline, 2000), 'peer activeConnections back to baseline')
+  t.equal(p.errors().filter((l) => l.server !== undefined).length, 0, 'a client abort is not an upstream failure')
+})

@@ -122,9 +122,11 @@ export function compileResponseHeaders (options: HeaderOptions): CompiledRespons
   const hidden = new Set(RESPONSE_HIDDEN)
   for (const h of options.hideHeaders ?? []) hidden.add(h.toLowerCase())
   for (const h of options.passHeaders ?? []) hidden.delete(h.toLowerCase())
+  // One lookup per header: hop-by-hop ones are never passed, whatever passHeaders says.
+  const dropped = new Set([...hidden, ...RESPONSE_HOP_BY_HOP])
   return {
     keep (lower, named) {
-      return !RESPONSE_HOP_BY_HOP.has(lower) && !hidden.has(lower) && named?.has(lower) !== true
+      return !dropped.has(lower) && (named === undefined || !named.has(lower))
     }
   }
 }

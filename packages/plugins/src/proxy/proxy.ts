@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import {
@@ -305,6 +306,8 @@ class ProxyExchange implements ExchangeState {
   current: Attempt | undefined
   responded = false
   clientGone = false
+  /** An exchange on the same connection still answering when this one began (pipelining). */
+  pipelinedAfter: ProxyExchange | undefined
 
   readonly ctx: RequestContext
   readonly req: IncomingMessage
@@ -346,15 +349,18 @@ class ProxyExchange implements ExchangeState {
     this.upstreamName = target.address.type === 'upstream' ? target.address.name : target.peer
     this.proxyHost = this.state.proxyHost = target.proxyHost
     this.path = plan.mapping({ uri: ctx.uri, requestUri: ctx.requestUri, args: ctx.args, uriChanged: ctx.uriChanged, internal: ctx.internalRedirects > 0 }, renderedUri)
-    this.res.once('close', () => {
-      if (this.res.writableFinished) return
-      this.clientGone = true
-      this.current?.abort()
-    })
+    watchClient(this)
     if (plan.pool === undefined) {
       this.pool.log ??= this.log
       this.pool.start().then(() => this.attempt(), (err: unknown) => this.finishWithError(classifyUpstreamError(err, 'connecting')))
     } else this.attempt()
+  }
+
+  /** The client's connection closed: if this exchange was still answering, stop its upstream request. */
+  clientClosed (): void {
+    if (this.res.writableFinished) return
+    this.clientGone = true
+    this.current?.abort()
   }
 
   /** upstream peer, then upstream request: one try at one server. */
@@ -420,6 +426,28 @@ class ProxyExchange implements ExchangeState {
     if (rule !== undefined) { followErrorPage(this.request, this.reply, rule, status); return }
     sendErrorPage(this.res, status)
   }
+}
+
+const kAnswering = Symbol('proxyctl.proxy.answering')
+type WatchedSocket = Socket & { [kAnswering]?: ProxyExchange }
+
+/**
+ * Ties an exchange to its client connection, so a client that leaves aborts the upstream request.
+ * One 'close' listener per connection, not one per response: a keep-alive connection answers many
+ * requests, and adding and removing a listener each time showed in the profile. The connection
+ * holds its newest exchange; one pipelined behind a busy exchange links to it, because Node emits
+ * no 'close' on a response still queued behind another.
+ */
+function watchClient (x: ProxyExchange): void {
+  const socket = x.ctx.socket as WatchedSocket
+  const newest = socket[kAnswering]
+  if (newest === undefined) socket.once('close', onClientClose)
+  else if (newest.res !== x.res && !newest.res.writableFinished) x.pipelinedAfter = newest
+  socket[kAnswering] = x
+}
+
+function onClientClose (this: WatchedSocket): void {
+  for (let x = this[kAnswering]; x !== undefined; x = x.pipelinedAfter) x.clientClosed()
 }
 
 /**
