@@ -32,6 +32,9 @@ const SMALL = 100
 const BIG = 1024 * 1024
 const UPLOAD = 64 * 1024
 
+// proxyctl is started as users start it (`proxyctl start`): the bin, through its shebang.
+const CLI = path.join(ROOT, 'packages', 'cli', 'dist', 'bin.js')
+
 const progress = (msg) => process.stderr.write(`[bench] ${msg}\n`)
 
 /* -------------------------------------------------------------- cleanup */
@@ -111,9 +114,8 @@ function machine () {
  */
 function peerDefs () {
   const node = process.execPath
-  const cli = path.join(ROOT, 'packages', 'cli', 'dist', 'bin.js')
   return [
-    { id: 'proxyctl', label: 'proxyctl', cmd: node, args: [cli, 'start', '--config', path.join(BENCH, 'configs', 'proxyctl.config.mjs')] },
+    { id: 'proxyctl', label: 'proxyctl', cmd: CLI, args: ['start', '--config', path.join(BENCH, 'configs', 'proxyctl.config.mjs')] },
     { id: 'nginx', label: 'nginx (proxy, keepalive)', nginx: 'proxy.nginx.conf' },
     { id: 'fastify', label: '@fastify/http-proxy', cmd: node, args: [path.join(BENCH, 'peers', 'fastify-http-proxy.mjs')] },
     { id: 'http-proxy', label: 'node-http-proxy', cmd: node, args: [path.join(BENCH, 'peers', 'node-http-proxy.mjs')] },
@@ -124,8 +126,8 @@ function peerDefs () {
 const MANY = {
   id: 'proxyctl-many',
   label: 'proxyctl, 500 locations + 50 server names',
-  cmd: process.execPath,
-  args: [path.join(ROOT, 'packages', 'cli', 'dist', 'bin.js'), 'start', '--config', path.join(BENCH, 'configs', 'proxyctl-many.config.mjs')],
+  cmd: CLI,
+  args: ['start', '--config', path.join(BENCH, 'configs', 'proxyctl-many.config.mjs')],
   host: 'r49.bench.test'
 }
 
@@ -220,7 +222,7 @@ async function wsScenario (upstreamLog) {
   if (exported) {
     const port = await freePort()
     const log = path.join(tmp, 'proxyctl-ws.log')
-    const proc = start('proxyctl-ws', process.execPath, [path.join(ROOT, 'packages', 'cli', 'dist', 'bin.js'), 'start', '--config', path.join(BENCH, 'configs', 'proxyctl-ws.config.mjs')], {
+    const proc = start('proxyctl-ws', CLI, ['start', '--config', path.join(BENCH, 'configs', 'proxyctl-ws.config.mjs')], {
       cpu: PROXY_CPU, log, env: { PORT: String(port), WS_UPSTREAM: `127.0.0.1:${echoPort}` }
     })
     try {
@@ -308,7 +310,7 @@ const fmtPct = (n) => n === null || n === undefined ? '—' : `${Math.round(n * 
 const fmtMiB = (kib) => kib === null || kib === undefined ? '—' : (kib / 1024).toFixed(1)
 const fmtRatio = (a, b) => a === null || b === null || a === undefined || b === undefined || b === 0 ? '—' : `${(a / b).toFixed(2)}×`
 
-function report ({ info, targets, broken, incidents, results, ws, idle, elapsed }) {
+function report ({ info, targets, broken, incidents, results, ws, idle, fresh, elapsed }) {
   const L = []
   const p = (s = '') => L.push(s)
   p('# proxyctl benchmark')
@@ -323,7 +325,7 @@ function report ({ info, targets, broken, incidents, results, ws, idle, elapsed 
     : '- pinning: OFF (fewer than 2 cores): proxy, load and upstream share the CPU; numbers are not comparable to pinned runs.')
   p(`- took ${Math.round(elapsed)} s`)
   p()
-  p('Columns: **req/s** wrk Requests/sec; **spread** (max − min) ÷ median of req/s over rounds; **CPU** the proxy\'s CPU share during the run (utime+stime delta from /proc/PID/stat ÷ wall time; 100% = one full core); **req/s per core** req/s ÷ CPU share; **p50/p99** wrk latency percentiles; **errors** non-2xx/3xx responses + socket errors (connect, read, write, timeout); **peak RSS** highest of VmRSS samples (every 100 ms) and VmHWM (reset before each run); **proxyctl ÷** proxyctl\'s figure divided by that row\'s (above 1: proxyctl does better).')
+  p('Columns: **req/s** wrk Requests/sec; **spread** (max − min) ÷ median of req/s over rounds; **CPU** the proxy\'s CPU share during the run (utime+stime delta from /proc/PID/stat ÷ wall time; 100% = one full core); **req/s per core** req/s ÷ CPU share; **p50/p99** wrk latency percentiles; **errors** non-2xx/3xx responses + socket errors (connect, read, write, timeout); **peak RSS** highest of VmRSS samples (every 100 ms) and VmHWM (reset before each run), in a process that serves every scenario and round, so it carries what earlier runs left (see "Memory under the small-GET load" for fresh processes); **proxyctl ÷** proxyctl\'s figure divided by that row\'s (above 1: proxyctl does better).')
   p()
   if (broken.length > 0) {
     p('**Not measured** (failed their correctness check before the runs):')
@@ -391,6 +393,20 @@ function report ({ info, targets, broken, incidents, results, ws, idle, elapsed 
   }
   p()
 
+  if (fresh.length > 0) {
+    p('## Memory under the small-GET load (fresh process per target)')
+    p()
+    p(`Each target started anew, ${WARMUP} s of warm-up, then ${DURATION} s of GET 100 B over TCP (wrk -t1 -c${CONNECTIONS}); peak RSS as in the tables above. Each runs as shipped: proxyctl through its bin (its shebang sets Node's \`--max-semi-space-size=2 --v8-pool-size=1\`), the Node peers with Node's defaults.`)
+    p()
+    p('| target | RSS at start MiB | peak RSS under load MiB | req/s | errors |')
+    p('| --- | ---: | ---: | ---: | ---: |')
+    for (const r of fresh) {
+      if (r.error) { p(`| ${r.label} | failed: ${r.error} | | | |`); continue }
+      p(`| ${r.label} | ${fmtMiB(r.before)} | ${fmtMiB(r.peak)} | ${fmtInt(r.rps)} | ${fmtInt(r.errors)} |`)
+    }
+    p()
+  }
+
   p(`## Idle keep-alive connections: ${fmtInt(IDLE_CONNS)} clients, one request each, then idle`)
   p()
   p('RSS of the proxy process before (after 50 warm-up requests) and with the connections open (2 s after the last one opened). Opened from a Node script on core ' + LOAD_CPU + ' over loopback.')
@@ -411,7 +427,9 @@ function report ({ info, targets, broken, incidents, results, ws, idle, elapsed 
 async function main () {
   const t0 = Date.now()
   ensureTools()
-  if (!fs.existsSync(path.join(ROOT, 'packages', 'cli', 'dist', 'bin.js'))) throw new Error('packages/cli/dist/bin.js is missing: run `pnpm build` first (`pnpm bench` does)')
+  if (!fs.existsSync(CLI)) throw new Error('packages/cli/dist/bin.js is missing: run `pnpm build` first (`pnpm bench` does)')
+  // Run as `npx proxyctl` runs it: the executable itself, so its shebang's Node flags apply.
+  fs.chmodSync(CLI, 0o755)
   const info = machine() // before pinning: nproc counts the cores this process may use
   if (PINNING) {
     // This script (and what it spawns without a core of its own) stays off the proxy's core.
@@ -496,6 +514,32 @@ async function main () {
   }
 
   if (isShuttingDown()) return
+  // The load rounds reuse one process per target across scenarios, so their peak RSS carries what
+  // the 1 MiB and upload runs left behind. Memory under the small-GET load alone: fresh processes.
+  const fresh = []
+  if (wanted('memory')) {
+    for (const def of peerDefs().filter((d) => d.id === 'proxyctl' || only === undefined || only.includes(d.id))) {
+      let t
+      try {
+        t = await startTarget(def, upstream)
+        const before = memory(t.proc.pid).rss
+        const opts = { url: `${t.url}/tcp/small`, cpu: LOAD_CPU, connections: CONNECTIONS, log: logWrk }
+        if (WARMUP > 0) await runWrk({ ...opts, seconds: WARMUP })
+        const m = monitor(t.proc.pid)
+        const r = await runWrk({ ...opts, seconds: DURATION })
+        const usage = m.end()
+        fresh.push({ label: def.label, before, rps: r.rps, errors: r.errors, peak: usage.peakRssKiB })
+        progress(`memory ${def.id}: ${fmtMiB(before)} MiB at start, peak ${fmtMiB(usage.peakRssKiB)} MiB under small-GET load`)
+      } catch (err) {
+        if (isShuttingDown()) return
+        fresh.push({ label: def.label, error: err.message.split('\n')[0] })
+      } finally {
+        if (t?.proc !== undefined) await stop(t.proc)
+      }
+    }
+  }
+
+  if (isShuttingDown()) return
   let ws = null
   if (env.SCENARIOS === undefined || env.SCENARIOS.split(',').includes('websocket')) {
     try { ws = await wsScenario(upstreamLog) } catch (err) { ws = { note: `failed: ${err.message}`, direct: [], proxied: [] } }
@@ -532,7 +576,7 @@ async function main () {
   await stop(up)
 
   if (isShuttingDown()) return
-  const md = report({ info, targets, broken, incidents, results, ws, idle, elapsed: (Date.now() - t0) / 1000 })
+  const md = report({ info, targets, broken, incidents, results, ws, idle, fresh, elapsed: (Date.now() - t0) / 1000 })
   fs.mkdirSync(path.join(BENCH, 'results'), { recursive: true })
   fs.writeFileSync(path.join(BENCH, 'results', 'latest.md'), md + '\n')
   process.stdout.write(md + '\n')
