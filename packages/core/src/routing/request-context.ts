@@ -36,8 +36,6 @@ export class RequestContext {
   errorPageUsed = false
   /** The status the final response is sent with, when an error_page rule fixed it. */
   statusOverride: number | undefined = undefined
-  /** `process.hrtime.bigint()` when routing began. */
-  readonly startTime: bigint
   /** Parsed cookies, computed on first use of `$cookie_*`. */
   cookies: Map<string, string> | undefined
   /** Parsed query, computed on first use of `$arg_*`. */
@@ -61,7 +59,6 @@ export class RequestContext {
     this.captures = null
     this.cookies = undefined
     this.argMap = undefined
-    this.startTime = process.hrtime.bigint()
     this.dispatch = dispatch
   }
 }

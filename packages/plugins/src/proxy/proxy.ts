@@ -511,7 +511,7 @@ class Attempt implements Dispatcher.DispatchHandler {
       x.attempt()
       return false
     }
-    peer.recordSuccess(Date.now())
+    peer.recordSuccess()
     if (plan.interceptErrors && status >= 300) {
       const rule = errorPageFor(x.ctx, status)
       if (rule !== undefined) {
