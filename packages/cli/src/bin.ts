@@ -1,7 +1,8 @@
 #!/usr/bin/env -S node --max-semi-space-size=2 --v8-pool-size=1
 // The Node flags above are proxyctl's memory setting, measured in bench/README.md ("Memory"):
 // a proxy's per-request objects die within the request, so a 2 MiB young generation (Node's
-// default grows to 16 MiB) costs no throughput and keeps ~25 MiB less resident; one GC helper
+// default grows to 16 MiB) keeps ~25 MiB less resident at no cost to small requests (large
+// bodies pay some extra GC, measured there too); one GC helper
 // thread per process, as one process per core (`workers`) is the scaling model.
 // Starting it as `node .../bin.js` skips them (and takes whatever flags that command gives).
 import { parseArgs } from 'node:util'
