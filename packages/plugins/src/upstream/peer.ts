@@ -6,28 +6,18 @@
  * Time is whatever clock the caller passes as `now` (milliseconds); nothing here
  * reads the clock or sets timers.
  */
+import type { UpstreamServerConfig } from '@proxyctl/core'
 
-/** What a peer is built from: the shape of `UpstreamServerConfig` in @proxyctl/core. */
-export interface PeerOptions {
-  /** What to connect to: `host:port`, `[v6]:port`, `unix:/path`. */
-  address: string
+/**
+ * What a peer is built from: a config server entry (`address`, `weight`, `maxFails`,
+ * `failTimeout`, `backup`, `down`, `maxConns`, documented there) and the name it was configured as.
+ */
+export interface PeerOptions extends UpstreamServerConfig {
   /**
    * The server as configured (nginx's `peer->server`), which consistent hashing hashes.
    * Several peers may share one (a hostname resolving to several addresses). Default: `address`.
    */
   server?: string
-  /** Relative share of requests, an integer >= 1. Default 1. */
-  weight?: number
-  /** Failures that make the peer unavailable. Default 1; 0 disables the accounting. */
-  maxFails?: number
-  /** Milliseconds the peer then stays unavailable (see `isFailed`). Default 10000. */
-  failTimeout?: number
-  /** Used only when no primary peer can be selected. */
-  backup?: boolean
-  /** Never selected. */
-  down?: boolean
-  /** Concurrent requests at which the peer stops being selected; 0 is unlimited. Default 0. */
-  maxConns?: number
 }
 
 export const DEFAULT_MAX_FAILS = 1

@@ -1,10 +1,8 @@
 import type { Peer } from '../peer.js'
 import { crc32 } from '../crc32.js'
-import { peerAtWeight, totalWeight, usable, type Balancer, type SelectInput } from './balancer.js'
+import { usable, type Balancer, type SelectInput } from './balancer.js'
+import { HASH_MAX_TRIES, RehashBalancer } from './rehash.js'
 import { RoundRobinBalancer, smoothWeighted } from './round-robin.js'
-
-/** Hash attempts before giving up and using round robin, as nginx. */
-export const HASH_MAX_TRIES = 20
 
 /** Ring points per unit of weight (Cache::Memcached::Fast's `ketama_points => 160`). */
 export const CHASH_POINTS_PER_WEIGHT = 160
@@ -12,31 +10,19 @@ export const CHASH_POINTS_PER_WEIGHT = 160
 /**
  * nginx's plain `hash $key` (ngx_http_upstream_get_hash_peer), compatible with Cache::Memcached:
  * round r hashes `crc32(r > 0 ? String(r) + key : key)`, keeps bits 16..30
- * (`(crc >>> 16) & 0x7fff`) and adds them to a running sum; the peer owning
- * `sum % totalWeight` (down peers included) is taken unless tried or unavailable, in which
- * case the next round; after 20 rounds, round robin. Empty key or fewer than two peers:
- * round robin. Adding or removing a server remaps most keys.
+ * (`(crc >>> 16) & 0x7fff`) and adds them to a running sum (see RehashBalancer for the walk).
+ * Empty key: round robin. Adding or removing a server remaps most keys.
  */
-export class HashBalancer implements Balancer {
-  private readonly rr: RoundRobinBalancer
-  private readonly total: number
+export class HashBalancer extends RehashBalancer<string> {
+  protected readonly seed = 0
 
-  constructor (readonly peers: readonly Peer[]) {
-    this.rr = new RoundRobinBalancer(peers)
-    this.total = totalWeight(peers)
+  protected keyOf (input: SelectInput): string | undefined {
+    return input.key === undefined || input.key === '' ? undefined : input.key
   }
 
-  select (input: SelectInput, now: number): Peer | null {
-    const key = input.key ?? ''
-    if (key === '' || this.peers.length < 2) return this.rr.select(input, now)
-    let sum = 0
-    for (let rehash = 0; rehash <= HASH_MAX_TRIES; rehash++) {
-      const crc = rehash > 0 ? crc32(key, crc32(String(rehash))) : crc32(key)
-      sum += (crc >>> 16) & 0x7fff
-      const peer = peerAtWeight(this.peers, sum % this.total)
-      if (usable(peer, input, now)) return peer
-    }
-    return this.rr.select(input, now)
+  protected fold (sum: number, key: string, round: number): number {
+    const crc = round > 0 ? crc32(key, crc32(String(round))) : crc32(key)
+    return sum + ((crc >>> 16) & 0x7fff)
   }
 }
 

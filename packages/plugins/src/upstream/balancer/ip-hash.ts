@@ -1,41 +1,27 @@
 import { isIPv4, isIPv6 } from 'node:net'
-import type { Peer } from '../peer.js'
-import { peerAtWeight, totalWeight, usable, type Balancer, type SelectInput } from './balancer.js'
-import { RoundRobinBalancer } from './round-robin.js'
-
-/** Hash attempts before giving up and using round robin, as nginx. */
-export const IP_HASH_MAX_TRIES = 20
+import type { SelectInput } from './balancer.js'
+import { RehashBalancer } from './rehash.js'
 
 /**
  * nginx's ip_hash (ngx_http_upstream_ip_hash_module.c). The key is the first three octets of an
  * IPv4 client address (a /24 sticks to one peer) or all 16 bytes of an IPv6 one; clients with
  * no IP (unix sockets) all hash as `0.0.0`. Starting from 89, each round folds the key in
- * (`h = (h * 113 + byte) % 6271`) and picks the peer owning `h % totalWeight`; a tried or
- * unavailable peer starts another round; after 20 rounds, round robin. Fewer than two peers:
- * round robin.
+ * (`h = (h * 113 + byte) % 6271`) and picks the peer owning `h % totalWeight` (the walk is
+ * RehashBalancer's).
  *
  * IPv4-mapped IPv6 addresses (`::ffff:1.2.3.4`, what Node reports on a dual-stack socket) are
  * hashed as the IPv4 address, so a client hashes the same whichever way it connected.
  */
-export class IpHashBalancer implements Balancer {
-  private readonly rr: RoundRobinBalancer
-  private readonly total: number
+export class IpHashBalancer extends RehashBalancer<Uint8Array> {
+  protected readonly seed = 89
 
-  constructor (readonly peers: readonly Peer[]) {
-    this.rr = new RoundRobinBalancer(peers)
-    this.total = totalWeight(peers)
+  protected keyOf (input: SelectInput): Uint8Array {
+    return ipHashKey(input.clientAddress)
   }
 
-  select (input: SelectInput, now: number): Peer | null {
-    if (this.peers.length < 2) return this.rr.select(input, now)
-    const key = ipHashKey(input.clientAddress)
-    let hash = 89
-    for (let tries = 0; tries <= IP_HASH_MAX_TRIES; tries++) {
-      for (const byte of key) hash = (hash * 113 + byte) % 6271
-      const peer = peerAtWeight(this.peers, hash % this.total)
-      if (usable(peer, input, now)) return peer
-    }
-    return this.rr.select(input, now)
+  protected fold (hash: number, key: Uint8Array): number {
+    for (const byte of key) hash = (hash * 113 + byte) % 6271
+    return hash
   }
 }
 
