@@ -8,11 +8,11 @@
 import path from 'node:path'
 import t from 'tap'
 import type { ProxyConfig } from '@proxyctl/core'
-import { proxy, type RedirectOption, type RedirectRule } from '@proxyctl/plugins'
+import { proxy } from '@proxyctl/plugins'
 import { startConfig, targetOf, tmpDir, urlOf, type Target } from '../helpers/proxy.js'
 import { startUpstream, type UpstreamHandler } from '../helpers/upstream.js'
 import { exchange, headerValues } from '../helpers/raw-http.js'
-import { redirectScenarios, type RedirectOptionData } from './fixtures/redirect-cases.js'
+import { redirectScenarios, toOption } from './fixtures/redirect-cases.js'
 
 /** Answers `?s=STATUS&h=NAME&v=VALUE` (each may repeat: several headers) with those headers. */
 const redirector: UpstreamHandler = (req, res, up) => {
@@ -24,17 +24,6 @@ const redirector: UpstreamHandler = (req, res, up) => {
   names.forEach((h, i) => headers.push(h, values[i] ?? ''))
   res.writeHead(Number(url.searchParams.get('s') ?? 302), [...headers, 'Content-Length', '2'])
   res.end('ok')
-}
-
-/** The fixture's option; with `regexObjects`, `~re` / `~*re` become RegExp objects. */
-function toOption (data: RedirectOptionData, regexObjects: boolean): RedirectOption {
-  if (data === 'off') return false
-  if (data === undefined || data === 'default') return data
-  return data.map((r): RedirectRule => {
-    if (r === 'default' || !regexObjects || !r.from.startsWith('~')) return r
-    const ci = r.from.startsWith('~*')
-    return { from: new RegExp(r.from.slice(ci ? 2 : 1), ci ? 'i' : ''), to: r.to }
-  })
 }
 
 function query (pairs: Array<[string, string]>, status?: number): string {

@@ -8,9 +8,9 @@ import { compileTemplate, parseLocationKey, type RequestContext } from '@proxyct
 import { parseProxyTarget } from '../../packages/plugins/src/proxy/target.js'
 import {
   checkRedirectOption, compileRedirect, ProxyRedirectError, REDIRECT_DEFAULT_WITH_VARIABLES,
-  type RedirectCompileOptions, type RedirectOption, type RedirectRule
+  type RedirectCompileOptions
 } from '../../packages/plugins/src/proxy/redirect.js'
-import { redirectScenarios, redirectValidationCases, type RedirectOptionData } from './fixtures/redirect-cases.js'
+import { redirectScenarios, redirectValidationCases, toOption } from './fixtures/redirect-cases.js'
 
 const upstreams = new Set(['backend'])
 
@@ -22,17 +22,6 @@ function fakeCtx (captures: RegExpExecArray | null = null): RequestContext {
     server: { primaryName: 'localhost' },
     req: { headers: { host: 'localhost' }, socket: {} }
   } as unknown as RequestContext
-}
-
-/** The fixture's option; with `regexObjects`, `~re` / `~*re` become RegExp objects. */
-function toOption (data: RedirectOptionData, regexObjects: boolean): RedirectOption {
-  if (data === 'off') return false
-  if (data === undefined || data === 'default') return data
-  return data.map((r): RedirectRule => {
-    if (r === 'default' || !regexObjects || !r.from.startsWith('~')) return r
-    const ci = r.from.startsWith('~*')
-    return { from: new RegExp(r.from.slice(ci ? 2 : 1), ci ? 'i' : ''), to: r.to }
-  })
 }
 
 let caseCount = 0
