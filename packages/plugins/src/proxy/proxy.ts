@@ -442,7 +442,9 @@ function watchClient (x: ProxyExchange): void {
   const socket = x.ctx.socket as WatchedSocket
   const newest = socket[kAnswering]
   if (newest === undefined) socket.once('close', onClientClose)
-  else if (newest.res !== x.res && !newest.res.writableFinished) x.pipelinedAfter = newest
+  // An internal redirect (error page) continues the same answer: keep what it was queued behind.
+  else if (newest.res === x.res) x.pipelinedAfter = newest.pipelinedAfter
+  else if (!newest.res.writableFinished) x.pipelinedAfter = newest
   socket[kAnswering] = x
 }
 
