@@ -34,6 +34,8 @@ const UPLOAD = 64 * 1024
 
 // proxyctl is started as users start it (`proxyctl start`): the bin, through its shebang.
 const CLI = path.join(ROOT, 'packages', 'cli', 'dist', 'bin.js')
+/** The Node flags proxyctl's bin gives itself in its shebang, as the report quotes them. */
+const cliNodeFlags = () => fs.readFileSync(CLI, 'utf8').split('\n', 1)[0].replace(/^#!.*?\bnode\s*/, '')
 
 const progress = (msg) => process.stderr.write(`[bench] ${msg}\n`)
 
@@ -396,7 +398,7 @@ function report ({ info, targets, broken, incidents, results, ws, idle, fresh, e
   if (fresh.length > 0) {
     p('## Memory under the small-GET load (fresh process per target)')
     p()
-    p(`Each target started anew, ${WARMUP} s of warm-up, then ${DURATION} s of GET 100 B over TCP (wrk -t1 -c${CONNECTIONS}); peak RSS as in the tables above. Each runs as shipped: proxyctl through its bin (its shebang sets Node's \`--max-semi-space-size=2 --v8-pool-size=1\`), the Node peers with Node's defaults.`)
+    p(`Each target started anew, ${WARMUP} s of warm-up, then ${DURATION} s of GET 100 B over TCP (wrk -t1 -c${CONNECTIONS}); peak RSS as in the tables above. Each runs as shipped: proxyctl through its bin (its shebang sets Node's \`${cliNodeFlags()}\`), the Node peers with Node's defaults.`)
     p()
     p('| target | RSS at start MiB | peak RSS under load MiB | req/s | errors |')
     p('| --- | ---: | ---: | ---: | ---: |')
