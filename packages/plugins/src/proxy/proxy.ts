@@ -464,6 +464,16 @@ export function wirePath (path: string): string {
     .replace(/[\x00-\x20]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0'))
 }
 
+/**
+ * An upstream body chunk to the client, for an undici handler's onData: false (pause undici)
+ * when the client is not keeping up, and `resume` is called once it drained.
+ */
+export function forwardChunk (res: ServerResponse, chunk: Buffer, resume: () => void): boolean {
+  if (res.write(chunk)) return true
+  res.once('drain', resume)
+  return false
+}
+
 /** One try at one peer; the undici dispatch handler of that try. */
 class Attempt implements Dispatcher.DispatchHandler {
   private abortFn: ((err?: Error) => void) | undefined
@@ -537,9 +547,7 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   onData (chunk: Buffer): boolean {
     if (this.discarding) return true
-    if (this.x.res.write(chunk)) return true
-    this.x.res.once('drain', this.resumeFn as () => void)
-    return false
+    return forwardChunk(this.x.res, chunk, this.resumeFn as () => void)
   }
 
   onComplete (): void {

@@ -6,7 +6,7 @@ import {
   defineHandler, sendErrorPage, upgradeOf,
   type LocationHandler, type RequestContext, type Template, type UpgradeConnection
 } from '@proxyctl/core'
-import { compileProxy, filterResponseHead, latin1, pickPeer, upstreamRequestHead, wirePath, type NextUpstreamCase, type ProxyOptions, type ProxyPlan } from '../proxy/proxy.js'
+import { compileProxy, filterResponseHead, forwardChunk, latin1, pickPeer, upstreamRequestHead, wirePath, type NextUpstreamCase, type ProxyOptions, type ProxyPlan } from '../proxy/proxy.js'
 import { classifyUpstreamError, UpstreamError } from '../proxy/errors.js'
 import { parseRenderedTarget } from '../proxy/target.js'
 import type { UpstreamPeer, UpstreamPool } from '../upstream/pool.js'
@@ -268,7 +268,7 @@ class UpgradeExchange implements UpstreamHandshake {
       this.attempt()
       return false
     }
-    peer.recordSuccess(Date.now())
+    peer.recordSuccess()
     let headers: string[]
     ;({ status, headers } = filterResponseHead(this, peer, status, rawHeaders))
     this.log.info({ upstream: this.upstreamName, server: peer.address, status }, `websocket: upstream refused the upgrade with ${status}, passed to the client`)
@@ -304,7 +304,7 @@ class UpgradeExchange implements UpstreamHandshake {
    */
   takeOver (peer: UpstreamPeer): boolean {
     if (this.clientGone || this.conn.socket.destroyed) return false
-    peer.recordSuccess(Date.now())
+    peer.recordSuccess()
     this.conn.socket.removeListener('close', this.onClientClose)
     this.res.detachSocket(this.conn.socket as never)
     this.handedOver = true
@@ -370,10 +370,7 @@ class TunnelAttempt implements Dispatcher.DispatchHandler {
   }
 
   onData (chunk: Buffer): boolean {
-    const res = this.x.res
-    if (res.write(chunk)) return true
-    res.once('drain', this.resumeFn as () => void)
-    return false
+    return forwardChunk(this.x.res, chunk, this.resumeFn as () => void)
   }
 
   onComplete (): void {
