@@ -6,7 +6,7 @@ import {
   defineHandler, sendErrorPage, upgradeOf,
   type LocationHandler, type RequestContext, type Template, type UpgradeConnection
 } from '@proxyctl/core'
-import { compileProxy, filterResponseHead, forwardChunk, latin1, pickPeer, upstreamRequestHead, wirePath, type NextUpstreamCase, type ProxyOptions, type ProxyPlan } from '../proxy/proxy.js'
+import { compileProxy, filterResponseHead, latin1, pickPeer, upstreamRequestHead, wirePath, type NextUpstreamCase, type ProxyOptions, type ProxyPlan } from '../proxy/proxy.js'
 import { classifyUpstreamError, UpstreamError } from '../proxy/errors.js'
 import { parseRenderedTarget } from '../proxy/target.js'
 import type { UpstreamPeer, UpstreamPool } from '../upstream/pool.js'
@@ -370,7 +370,9 @@ class TunnelAttempt implements Dispatcher.DispatchHandler {
   }
 
   onData (chunk: Buffer): boolean {
-    return forwardChunk(this.x.res, chunk, this.resumeFn as () => void)
+    if (this.x.res.write(chunk)) return true
+    this.x.res.once('drain', this.resumeFn as () => void)
+    return false
   }
 
   onComplete (): void {
