@@ -8,6 +8,7 @@ import fs from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
 import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { ProxyConfig } from '@proxyctl/core'
 import { proxy, type ProxyOptions } from '@proxyctl/plugins'
@@ -185,8 +186,6 @@ const TIMEOUT = 1000
 const LATE = 1200
 const READ = 400
 const READ_LATE = 300
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 interface ReadCase {
   rule: string

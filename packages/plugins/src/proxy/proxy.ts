@@ -528,14 +528,12 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   /** The read timer ran out: abort (504), or arm it again if a read came since or none is due. */
   readTimerFired (): void {
-    this.readTimer = undefined
-    if (this.done) return
     const x = this.x
     const limit = x.plan.readTimeout
     // While the client still sends its body, or we wait for it to take ours, the upstream owes
-    // nothing (nginx arms proxy_read_timeout once the request is sent). watchSend notes the body's end.
-    if (this.paused || (x.hasBody && !x.req.readableEnded)) this.lastRead = performance.now()
-    const idle = performance.now() - this.lastRead
+    // nothing (nginx arms proxy_read_timeout once the request is sent); the body's end (watchSend)
+    // and the client's drain (onDrain) restart the count.
+    const idle = this.paused || (x.hasBody && !x.req.readableEnded) ? 0 : performance.now() - this.lastRead
     if (idle < limit) {
       this.readTimer = setTimeout(onReadTimer, limit - idle, this).unref()
       return
