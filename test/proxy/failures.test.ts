@@ -249,22 +249,24 @@ const readCases: ReadCase[] = [
 ]
 
 /** One request through the proxy as `c` describes; what the client saw and when its body ended. */
-function readCaseRequest (p: LoggedProxy, c: ReadCase): Promise<{ outcome: string, sentAt: number }> {
+function readCaseRequest (p: LoggedProxy, c: ReadCase): Promise<{ outcome: string, sentAt: number, text: string }> {
   return new Promise((resolve) => {
     let sentAt = performance.now()
     const req = http.request({ port: p.port, method: c.body === undefined ? 'GET' : 'POST', path: '/', agent: false, headers: c.body === undefined ? {} : { 'content-length': String(c.body.bytes) } }, (res) => {
       let n = 0
       let paused = false
-      const done = (how: string) => resolve({ outcome: `${res.statusCode ?? 0} ${how} after ${n}`, sentAt })
+      let text = ''
+      const done = (how: string) => resolve({ outcome: `${res.statusCode ?? 0} ${how} after ${n}`, sentAt, text })
       res.on('data', (d: Buffer) => {
         n += d.length
+        if (res.statusCode === 504) text += d.toString()
         if (c.clientPause !== undefined && !paused) { paused = true; res.pause(); setTimeout(() => res.resume(), c.clientPause) }
       })
       res.on('error', () => done('error'))
       res.on('end', () => done('end'))
       res.on('close', () => done('closed'))
     })
-    req.on('error', (e) => resolve({ outcome: `request error ${e.message}`, sentAt }))
+    req.on('error', (e) => resolve({ outcome: `request error ${e.message}`, sentAt, text: '' }))
     if (c.body === undefined) { req.end(); return }
     const { bytes, gap } = c.body
     void (async () => {
@@ -279,9 +281,10 @@ for (const c of readCases) {
   t.test(`readTimeout: ${c.rule}`, async (t) => {
     const up = await startUpstream(t, 'up', { port: 0 }, c.upstream)
     const p = await startLogged(t, config(`http://${up.address}`, { readTimeout: READ }))
-    const { outcome, sentAt } = await readCaseRequest(p, c)
+    const { outcome, sentAt, text } = await readCaseRequest(p, c)
     const ms = performance.now() - sentAt
     t.match(outcome, c.outcome)
+    if (outcome.startsWith('504 ')) t.match(text, PAGE_504, "nginx's 504 page")
     if (c.timedOutAfter === undefined) {
       t.same(p.errors(), [], 'no timeout is logged')
       return
