@@ -103,7 +103,7 @@ const badCases: BadCase[] = [
     setup: async (t) => (await rawUpstream(t, (sock) => {
       void readHead(sock).then(() => { sock.write('\x00\x01garbage not http\r\n\r\n'); sock.end() })
     })).address,
-    reason: /upstream sent an invalid response \(HTTPParserError: Response does not match the HTTP\/1\.1 protocol/,
+    reason: /upstream sent an invalid response \(PROXYCTL_H1_BAD_RESPONSE: invalid status line "\x00\x01garbage not http"\)/,
     code: 'PROXYCTL_UPSTREAM_BAD_RESPONSE'
   },
   {
@@ -111,7 +111,7 @@ const badCases: BadCase[] = [
     setup: async (t) => (await rawUpstream(t, (sock) => {
       void readHead(sock).then(() => { sock.end('HTTP/1.1 2x0 Nope\r\nContent-Length: 0\r\n\r\n') })
     })).address,
-    reason: /upstream sent an invalid response \(HTTPParserError: Response does not match the HTTP\/1\.1 protocol/,
+    reason: /upstream sent an invalid response \(PROXYCTL_H1_BAD_RESPONSE: invalid status line "HTTP\/1\.1 2x0 Nope"\)/,
     code: 'PROXYCTL_UPSTREAM_BAD_RESPONSE'
   },
   {
@@ -119,7 +119,7 @@ const badCases: BadCase[] = [
     setup: async (t) => (await rawUpstream(t, (sock) => {
       void readHead(sock).then(() => { sock.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n') })
     })).address,
-    reason: /upstream sent an invalid response \(HTTPParserError: Response does not match the HTTP\/1\.1 protocol/,
+    reason: /upstream sent an invalid response \(PROXYCTL_H1_BAD_RESPONSE: invalid chunked response: chunk size "zz"\)/,
     code: 'PROXYCTL_UPSTREAM_BAD_RESPONSE'
   }
 ]

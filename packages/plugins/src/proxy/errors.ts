@@ -21,6 +21,7 @@ export function classifyUpstreamError (err: unknown, phase: 'connecting' | 'send
   const msg = e?.message ?? String(err)
   switch (code) {
     case 'UND_ERR_CONNECT_TIMEOUT':
+    case 'PROXYCTL_H1_CONNECT_TIMEOUT':
       return new UpstreamError('PROXYCTL_UPSTREAM_TIMEOUT', 'timeout', 504, 'upstream timed out while connecting', err)
     case 'UND_ERR_HEADERS_TIMEOUT':
       return new UpstreamError('PROXYCTL_UPSTREAM_TIMEOUT', 'timeout', 504, 'upstream timed out while reading response header', err)
@@ -42,12 +43,14 @@ export function classifyUpstreamError (err: unknown, phase: 'connecting' | 'send
     case 'HPE_UNEXPECTED_CONTENT_LENGTH':
     case 'UND_ERR_RESPONSE_EXCEEDED_MAX_SIZE':
     case 'UND_ERR_HEADERS_OVERFLOW':
+    case 'PROXYCTL_H1_BAD_RESPONSE':
+    case 'PROXYCTL_H1_HEADERS_OVERFLOW':
       return new UpstreamError('PROXYCTL_UPSTREAM_BAD_RESPONSE', 'invalid_header', 502, `upstream sent an invalid response (${code || e?.name}: ${msg})`, err)
     default:
       if (code.startsWith('HPE_') || e?.name === 'HTTPParserError') {
         return new UpstreamError('PROXYCTL_UPSTREAM_BAD_RESPONSE', 'invalid_header', 502, `upstream sent an invalid response (${code || e?.name}: ${msg})`, err)
       }
       return new UpstreamError('PROXYCTL_UPSTREAM_RESET', 'error', 502,
-        `upstream ${code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' ? 'closed or reset the connection' : `failed (${code || e?.name}: ${msg})`} while ${phase === 'connecting' ? 'connecting to' : phase === 'sending' ? 'sending to' : 'reading from'} upstream`, err)
+        `upstream ${code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'PROXYCTL_H1_CLOSED' ? 'closed or reset the connection' : `failed (${code || e?.name}: ${msg})`} while ${phase === 'connecting' ? 'connecting to' : phase === 'sending' ? 'sending to' : 'reading from'} upstream`, err)
   }
 }

@@ -6,6 +6,7 @@ import { Peer } from './peer.js'
 import { PeerGroup, type GroupPolicy, type Selection } from './peer-group.js'
 import type { SelectInput } from './balancer/balancer.js'
 import { ActiveHealthChecker } from './health/active.js'
+import { H1Client } from './h1/client.js'
 
 /** How connections to an upstream's servers are made. */
 export interface ConnectionSettings {
@@ -24,8 +25,12 @@ export const DEFAULT_CONNECTION_SETTINGS: ConnectionSettings = {
   scheme: 'http', connectTimeout: 60_000, keepaliveTimeout: 60_000, tlsVerify: false
 }
 
-/** One connection pool per peer; what the proxy dispatches requests through. */
-export type UpstreamPeer = Peer<Pool> & { readonly target: UpstreamAddress }
+/**
+ * A peer and its connections: an undici Pool (`pool`) for requests with a body, TLS and upgrades,
+ * and, for plain HTTP, proxyctl's own HTTP/1.1 client (`h1`) for requests without a body, the
+ * proxy's hot path (see upstream/h1/).
+ */
+export type UpstreamPeer = Peer<Pool> & { readonly target: UpstreamAddress, h1?: H1Client }
 
 /** Resolves a hostname to all its addresses (as `dns.promises.lookup(host, { all: true })`). */
 export type LookupAll = (hostname: string) => Promise<Array<{ address: string, family: number }>>
@@ -127,6 +132,7 @@ export class UpstreamPool {
           peer = new Peer<Pool>({ ...server, address: target.label, server: server.address }) as UpstreamPeer
           Object.defineProperty(peer, 'target', { value: target, enumerable: true })
           peer.pool = this.createPool(target, server.maxConns ?? 0)
+          if (this.settings.scheme === 'http') peer.h1 = this.createH1Client(target)
         }
         byKey.set(key, peer)
         peers.push(peer)
@@ -160,7 +166,7 @@ export class UpstreamPool {
     const after = new Set(peers)
     const added = peers.filter((p) => !before.has(p))
     if (this.closed) {
-      await Promise.all(added.map((p) => p.pool?.destroy().catch(() => {})))
+      await Promise.all(added.map(destroyPeer))
       return false
     }
     const removed = [...before].filter((p) => !after.has(p))
@@ -170,7 +176,7 @@ export class UpstreamPool {
     this.log?.info({ upstream: this.name, added: added.map((p) => p.address), removed: removed.map((p) => p.address) },
       `upstream "${this.name}" re-resolved: ${added.length} server(s) added, ${removed.length} removed`)
     // In-flight requests on removed peers finish; then their connections close.
-    for (const p of removed) void p.pool?.close().catch(() => {})
+    for (const p of removed) { void p.pool?.close().catch(() => {}); void p.h1?.close() }
     return true
   }
 
@@ -198,6 +204,15 @@ export class UpstreamPool {
     })
   }
 
+  private createH1Client (target: UpstreamAddress): H1Client {
+    const s = this.settings
+    return new H1Client(target.kind === 'unix' ? { path: target.path } : { host: target.host, port: target.port }, {
+      connectTimeout: s.connectTimeout,
+      keepaliveTimeout: s.keepaliveTimeout,
+      defaultHost: target.kind === 'unix' ? 'localhost' : target.label
+    })
+  }
+
   /** Picks a peer for one attempt of a request (see PeerGroup.pick). */
   pick (input: SelectInput & { tried: Set<Peer> }, now: number): Selection {
     return this.group.pick(input, now)
@@ -213,6 +228,10 @@ export class UpstreamPool {
     this.health?.stop()
     if (this.resolveTimer !== undefined) clearTimeout(this.resolveTimer)
     await this.starting?.catch(() => {})
-    await Promise.all(this.peers.map((p) => p.pool?.destroy().catch(() => {})))
+    await Promise.all(this.peers.map(destroyPeer))
   }
+}
+
+async function destroyPeer (p: UpstreamPeer): Promise<void> {
+  await Promise.all([p.pool?.destroy().catch(() => {}), p.h1?.destroy()])
 }
