@@ -66,8 +66,11 @@ export interface RawServer {
   sockets: Set<net.Socket>
 }
 
-/** A raw TCP upstream on 127.0.0.1; `onConnection` does whatever the case needs. Closed at test end. */
-export async function rawUpstream (t: Teardown, onConnection: (sock: net.Socket) => void): Promise<RawServer> {
+/**
+ * A raw upstream on 127.0.0.1 (or on the unix socket `unixPath`); `onConnection` does whatever the
+ * case needs. Closed at test end.
+ */
+export async function rawUpstream (t: Teardown, onConnection: (sock: net.Socket) => void, unixPath?: string): Promise<RawServer> {
   const sockets = new Set<net.Socket>()
   const info: RawServer = { port: 0, address: '', accepted: 0, sockets }
   const server = net.createServer((sock) => {
@@ -77,9 +80,14 @@ export async function rawUpstream (t: Teardown, onConnection: (sock: net.Socket)
     sock.on('error', () => {})
     onConnection(sock)
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
-  info.port = (server.address() as net.AddressInfo).port
-  info.address = `127.0.0.1:${info.port}`
+  if (unixPath !== undefined) {
+    await new Promise<void>((resolve) => server.listen(unixPath, () => resolve()))
+    info.address = `unix:${unixPath}`
+  } else {
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
+    info.port = (server.address() as net.AddressInfo).port
+    info.address = `127.0.0.1:${info.port}`
+  }
   t.teardown(() => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()) }))
   return info
 }

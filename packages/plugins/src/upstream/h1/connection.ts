@@ -211,21 +211,25 @@ export class H1Connection {
   private readHead (buf: Buffer, pos: number, end: number): number {
     let text: string
     let bodyStart: number
+    /** The whole head's length, blank line included, over every read it came in. */
+    let headBytes: number
     const part = this.headPart
     if (part === null) {
       const e = headEnd(buf, pos, end)
       if (e === -1) { this.keepHeadPart(buf.subarray(pos, end)); return -1 }
       text = buf.toString('latin1', pos, e)
       bodyStart = e + (buf[e] === 13 ? 4 : 2)
+      headBytes = bodyStart - pos
     } else {
       const joined = Buffer.concat([part, buf.subarray(pos, end)])
       const e = headEnd(joined, 0, joined.length)
       if (e === -1) { this.keepHeadPart(joined); return -1 }
       this.headPart = null
       text = joined.toString('latin1', 0, e)
-      bodyStart = pos + (e + (joined[e] === 13 ? 4 : 2) - part.length)
+      headBytes = e + (joined[e] === 13 ? 4 : 2)
+      bodyStart = pos + headBytes - part.length
     }
-    if (bodyStart - pos > this.options.maxHeaderSize) { this.fail(new H1Error('PROXYCTL_H1_HEADERS_OVERFLOW', 'upstream sent too big header')); return -1 }
+    if (headBytes > this.options.maxHeaderSize) { this.fail(new H1Error('PROXYCTL_H1_HEADERS_OVERFLOW', 'upstream sent too big header')); return -1 }
     let head
     try {
       head = parseResponseHead(text, this.method)

@@ -57,9 +57,9 @@ export function parseResponseHead (text: string, method: string): ResponseHead {
       case 14:
         if (name.toLowerCase() === 'content-length') {
           if (!/^\d{1,15}$/.test(value)) throw bad(`invalid Content-Length "${value.slice(0, 32)}"`)
-          const n = Number(value)
-          if (contentLength !== -1 && contentLength !== n) throw bad('conflicting Content-Length headers')
-          contentLength = n
+          // A second one, even equal, would reach the client twice: refused, as nginx and undici do.
+          if (contentLength !== -1) throw bad('duplicate Content-Length header')
+          contentLength = Number(value)
         }
         break
       case 17:
