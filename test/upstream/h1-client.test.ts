@@ -595,6 +595,99 @@ for (const row of reuseRows) {
   })
 }
 
+interface CachedRow {
+  rule: string
+  /** The upstream's answer to its n-th request (over all connections). */
+  answer: (n: number) => Piece[]
+  /** Method of each request, one after the other. */
+  methods: string[]
+  /** What each got: "status body". */
+  seen: string[]
+  /** Requests the upstream read (the retried one twice). */
+  heads: number
+  /** Error lines the proxy logged. */
+  errors: number
+}
+
+// nginx gives a request one more try when its kept-alive (cached) connection fails with an error
+// before the response head: the server may just have closed the idle connection as the request
+// went out (ngx_http_upstream_next: u->peer.cached && ft_type == NGX_HTTP_UPSTREAM_FT_ERROR,
+// u->peer.tries++). The failure is still logged; the retry obeys the usual next-upstream rules.
+const cachedRows: CachedRow[] = [
+  {
+    rule: 'a GET whose kept-alive connection the upstream closes without answering is tried again on a new one',
+    answer: (n) => n === 1 ? ['end'] : [OK],
+    methods: ['GET', 'GET'],
+    seen: ['200 ok', '200 ok'],
+    heads: 3,
+    errors: 1
+  },
+  {
+    rule: 'a GET whose kept-alive connection the upstream resets is tried again',
+    answer: (n) => n === 1 ? ['reset'] : [OK],
+    methods: ['GET', 'GET'],
+    seen: ['200 ok', '200 ok'],
+    heads: 3,
+    errors: 1
+  },
+  {
+    rule: 'a close halfway through the head of a kept-alive connection is tried again',
+    answer: (n) => n === 1 ? ['HTTP/1.1 200 OK\r\nContent-Le', 'end'] : [OK],
+    methods: ['GET', 'GET'],
+    seen: ['200 ok', '200 ok'],
+    heads: 3,
+    errors: 1
+  },
+  {
+    rule: 'only one extra try: the new connection closing too is a 502',
+    answer: (n) => n >= 1 ? ['end'] : [OK],
+    methods: ['GET', 'GET'],
+    seen: ['200 ok', '502 bad gateway'],
+    heads: 3,
+    errors: 2
+  },
+  {
+    rule: 'a fresh connection closing without an answer is not tried again: 502',
+    answer: () => ['end'],
+    methods: ['GET'],
+    seen: ['502 bad gateway'],
+    heads: 1,
+    errors: 1
+  },
+  {
+    rule: 'an invalid answer on a kept-alive connection is not an error of the connection: 502, no retry',
+    answer: (n) => n === 1 ? ['HTTP/1.1 2x0 Nope\r\n\r\n'] : [OK],
+    methods: ['GET', 'GET'],
+    seen: ['200 ok', '502 bad gateway'],
+    heads: 2,
+    errors: 1
+  },
+  {
+    rule: 'a bodiless POST (not idempotent, already sent) is not tried again: 502',
+    answer: (n) => n === 1 ? ['end'] : [OK],
+    methods: ['GET', 'POST'],
+    seen: ['200 ok', '502 bad gateway'],
+    heads: 2,
+    errors: 1
+  }
+]
+
+for (const row of cachedRows) {
+  t.test(`cached connection: ${row.rule}`, { timeout: 20_000 }, async (t) => {
+    const up = await upstream(t, 'tcp', row.answer)
+    const p = await startLogged(t, config(up.target))
+    const seen: string[] = []
+    for (const [i, method] of row.methods.entries()) {
+      const got = await get(p.port, { method, path: `/c${i}` })
+      seen.push(`${got.status} ${/502 Bad Gateway/.test(got.body.toString()) ? 'bad gateway' : got.body.toString()}`)
+    }
+    t.same(seen, row.seen, 'answers')
+    t.equal(up.heads.length, row.heads, `requests the upstream read: ${up.heads.length}`)
+    t.equal(p.errors().length, row.errors, `error lines: ${p.errors().map((l) => l.msg).join(' | ')}`)
+    t.equal(activeConnections(p.proxy), 0, 'peer released')
+  })
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. bad responses: 502, and the log says why
 // ---------------------------------------------------------------------------------------------

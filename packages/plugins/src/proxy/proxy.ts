@@ -238,6 +238,12 @@ export function pickPeer (x: ExchangeState): UpstreamPeer | null {
   return peer
 }
 
+/** How many servers a request may try: as nginx, the group's tries, lowered (never raised) by `nextUpstream.tries`. */
+export function tryBudget (plan: ProxyPlan, pool: UpstreamPool): number {
+  const groupTries = pool.group.tries
+  return plan.tries > 0 && plan.tries < groupTries ? plan.tries : groupTries
+}
+
 /** The upstream request phase: method, path and headers for `peer`, after the plugins' hooks. */
 export function upstreamRequestHead (x: ExchangeState, peer: UpstreamPeer, withoutBody = false): { method: string, path: string, headers: string[] } {
   const head = {
@@ -304,6 +310,8 @@ class ProxyExchange implements ExchangeState {
   upstreamName = ''
   proxyHost = ''
   attempts = 0
+  /** Tries granted beyond the budget: one per cached connection that failed (see Attempt.onError). */
+  extraTries = 0
   /** The attempt in flight; callbacks of an older one are ignored. */
   current: Attempt | undefined
   responded = false
@@ -398,8 +406,7 @@ class ProxyExchange implements ExchangeState {
   canRetry (kind: NextUpstreamCase, sent: boolean): boolean {
     const plan = this.plan
     if (this.clientGone || !plan.next.has(kind)) return false
-    const tries = plan.tries > 0 ? plan.tries : this.pool.group.tries
-    if (this.attempts >= tries) return false
+    if (this.attempts >= tryBudget(plan, this.pool) + this.extraTries) return false
     if (plan.tryTimeout > 0 && Date.now() - this.started >= plan.tryTimeout) return false
     // A body we streamed cannot be sent again (we do not buffer it, unlike nginx).
     if (this.hasBody && this.req.readableDidRead) return false
@@ -640,7 +647,7 @@ class Attempt implements Dispatcher.DispatchHandler, H1Handler {
     if (!this.discarding) this.x.res.end()
   }
 
-  onError (err: Error): void {
+  onError (err: Error, cachedConnection = false): void {
     if (this.done) return // ended on purpose (a retried status)
     this.end()
     if (this.discarding) return
@@ -656,6 +663,10 @@ class Attempt implements Dispatcher.DispatchHandler, H1Handler {
     }
     const error = classifyUpstreamError(err, this.sent ? 'reading' : 'connecting')
     this.peer.recordFailure(Date.now())
+    // A kept-alive connection that failed before the response head: the server may only have
+    // closed it as the request went out. nginx gives such a request one more try
+    // (ngx_http_upstream_next: `u->peer.cached && ft_type == NGX_HTTP_UPSTREAM_FT_ERROR`).
+    if (cachedConnection && error.kind === 'error') x.extraTries++
     x.failed(error, this.peer, this.sent)
   }
 

@@ -6,7 +6,7 @@ import {
   defineHandler, sendErrorPage, upgradeOf,
   type LocationHandler, type RequestContext, type Template, type UpgradeConnection
 } from '@proxyctl/core'
-import { compileProxy, filterResponseHead, latin1, pickPeer, upstreamRequestHead, wirePath, type NextUpstreamCase, type ProxyOptions, type ProxyPlan } from '../proxy/proxy.js'
+import { compileProxy, filterResponseHead, latin1, pickPeer, tryBudget, upstreamRequestHead, wirePath, type NextUpstreamCase, type ProxyOptions, type ProxyPlan } from '../proxy/proxy.js'
 import { classifyUpstreamError, UpstreamError } from '../proxy/errors.js'
 import { parseRenderedTarget } from '../proxy/target.js'
 import type { UpstreamPeer, UpstreamPool } from '../upstream/pool.js'
@@ -223,8 +223,7 @@ class UpgradeExchange implements UpstreamHandshake {
   canRetry (kind: NextUpstreamCase): boolean {
     const plan = this.plan
     if (this.clientGone || !plan.next.has(kind)) return false
-    const tries = plan.tries > 0 ? plan.tries : this.pool.group.tries
-    if (this.attempts >= tries) return false
+    if (this.attempts >= tryBudget(plan, this.pool)) return false
     if (plan.tryTimeout > 0 && Date.now() - this.started >= plan.tryTimeout) return false
     return true
   }

@@ -28,7 +28,9 @@ export interface Balancer {
 
 /** Available now and not yet tried by this request. */
 export function usable (peer: Peer, input: SelectInput, now: number): boolean {
-  return !input.tried.has(peer) && peer.isAvailable(now)
+  // The one server of a single group is tried again (nginx skips its `tried` bitmap there); only
+  // an extra try for a failed cached connection gets that far (see proxy's canRetry).
+  return (peer.single || !input.tried.has(peer)) && peer.isAvailable(now)
 }
 
 /** Sum of configured weights (nginx's `total_weight`, down peers included). */

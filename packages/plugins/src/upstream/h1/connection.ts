@@ -27,7 +27,9 @@ export interface H1Handler {
    * (a write callback). Return false to pause until `resume`. */
   onData (chunk: Buffer, written: () => void): boolean
   onComplete (trailers: string[] | null): void
-  onError (err: Error): void
+  /** `cachedConnection`: the connection had carried an earlier exchange and failed before this
+   * response's head was complete (nginx's `u->peer.cached` failure, which earns one more try). */
+  onError (err: Error, cachedConnection?: boolean): void
 }
 
 export interface ConnectionOwner {
@@ -90,6 +92,8 @@ export class H1Connection {
   idleUntil = 0
   keepAliveHint = 0
   private readonly resumeFn = (): void => { this.resume() }
+  /** Exchanges sent on this connection, this one included. */
+  private exchanges = 0
 
   constructor (target: H1Target, private readonly owner: ConnectionOwner, private readonly options: ConnectionOptions) {
     this.rb = takeReadBuffer()
@@ -145,6 +149,7 @@ export class H1Connection {
     const handler = this.handler as H1Handler
     this.phase = Phase.Head
     this.keepAlive = false
+    this.exchanges++
     handler.onConnect((err?: Error) => { if (this.handler === handler) this.abort(err) })
     if (this.handler !== handler) return // aborted in onConnect
     this.socket.write(this.head, 'latin1')
@@ -367,13 +372,14 @@ export class H1Connection {
 
   private onClose (): void {
     if (this.connectTimer !== undefined) clearTimeout(this.connectTimer)
+    const cached = this.exchanges > 1 && this.phase === Phase.Head
     this.phase = Phase.Closed
     this.rb.unref()
     this.owner.closed(this)
     const handler = this.handler
     if (handler === null) return
     this.handler = null
-    handler.onError(this.error ?? new H1Error('PROXYCTL_H1_CLOSED', 'upstream prematurely closed connection'))
+    handler.onError(this.error ?? new H1Error('PROXYCTL_H1_CLOSED', 'upstream prematurely closed connection'), cached)
   }
 }
 
