@@ -118,7 +118,8 @@ function peerDefs () {
   const node = process.execPath
   return [
     { id: 'proxyctl', label: 'proxyctl', cmd: CLI, args: ['start', '--config', path.join(BENCH, 'configs', 'proxyctl.config.mjs')] },
-    { id: 'nginx', label: 'nginx (proxy, keepalive)', nginx: 'proxy.nginx.conf' },
+    { id: 'nginx', label: 'nginx (proxy, keepalive)', nginx: 'proxy.nginx.conf', vars: { BUFFERS: '' } },
+    { id: 'nginx-buf64', label: 'nginx (proxy, keepalive, 64 KiB buffers)', nginx: 'proxy.nginx.conf', vars: { BUFFERS: 'proxy_buffer_size 64k; proxy_buffers 8 64k; proxy_busy_buffers_size 128k;' } },
     { id: 'fastify', label: '@fastify/http-proxy', cmd: node, args: [path.join(BENCH, 'peers', 'fastify-http-proxy.mjs')] },
     { id: 'http-proxy', label: 'node-http-proxy', cmd: node, args: [path.join(BENCH, 'peers', 'node-http-proxy.mjs')] },
     { id: 'lean', label: 'lean node:http + undici', cmd: node, args: [path.join(BENCH, 'peers', 'lean-undici.mjs')] }
@@ -138,8 +139,8 @@ async function startTarget (def, upstream) {
   const log = path.join(tmp, `${def.id}.log`)
   let proc
   if (def.nginx !== undefined) {
-    const conf = path.join(tmp, def.nginx)
-    fs.writeFileSync(conf, render(def.nginx, { DIR: tmp, PORT: port, UPSTREAM_PORT: upstream.port, UPSTREAM_SOCK: upstream.sock }))
+    const conf = path.join(tmp, `${def.id}.conf`)
+    fs.writeFileSync(conf, render(def.nginx, { DIR: tmp, ID: def.id, PORT: port, UPSTREAM_PORT: upstream.port, UPSTREAM_SOCK: upstream.sock, ...def.vars }))
     proc = start(def.id, 'nginx', ['-p', tmp, '-e', path.join(tmp, `${def.id}-error.log`), '-c', conf], { cpu: PROXY_CPU, log })
   } else {
     proc = start(def.id, def.cmd, def.args, {
@@ -569,7 +570,7 @@ async function main () {
   if (isShuttingDown()) return
   // Anything a target logged at warn or above during the runs is worth a look.
   for (const t of targets) {
-    const errLog = t.id === 'nginx' ? tail(path.join(tmp, 'nginx-proxy-error.log'), 200) + '\n' + tail(path.join(tmp, 'nginx-error.log'), 200) : tail(t.proc.log, 200)
+    const errLog = t.nginx !== undefined ? tail(path.join(tmp, `${t.id}-proxy-error.log`), 200) + '\n' + tail(path.join(tmp, `${t.id}-error.log`), 200) : tail(t.proc.log, 200)
     const bad = errLog.split('\n').filter((l) => /"level":(40|50|60)|\[(warn|error|crit|alert|emerg)\]/.test(l))
     if (bad.length > 0) progress(`${t.label} logged ${bad.length} warnings/errors; first: ${bad[0].slice(0, 300)}`)
   }
