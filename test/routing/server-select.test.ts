@@ -11,6 +11,7 @@
  */
 import t from 'tap'
 import {
+  HOST_CACHE_MAX,
   ServerSelector,
   conflictingServerNames,
   normalizeHost,
@@ -283,9 +284,39 @@ t.test('ServerSelector details', async t => {
   const g = new ServerSelector([{ server: a, names: [/^api\d/g] }], def)
   t.equal(g.select('api1.test').server, a)
   t.equal(g.select('api1.test').server, a, 'a /g RegExp is not stateful')
+  t.equal(g.select('api1.other').server, a, 'a /g RegExp is not stateful (another host, so no remembered answer)')
   t.equal(g.select('api1.test').captures?.[0], 'api1')
 
   const re = new ServerSelector([{ server: a, names: ['~.*'] }], def)
   t.equal(re.select(undefined).server, def, 'regexes are not tried without Host')
   t.equal(re.select('x').server, a)
+})
+
+// Hosts past the exact table are remembered (a Map lookup instead of the wildcard and regex
+// walk). Remembering must never change an answer: the same host gets the same server, with the
+// same captures, however many other hosts came in between.
+t.test('remembered hosts answer as the walk does', async t => {
+  const servers: Server[] = SERVERS.main
+  const entries = servers.map(s => ({ server: { label: s.label }, names: s.names }))
+  const fresh = (): ServerSelector<{ label: string }> => new ServerSelector(entries, entries[0].server)
+  const hosts = (CASES as Case[]).map(c => normalizeHost(c.host ?? undefined)).filter((h): h is string | undefined => h !== null)
+  const rows: Array<{ rule: string, before: (s: ServerSelector<{ label: string }>) => void }> = [
+    { rule: 'asked again at once', before: () => {} },
+    { rule: 'asked again after the store filled and started over', before: (s) => { for (let i = 0; i < HOST_CACHE_MAX + 10; i++) s.select(`h${i}.api.example.org`) } },
+    { rule: 'asked again after random hosts matching no name', before: (s) => { for (let i = 0; i < 3 * HOST_CACHE_MAX; i++) s.select(`nomatch${i}.test`) } }
+  ]
+  for (const row of rows) {
+    const s = fresh()
+    const first = hosts.map(h => s.select(h))
+    row.before(s)
+    const again = hosts.map(h => s.select(h))
+    const walked = hosts.map(h => fresh().select(h))
+    const show = (r: { server: { label: string }, captures: RegExpExecArray | null }): string =>
+      `${r.server.label} ${JSON.stringify(r.captures === null ? null : [...r.captures])}`
+    t.same(again.map(show), first.map(show), `${row.rule}: same servers and captures as the first time`)
+    t.same(again.map(show), walked.map(show), `${row.rule}: same as a selector that never saw the host`)
+  }
+  const s = fresh()
+  for (let i = 0; i < 5 * HOST_CACHE_MAX; i++) s.select(`r${i}.example.org`)
+  t.equal(s.select('x.example.org').server.label, 'wild-short', 'still right after 5 x HOST_CACHE_MAX distinct hosts')
 })
