@@ -191,6 +191,13 @@ const median = (xs) => {
   return v.length % 2 === 1 ? v[m] : (v[m - 1] + v[m]) / 2
 }
 
+/** Per-round ratios a ÷ b of req/s per core, when both targets have a run in every round. */
+function pairedRatios (a, b) {
+  if (a === undefined || b === undefined || a.length !== b.length) return []
+  const perCore = (r) => r.cpuShare > 0 ? r.rps / r.cpuShare : NaN
+  return a.map((r, i) => perCore(r) / perCore(b[i])).filter(Number.isFinite)
+}
+
 function summarize (runs) {
   if (runs === undefined || runs.length === 0) return null
   const pick = (k) => median(runs.map((r) => r[k]))
@@ -363,6 +370,11 @@ function report ({ info, targets, broken, incidents, results, ws, idle, fresh, e
     else {
       const many = sums.get('proxyctl-many')
       if (base && many) p(`500 locations and 50 server names keep ${fmtPct(many.perCore / base.perCore)} of the one-location rate per core (${fmtPct(many.rps / base.rps)} of req/s). The request takes the slow path: last regex server name, then all 100 regex locations tried after the longest prefix.`)
+      const paired = pairedRatios(results[s.id]?.['proxyctl-many'], results[s.id]?.proxyctl)
+      if (paired.length > 1) {
+        p()
+        p(`Paired by round (the two runs of a round back to back, their order alternating between rounds, so a machine that speeds up or slows down over minutes weighs less): 500 locations ÷ 1 location, req/s per core, ${paired.map((x) => fmtRatio(x, 1)).join(', ')}; median **${fmtRatio(median(paired), 1)}**. This is the figure to hold against the selection target; the medians above compare runs from different minutes.`)
+      }
       p()
     }
   }
