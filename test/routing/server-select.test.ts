@@ -299,6 +299,8 @@ t.test('remembered hosts answer as the walk does', async t => {
   const servers: Server[] = SERVERS.main
   const entries = servers.map(s => ({ server: { label: s.label }, names: s.names }))
   const fresh = (): ServerSelector<{ label: string }> => new ServerSelector(entries, entries[0].server)
+  const show = (r: { server: { label: string }, captures: RegExpExecArray | null }): string =>
+    `${r.server.label} ${JSON.stringify(r.captures === null ? null : [...r.captures])}`
   const hosts = (CASES as Case[]).map(c => normalizeHost(c.host ?? undefined)).filter((h): h is string | undefined => h !== null)
   const rows: Array<{ rule: string, before: (s: ServerSelector<{ label: string }>) => void }> = [
     { rule: 'asked again at once', before: () => {} },
@@ -311,8 +313,6 @@ t.test('remembered hosts answer as the walk does', async t => {
     row.before(s)
     const again = hosts.map(h => s.select(h))
     const walked = hosts.map(h => fresh().select(h))
-    const show = (r: { server: { label: string }, captures: RegExpExecArray | null }): string =>
-      `${r.server.label} ${JSON.stringify(r.captures === null ? null : [...r.captures])}`
     t.same(again.map(show), first.map(show), `${row.rule}: same servers and captures as the first time`)
     t.same(again.map(show), walked.map(show), `${row.rule}: same as a selector that never saw the host`)
   }
