@@ -207,13 +207,13 @@ for (const transport of ['tcp', 'unix'] as const) {
     const s = await setup(t)
     const upgrade = (p: string): string => `GET ${p} HTTP/1.1\r\nHost: proxy.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\n\r\n`
     const target = 'socketPath' in s.http ? s.http : { port: s.http.port }
-    const t0 = Date.now()
-    const page = await rawExchange(target, upgrade('/page'), 5000)
+    const page = await rawExchange(target, upgrade('/page'), 1000)
     t.match(page, /^HTTP\/1\.1 200 OK\r\n/, 'the location\'s own answer')
     t.match(page, /\r\n\r\na page\n$/)
-    const none = await rawExchange(target, upgrade('/nowhere'), 5000)
+    // As nginx: an Upgrade it does not tunnel is an ordinary request on a kept-alive connection.
+    t.match(page, /\r\nConnection: keep-alive\r\n/i, 'the connection stays open for the next request')
+    const none = await rawExchange(target, upgrade('/nowhere'), 1000)
     t.match(none, /^HTTP\/1\.1 404 Not Found\r\n/, 'no location: 404')
-    t.ok(Date.now() - t0 < 4000, 'both connections were closed by the proxy, not left hanging')
   })
 }
 

@@ -14,6 +14,7 @@ export type ProxyctlErrorCode =
   | 'PROXYCTL_UPSTREAM_RESET'
   | 'PROXYCTL_UPSTREAM_BAD_RESPONSE'
   | 'PROXYCTL_UPSTREAM_UNAVAILABLE'
+  | 'PROXYCTL_INTERNAL_ERROR'
 
 export class ProxyctlError extends Error {
   readonly code: ProxyctlErrorCode
@@ -77,8 +78,20 @@ export class ListenError extends ProxyctlError {
 /** A request that cannot be routed: bad URI, bad Host. Answered with `status`. */
 export class BadRequestError extends ProxyctlError {
   readonly status: number
+  /** The request target as received, for the log line. */
+  target: string | undefined
   constructor (message: string, status = 400) {
     super('PROXYCTL_BAD_REQUEST', message)
     this.status = status
+  }
+}
+
+/**
+ * Handling one request or connection threw: a bug in proxyctl or in a plugin. That request gets
+ * a 500 (or its connection is cut, when an answer was already under way); the process goes on.
+ */
+export class InternalError extends ProxyctlError {
+  constructor (message: string, options?: { cause?: unknown }) {
+    super('PROXYCTL_INTERNAL_ERROR', message, options)
   }
 }

@@ -11,10 +11,15 @@ const NGINX_TITLES: Record<number, string> = {
   408: 'Request Time-out', 413: 'Request Entity Too Large', 414: 'Request-URI Too Large', 416: 'Requested Range Not Satisfiable', 504: 'Gateway Time-out'
 }
 
+/** The reason phrase nginx gives a status ("Request Time-out" for 408). */
+export function statusReason (status: number): string {
+  return NGINX_TITLES[status] ?? STATUS_CODES[status] ?? 'Unknown'
+}
+
 export function errorPageBody (status: number): Buffer {
   let page = pages.get(status)
   if (page === undefined) {
-    const title = `${status} ${NGINX_TITLES[status] ?? STATUS_CODES[status] ?? 'Unknown'}`
+    const title = `${status} ${statusReason(status)}`
     page = Buffer.from(`<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>proxyctl</center>\r\n</body>\r\n</html>\r\n`)
     pages.set(status, page)
   }

@@ -31,23 +31,27 @@ export function routeRequest (req: RoutedRequest, listen: ResolvedListen,
   try {
     uri = normalizeUri(path)
   } catch (err) {
-    req[kRouteError] = err instanceof BadRequestError ? err : new BadRequestError(String(err))
-    return BAD_REQUEST_ROUTE
+    return refuseRequest(req, err instanceof BadRequestError ? err : new BadRequestError(String(err)))
   }
   const hostHeader = lineHost ?? req.headers.host
   const host = normalizeHost(hostHeader)
   if (host === null) {
-    req[kRouteError] = new BadRequestError(`invalid host "${hostHeader}"`)
-    return BAD_REQUEST_ROUTE
+    return refuseRequest(req, new BadRequestError(`invalid host "${hostHeader}"`))
   }
   if (host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) {
-    req[kRouteError] = new BadRequestError('client sent HTTP/1.1 request without "Host" header')
-    return BAD_REQUEST_ROUTE
+    return refuseRequest(req, new BadRequestError('client sent HTTP/1.1 request without "Host" header'))
   }
   const { server } = listen.selector.select(host ?? '')
   const ctx = new RequestContext(req, listen, server, target, uri, args, host ?? '', dispatch)
   req[kRequestContext] = ctx
   return selectLocation(ctx)
+}
+
+/** Sends the request to the 400 route with its reason (and its target, for the log line). */
+export function refuseRequest (req: RoutedRequest, error: BadRequestError): string {
+  error.target ??= req.url
+  req[kRouteError] = error
+  return BAD_REQUEST_ROUTE
 }
 
 /** Runs location selection for `ctx.uri` on its server; sets location and captures. */

@@ -6,6 +6,7 @@ import { errorPageBody } from '../http/error-page.js'
 import { openPhaseScope } from '../phases/phases.js'
 import { sendStatus } from '../handlers/error-pages.js'
 import type { RequestContext } from '../routing/request-context.js'
+import { failRequest, requestLine } from './guard.js'
 import { BAD_REQUEST_ROUTE, kRequestContext, kRouteError, type RoutedRequest } from '../routing/router.js'
 
 declare module 'fastify' {
@@ -76,6 +77,16 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
     done()
   })
 
+  // A handler or hook that throws an error without a status is a bug: guard.ts logs it (code,
+  // client, request line; Fastify itself logs nothing with request logging off) and answers 500.
+  // Errors that carry a status (a plugin's 401, 429, 503) keep Fastify's default answer.
+  fastify.setErrorHandler((error, request, reply) => {
+    if ((error as { statusCode?: number }).statusCode !== undefined) return reply.send(error)
+    reply.hijack()
+    failRequest(request.log, request.raw, reply.raw, request.proxyctl?.requestUri ?? request.raw.url, error)
+    return undefined
+  })
+
   // error_page `=CODE` or the original status, on whatever the redirected location answers.
   fastify.addHook('onSend', (request, reply, payload, done) => {
     const override = request.proxyctl?.statusOverride
@@ -87,8 +98,11 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
     method: ALL_METHODS,
     url: BAD_REQUEST_ROUTE,
     handler (request, reply) {
-      const err = (request.raw as unknown as RoutedRequest)[kRouteError]
-      request.log.info({ reason: err?.message }, 'bad request')
+      const raw = request.raw as unknown as RoutedRequest
+      const err = raw[kRouteError]
+      const line = requestLine(raw, err?.target)
+      request.log.info({ code: err?.code ?? 'PROXYCTL_BAD_REQUEST', client: raw.socket?.remoteAddress, request: line, reason: err?.message },
+        `${err?.message ?? 'bad request'}, client: ${raw.socket?.remoteAddress ?? '-'}, request: "${line}"`)
       return reply.code(err?.status ?? 400).header('connection', 'close').type('text/html').send(errorPageBody(err?.status ?? 400))
     }
   })

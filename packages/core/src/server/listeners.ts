@@ -5,8 +5,10 @@ import https from 'node:https'
 import net from 'node:net'
 import type { ResolvedListen } from '../config/resolve.js'
 import { ListenError } from '../errors.js'
-import { upgradeAsRequest } from '../http/upgrade.js'
-import { kRequestContext, routeRequest, type RoutedRequest } from '../routing/router.js'
+import { acceptUpgrade, upgradeBodyError } from '../http/upgrade.js'
+import { kRequestContext, refuseRequest, routeRequest, type RoutedRequest } from '../routing/router.js'
+import { BadRequestError } from '../errors.js'
+import { answerClientError, failConnection, failRequest } from './guard.js'
 import type { ProxyApp } from './app.js'
 
 export interface BoundListener {
@@ -80,25 +82,47 @@ export async function probeListen (listen: ResolvedListen): Promise<void> {
   await new Promise((resolve) => probe.close(resolve))
 }
 
-/** Binds one listen address and routes its requests into the app. */
+/**
+ * Binds one listen address and routes its requests into the app. Whatever handling one request
+ * or connection throws ends that request or connection (guard.ts), never the process.
+ */
 export async function bindListener (app: ProxyApp, listen: ResolvedListen): Promise<BoundListener> {
   const server = createServer(listen)
   const dispatch = app.dispatch
+  const log = app.fastify.log
   server.on('request', (req, res) => {
-    const route = routeRequest(req, listen, dispatch)
-    const ctx = (req as RoutedRequest)[kRequestContext]
-    const fast = ctx?.location?.fastPath
-    if (fast !== undefined && ctx !== undefined) {
-      fast(ctx, req, res)
-      return
+    const target = req.url
+    try {
+      const route = routeRequest(req, listen, dispatch)
+      const ctx = (req as RoutedRequest)[kRequestContext]
+      const fast = ctx?.location?.fastPath
+      if (fast !== undefined && ctx !== undefined) {
+        fast(ctx, req, res)
+        return
+      }
+      req.url = route
+      dispatch(req, res)
+    } catch (err) {
+      failRequest(log, req, res, target, err)
     }
-    req.url = route
-    dispatch(req, res)
   })
-  server.on('upgrade', (req, socket, head) => {
-    req.url = routeRequest(req, listen, dispatch)
-    dispatch(req, upgradeAsRequest(req, socket, head))
+  server.on('upgrade', (req: RoutedRequest, socket, head) => {
+    const target = req.url
+    try {
+      acceptUpgrade(server, req, socket, head, (req, res) => {
+        try {
+          const refused = upgradeBodyError(req)
+          req.url = refused === undefined ? routeRequest(req, listen, dispatch) : refuseRequest(req, new BadRequestError(refused))
+          dispatch(req, res)
+        } catch (err) {
+          failRequest(log, req, res, target, err)
+        }
+      })
+    } catch (err) {
+      failConnection(log, req, socket, target, err)
+    }
   })
+  server.on('clientError', (err, socket) => { answerClientError(log, err, socket) })
   // A socket file left by a dead process is removed; one with a live listener is "in use".
   // Cluster workers share the primary's socket, which cleared stale files before forking.
   if (listen.kind === 'unix' && !cluster.isWorker && await checkSocketFile(listen.path)) fs.unlinkSync(listen.path)

@@ -1,0 +1,82 @@
+/**
+ * What fails while handling one request ends that request or connection, never the process:
+ * the client gets an answer (or a closed connection), the log gets one line with a stable code,
+ * the client address and the request line, and the next connection is served.
+ */
+import { resolveConfig, startProxy, defineHandler } from '@proxyctl/core'
+import { respond } from 'proxyctl'
+import t from 'tap'
+import { captureLogger, type LogLine } from '../helpers/log.js'
+import { converse, get, upgrade } from './fixtures/pipelined-upgrade-cases.js'
+
+/** A handler whose every path throws, as a buggy plugin's would. */
+const throwing = defineHandler('throws', () => ({
+  handle () { throw new Error('handler bug') },
+  direct () { throw new Error('fast path bug') }
+}))
+
+interface Case {
+  rule: string
+  parts: string[]
+  answers: string[]
+  log: Partial<LogLine> | undefined
+}
+
+const cases: Case[] = [
+  {
+    rule: 'a handler that throws on the fast path: 500, connection closed, an error line naming code, client and request',
+    parts: [get('/boom?x=1')],
+    answers: ['500 close', 'closed'],
+    log: { level: 'error', code: 'PROXYCTL_INTERNAL_ERROR', client: '127.0.0.1', request: 'GET /boom?x=1 HTTP/1.1' }
+  },
+  {
+    rule: 'a request behind the one that failed on the same connection is not answered (the connection is closed)',
+    parts: [get('/boom') + get('/ok')],
+    answers: ['500 close', 'closed'],
+    log: { level: 'error', code: 'PROXYCTL_INTERNAL_ERROR', request: 'GET /boom HTTP/1.1' }
+  },
+  {
+    rule: 'bytes the parser refuses: 400, connection closed, an info line naming code and client',
+    parts: ['GET / HTTP/1.1\r\nHost: localhost\r\nBad Header: x\r\n\r\n'],
+    answers: ['400 close', 'closed'],
+    log: { level: 'info', code: 'PROXYCTL_BAD_REQUEST', client: '127.0.0.1', status: 400 }
+  },
+  {
+    rule: 'bad bytes pipelined behind a good request: the good one is answered first, then 400',
+    parts: [get('/ok') + '\x16\x03\x01 not http\r\n\r\n'],
+    answers: ['200 keep-alive ok', '400 close', 'closed'],
+    log: { level: 'info', code: 'PROXYCTL_BAD_REQUEST', status: 400 }
+  },
+  {
+    rule: 'an Upgrade that announces a body is refused with 400 and closed (Node hands it over without its body)',
+    parts: [upgrade('/ok').replace('\r\n\r\n', '\r\nContent-Length: 5\r\n\r\nhello')],
+    answers: ['400 close', 'closed'],
+    log: { level: 'info', reason: 'client sent an Upgrade request with a body' }
+  },
+  {
+    rule: 'an Upgrade to a location that throws: 500 after the request before it, connection closed',
+    parts: [get('/ok') + upgrade('/boom')],
+    answers: ['200 keep-alive ok', '500 close', 'closed'],
+    log: { level: 'error', code: 'PROXYCTL_INTERNAL_ERROR', request: 'GET /boom HTTP/1.1' }
+  }
+]
+
+t.test('failures while handling a request', async (t) => {
+  const { logger, lines } = captureLogger()
+  const proxy = await startProxy(resolveConfig({
+    servers: [{
+      listen: '127.0.0.1:0',
+      locations: { '/boom': throwing, '/ok': respond(200, 'ok') }
+    }]
+  }), { logger })
+  t.teardown(() => proxy.close(0))
+  const port = proxy.listeners[0]?.port as number
+
+  for (const c of cases) {
+    const before = lines.length
+    t.same(await converse(port, c.parts), c.answers, c.rule)
+    const logged = lines.slice(before).filter((l) => l.level === 'error' || l.code !== undefined)
+    if (c.log !== undefined) t.hasStrict(logged, [c.log], `${c.rule}: logged`)
+  }
+  t.same(await converse(port, [get('/ok')]), ['200 keep-alive ok', 'open'], 'a fresh connection is served afterwards')
+})
