@@ -122,8 +122,21 @@ function peerDefs () {
     { id: 'nginx-buf64', label: 'nginx (proxy, keepalive, 64 KiB buffers)', nginx: 'proxy.nginx.conf', vars: { BUFFERS: 'proxy_buffer_size 64k; proxy_buffers 8 64k; proxy_busy_buffers_size 128k;' } },
     { id: 'fastify', label: '@fastify/http-proxy', cmd: node, args: [path.join(BENCH, 'peers', 'fastify-http-proxy.mjs')] },
     { id: 'http-proxy', label: 'node-http-proxy', cmd: node, args: [path.join(BENCH, 'peers', 'node-http-proxy.mjs')] },
-    { id: 'lean', label: 'lean node:http + undici', cmd: node, args: [path.join(BENCH, 'peers', 'lean-undici.mjs')] }
+    { id: 'lean', label: 'lean node:http + undici', cmd: node, args: [path.join(BENCH, 'peers', 'lean-undici.mjs')] },
+    ...baselineDef()
   ]
+}
+
+/**
+ * BASELINE=DIR: another proxyctl checkout (installed and built), run as one more peer with its own
+ * bench config, so a change to the request path is measured against the commit before it in one
+ * run ("proxyctl ÷ baseline", also paired by round).
+ */
+function baselineDef () {
+  if (env.BASELINE === undefined) return []
+  const dir = path.resolve(env.BASELINE)
+  const rev = spawnSync('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim() || dir
+  return [{ id: 'baseline', label: `proxyctl at ${rev} (baseline)`, cmd: path.join(dir, 'packages', 'cli', 'dist', 'bin.js'), args: ['start', '--config', path.join(dir, 'bench', 'configs', 'proxyctl.config.mjs')] }]
 }
 
 const MANY = {
@@ -366,6 +379,11 @@ function report ({ info, targets, broken, incidents, results, ws, idle, fresh, e
       p(`| ${self ? `**${t.label}**` : t.label} | ${fmtInt(r.rps)} | ${r.spread === null ? '—' : fmtPct(r.spread)} | ${fmtPct(r.cpuShare)} | ${fmtInt(r.perCore)} | ${fmtMs(r.p50)} | ${fmtMs(r.p99)} | ${fmtInt(r.errors)}${r.stalled > 0 ? ` **+ ${r.stalled} of ${r.rounds} runs with no response at all**` : ''} | ${fmtMiB(r.peakRssKiB)} | ${self ? '—' : fmtRatio(base?.rps, r.rps)} | ${self ? '—' : fmtRatio(base?.perCore, r.perCore)} |`)
     }
     p()
+    const againstBaseline = s.selection ? [] : pairedRatios(results[s.id]?.proxyctl, results[s.id]?.baseline)
+    if (againstBaseline.length > 1) {
+      p(`Paired by round: proxyctl ÷ baseline, req/s per core, ${againstBaseline.map((x) => fmtRatio(x, 1)).join(', ')}; median **${fmtRatio(median(againstBaseline), 1)}**.`)
+      p()
+    }
     if (!s.selection) summary.push({ s, sums })
     else {
       const many = sums.get('proxyctl-many')
@@ -444,7 +462,7 @@ async function main () {
   ensureTools()
   if (!fs.existsSync(CLI)) throw new Error('packages/cli/dist/bin.js is missing: run `pnpm build` first (`pnpm bench` does)')
   // Run as `npx proxyctl` runs it: the executable itself, so its shebang's Node flags apply.
-  fs.chmodSync(CLI, 0o755)
+  for (const def of [...peerDefs(), MANY]) if (def.cmd?.endsWith('bin.js')) fs.chmodSync(def.cmd, 0o755)
   const info = machine() // before pinning: nproc counts the cores this process may use
   if (PINNING) {
     // This script (and what it spawns without a core of its own) stays off the proxy's core.

@@ -3,11 +3,13 @@
  * the client gets an answer (or a closed connection), the log gets one line with a stable code,
  * the client address and the request line, and the next connection is served.
  */
+import path from 'node:path'
 import { resolveConfig, startProxy, defineHandler } from '@proxyctl/core'
-import { respond } from 'proxyctl'
+import { addPhaseHook, proxy, respond, websocket, type FastifyInstance } from 'proxyctl'
 import t from 'tap'
 import { captureLogger, type LogLine } from '../helpers/log.js'
-import { converse, get, upgrade } from './fixtures/pipelined-upgrade-cases.js'
+import { tmpDir } from '../helpers/proxy.js'
+import { clientFrame, converse, get, startPipelineUpstream, upgrade } from './fixtures/pipelined-upgrade-cases.js'
 
 /** A handler whose every path throws, as a buggy plugin's would. */
 const throwing = defineHandler('throws', () => ({
@@ -15,9 +17,14 @@ const throwing = defineHandler('throws', () => ({
   direct () { throw new Error('fast path bug') }
 }))
 
+/** A plugin whose phase hook throws, as a buggy one's would. */
+const throwIn = (phase: 'upstreamRequest' | 'upstreamResponse') => (f: FastifyInstance): void => {
+  addPhaseHook(f, phase, () => { throw new Error(`${phase} hook bug`) })
+}
+
 interface Case {
   rule: string
-  parts: string[]
+  parts: Array<string | Buffer>
   answers: string[]
   log: Partial<LogLine> | undefined
 }
@@ -54,6 +61,30 @@ const cases: Case[] = [
     log: { level: 'info', reason: 'client sent an Upgrade request with a body' }
   },
   {
+    rule: 'an upstreamRequest hook that throws: 500, connection closed, an error line',
+    parts: [get('/reqhook/x')],
+    answers: ['500 close', 'closed'],
+    log: { level: 'error', code: 'PROXYCTL_INTERNAL_ERROR', client: '127.0.0.1', request: 'GET /reqhook/x HTTP/1.1' }
+  },
+  {
+    rule: 'an upstreamResponse hook that throws: 500, connection closed, an error line',
+    parts: [get('/resphook/x')],
+    answers: ['500 close', 'closed'],
+    log: { level: 'error', code: 'PROXYCTL_INTERNAL_ERROR', client: '127.0.0.1', request: 'GET /resphook/x HTTP/1.1' }
+  },
+  {
+    rule: 'an upstreamResponse hook that throws on a WebSocket 101: the connection is cut, an error line',
+    parts: [upgrade('/wshook')],
+    answers: ['closed'],
+    log: { level: 'error', code: 'PROXYCTL_INTERNAL_ERROR', client: '127.0.0.1', request: 'GET /wshook HTTP/1.1' }
+  },
+  {
+    rule: 'a message hook that throws (message mode): the relay ends, the client connection is cut, an error line',
+    parts: [upgrade('/wsmsg'), clientFrame('hi')],
+    answers: ['101', 'closed'],
+    log: { level: 'error', code: 'PROXYCTL_INTERNAL_ERROR', client: '127.0.0.1', request: 'GET /wsmsg HTTP/1.1' }
+  },
+  {
     rule: 'an Upgrade to a location that throws: 500 after the request before it, connection closed',
     parts: [get('/ok') + upgrade('/boom')],
     answers: ['200 keep-alive ok', '500 close', 'closed'],
@@ -62,15 +93,24 @@ const cases: Case[] = [
 ]
 
 t.test('failures while handling a request', async (t) => {
+  const app = path.join(tmpDir(t), 'app.sock')
+  await startPipelineUpstream(t, app)
   const { logger, lines } = captureLogger()
-  const proxy = await startProxy(resolveConfig({
+  const running = await startProxy(resolveConfig({
     servers: [{
       listen: '127.0.0.1:0',
-      locations: { '/boom': throwing, '/ok': respond(200, 'ok') }
+      locations: {
+        '/boom': throwing,
+        '/ok': respond(200, 'ok'),
+        '/reqhook/': { plugins: [throwIn('upstreamRequest')], handler: proxy(`http://unix:${app}:`) },
+        '/resphook/': { plugins: [throwIn('upstreamResponse')], handler: proxy(`http://unix:${app}:`) },
+        '/wshook': { plugins: [throwIn('upstreamResponse')], handler: websocket(`http://unix:${app}:`) },
+        '/wsmsg': websocket(`http://unix:${app}:`, { messages: () => { throw new Error('message hook bug') } })
+      }
     }]
   }), { logger })
-  t.teardown(() => proxy.close(0))
-  const port = proxy.listeners[0]?.port as number
+  t.teardown(() => running.close(0))
+  const port = running.listeners[0]?.port as number
 
   for (const c of cases) {
     const before = lines.length

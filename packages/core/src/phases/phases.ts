@@ -20,7 +20,8 @@ import type { RequestContext } from '../routing/request-context.js'
  * |       | [logging]         |                                      |                                           |
  *
  * Phase 2 to 4 run only for requests a proxying handler (proxy, websocket) serves. Hooks run in
- * registration order, outer scopes first; they are synchronous so the hot path stays lean.
+ * registration order, outer scopes first; they are synchronous so the hot path stays lean. A hook
+ * that throws ends its request (500, or the connection cut) with a PROXYCTL_INTERNAL_ERROR line.
  */
 export interface PhaseHooks {
   upstreamRequest: (ctx: RequestContext, request: UpstreamRequestHead) => void

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import {
-  absoluteLocation, compileTemplate, defineHandler, errorPageFor, followErrorPage, phaseHooks, registerVariable, sendErrorPage,
+  absoluteLocation, compileTemplate, defineHandler, errorPageFor, failRequest, followErrorPage, phaseHooks, registerVariable, sendErrorPage,
   type CompiledHandler, type HandlerCompileEnv, type LocationHandler, type PhaseHooks, type RequestContext, type Template
 } from '@proxyctl/core'
 import { UpstreamPool, type UpstreamPeer } from '../upstream/pool.js'
@@ -118,8 +118,7 @@ function startExchange (plan: ProxyPlan, request: FastifyRequest, reply: Fastify
     new ProxyExchange(plan, request, reply).start()
   } catch (err) {
     // Nobody else answers a hijacked reply: a bug here must not leave the client hanging.
-    request.log.error({ err }, 'proxy failed before reaching the upstream')
-    sendErrorPage(reply.raw, 500)
+    failRequest(request.log, request.raw, reply.raw, request.proxyctl.requestUri, err)
   }
 }
 
@@ -373,8 +372,27 @@ class ProxyExchange implements ExchangeState {
     this.current?.abort()
   }
 
+  /**
+   * A bug (a phase hook or proxyctl itself threw) while this exchange was under way: 500 and
+   * close, one error line, never the process. The caller has ended its attempt first, so the
+   * upstream is not blamed.
+   */
+  internalError (err: unknown): void {
+    if (this.clientGone) return
+    this.responded = true
+    failRequest(this.log, this.req, this.res, this.ctx.requestUri, err)
+  }
+
   /** upstream peer, then upstream request: one try at one server. */
   attempt (): void {
+    try {
+      this.attemptOnce()
+    } catch (err) {
+      this.internalError(err)
+    }
+  }
+
+  private attemptOnce (): void {
     const peer = pickPeer(this)
     if (peer === null) return
     const plan = this.plan
@@ -576,6 +594,19 @@ class Attempt implements Dispatcher.DispatchHandler, H1Handler {
   }
 
   onHeaders (status: number, rawHeaders: Array<Buffer | string>, resume: () => void): boolean {
+    try {
+      return this.head(status, rawHeaders, resume)
+    } catch (err) {
+      // A response hook threw (inside the upstream client's read): drop this upstream request
+      // without counting it against the server, and answer 500.
+      this.end()
+      this.abortFn?.()
+      this.x.internalError(err)
+      return false
+    }
+  }
+
+  private head (status: number, rawHeaders: Array<Buffer | string>, resume: () => void): boolean {
     this.lastRead = performance.now()
     if (status < 200) return true // 100 Continue: the client got ours already
     this.headersSeen = true

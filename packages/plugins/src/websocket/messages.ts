@@ -52,6 +52,8 @@ export interface UpstreamHandshake {
   takeOver (peer: UpstreamPeer): boolean
   /** Registers an open connection for shutdown; returns its unregister function. */
   track (t: { shutdown (): void }): () => void
+  /** A hook or proxyctl threw: 500 (or the connection cut once handed over) and an error line. */
+  internalError (err: unknown): void
 }
 
 const kProtocol = Symbol('proxyctl.websocket.protocol')
@@ -170,12 +172,18 @@ export class MessageMode {
     ws.once('open', () => {
       settled = true
       if (!x.takeOver(peer)) { ws.terminate(); release(); return }
-      const extra: string[] = []
-      const out = x.upgradeHeaders(peer, upgradeHeaders)
-      for (let i = 0; i < out.length; i += 2) {
-        if (!OWN_RESPONSE_HEADERS.has((out[i] as string).toLowerCase())) extra.push(`${out[i] as string}: ${out[i + 1] as string}`)
+      try {
+        const extra: string[] = []
+        const out = x.upgradeHeaders(peer, upgradeHeaders)
+        for (let i = 0; i < out.length; i += 2) {
+          if (!OWN_RESPONSE_HEADERS.has((out[i] as string).toLowerCase())) extra.push(`${out[i] as string}: ${out[i + 1] as string}`)
+        }
+        this.accept(x, peer, ws, extra, release)
+      } catch (err) {
+        ws.terminate()
+        release()
+        x.internalError(err)
       }
-      this.accept(x, peer, ws, extra, release)
     })
     return { abort () { if (!settled) ws.terminate() } }
   }
@@ -259,7 +267,14 @@ class Relay {
     const hooks = this.mode.hooks
     if (hooks.length > 0) {
       const message: WebSocketMessage = { from, data, binary, drop: false, peer: this.peer.address, upstream: this.x.upstreamName }
-      for (const hook of hooks) hook(this.x.ctx, message)
+      try {
+        for (const hook of hooks) hook(this.x.ctx, message)
+      } catch (err) {
+        // A message hook threw: this relay ends (the client's connection cut, the upstream closed with it), not the process.
+        this.reason = 'a message hook threw'
+        this.x.internalError(err)
+        return
+      }
       if (message.drop) return
       data = message.data
       binary = message.binary

@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import {
-  defineHandler, sendErrorPage, upgradeOf,
+  defineHandler, failConnection, failRequest, sendErrorPage, upgradeOf,
   type LocationHandler, type RequestContext, type Template, type UpgradeConnection
 } from '@proxyctl/core'
 import { compileProxy, filterResponseHead, latin1, pickPeer, tryBudget, upstreamRequestHead, wirePath, type NextUpstreamCase, type ProxyOptions, type ProxyPlan } from '../proxy/proxy.js'
@@ -102,7 +102,8 @@ export function websocket (target: string, options: WebSocketOptions = {}): Loca
         const conn = upgradeOf(request.raw)
         if (conn === undefined) return plain.handle(request, reply)
         reply.hijack()
-        new UpgradeExchange(state, request, reply, conn).start()
+        const x = new UpgradeExchange(state, request, reply, conn)
+        try { x.start() } catch (err) { x.internalError(err) }
         return undefined
       }
     }
@@ -196,8 +197,28 @@ class UpgradeExchange implements UpstreamHandshake {
     this.s.active--
   }
 
+  /**
+   * A bug (a phase hook or proxyctl itself threw): 500 and close if nothing was answered yet, else
+   * the connection cut; one error line. The caller has ended its attempt first, so the upstream is
+   * not blamed.
+   */
+  internalError (err: unknown): void {
+    if (this.clientGone) return
+    this.responded = true
+    if (this.handedOver) failConnection(this.log, this.req, this.conn.socket, this.ctx.requestUri, err)
+    else failRequest(this.log, this.req, this.res, this.ctx.requestUri, err)
+  }
+
   /** One try at one peer. */
   attempt (): void {
+    try {
+      this.attemptOnce()
+    } catch (err) {
+      this.internalError(err)
+    }
+  }
+
+  private attemptOnce (): void {
     if (this.clientGone) return
     const peer = pickPeer(this)
     if (peer === null) return
@@ -354,16 +375,31 @@ class TunnelAttempt implements Dispatcher.DispatchHandler {
       this.end()
       return
     }
-    const headers = x.upgradeHeaders(this.peer, rawHeaders ?? [])
-    let head = 'HTTP/1.1 101 Switching Protocols\r\n'
-    for (let i = 0; i < headers.length; i += 2) head += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`
-    x.conn.socket.write(Buffer.from(head + '\r\n', 'latin1'))
-    new Tunnel(x, this.peer, x.conn.socket, socket, x.conn.head, () => this.end())
+    try {
+      const headers = x.upgradeHeaders(this.peer, rawHeaders ?? [])
+      let head = 'HTTP/1.1 101 Switching Protocols\r\n'
+      for (let i = 0; i < headers.length; i += 2) head += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`
+      x.conn.socket.write(Buffer.from(head + '\r\n', 'latin1'))
+      new Tunnel(x, this.peer, x.conn.socket, socket, x.conn.head, () => this.end())
+    } catch (err) {
+      // A hook (upstreamResponse) or the tunnel's set-up threw: this tunnel ends, not the process
+      // (undici would count it against the upstream).
+      socket.destroy()
+      this.end()
+      x.internalError(err)
+    }
   }
 
   onHeaders (status: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (status < 200) return true
-    if (!this.x.refused(this.peer, status, rawHeaders, () => { this.end(); this.abortFn?.() })) return false
+    try {
+      if (!this.x.refused(this.peer, status, rawHeaders, () => { this.end(); this.abortFn?.() })) return false
+    } catch (err) {
+      this.end()
+      this.abortFn?.()
+      this.x.internalError(err)
+      return false
+    }
     this.resumeFn = resume
     return true
   }
