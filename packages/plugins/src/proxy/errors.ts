@@ -20,6 +20,10 @@ export function classifyUpstreamError (err: unknown, phase: 'connecting' | 'send
   const code = e?.code ?? ''
   const msg = e?.message ?? String(err)
   switch (code) {
+    case 'UND_ERR_INVALID_ARG':
+    case 'PROXYCTL_H1_INVALID_REQUEST':
+      // The request we built was refused before it left: ours to answer (500), not the server's failure.
+      return new UpstreamError('PROXYCTL_UPSTREAM_REQUEST_INVALID', 'error', 500, msg, err)
     case 'UND_ERR_CONNECT_TIMEOUT':
     case 'PROXYCTL_H1_CONNECT_TIMEOUT':
       return new UpstreamError('PROXYCTL_UPSTREAM_TIMEOUT', 'timeout', 504, 'upstream timed out while connecting', err)

@@ -42,8 +42,8 @@ export interface UpstreamHandshake {
   readonly upstreamName: string
   readonly readTimeout: number
   readonly clientGone: boolean
-  /** A failed try: counts the failure, logs, retries the next peer or answers 502/504. */
-  failed (error: UpstreamError, peer: UpstreamPeer): void
+  /** A failed try: counts the failure, logs, retries the next peer or answers 502/504 (exchange.ts). */
+  attemptFailed (err: unknown, peer: UpstreamPeer, sent: boolean): void
   /** A non-101 answer: false when it is retried; else its head was sent and the caller sends the body. */
   refused (peer: UpstreamPeer, status: number, rawHeaders: Array<Buffer | string>, abort: () => void): boolean
   /** The 101's headers for the client (hideHeaders, upstreamResponse hooks applied). */
@@ -133,6 +133,24 @@ export class MessageMode {
     }
     const offered = String(x.req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim()).filter((p) => p !== '')
     let ws: WebSocket
+    // readTimeout from the request to the answer's head, as the other legs keep it (ws's own
+    // handshakeTimeout only bounds connect and handshake as a whole).
+    let readTimer: NodeJS.Timeout | undefined
+    const stopReadTimer = (): void => { clearTimeout(readTimer); readTimer = undefined }
+    const watchHead = (socket: net.Socket): net.Socket => {
+      if (x.readTimeout > 0) {
+        socket.once(secure ? 'secureConnect' : 'connect', () => {
+          readTimer = setTimeout(() => {
+            if (settled) return
+            settled = true
+            ws.terminate()
+            release()
+            if (!x.clientGone) x.attemptFailed(new UpstreamError('PROXYCTL_UPSTREAM_TIMEOUT', 'timeout', 504, 'upstream timed out while reading response header'), peer, false)
+          }, x.readTimeout).unref()
+        })
+      }
+      return socket
+    }
     try {
       ws = new WebSocket(url, offered, {
         headers,
@@ -140,22 +158,23 @@ export class MessageMode {
         ...(this.options.maxPayload !== undefined ? { maxPayload: this.options.maxPayload } : {}),
         handshakeTimeout: settings.connectTimeout + x.readTimeout,
         followRedirects: false,
-        createConnection: () => target.kind === 'unix'
+        createConnection: () => watchHead(target.kind === 'unix'
           ? net.connect(target.path)
           : secure
             ? tls.connect({ host: target.host, port: target.port, rejectUnauthorized: settings.tlsVerify, servername: settings.tlsServerName ?? (net.isIP(target.host) === 0 ? target.host : undefined) as string })
-            : net.connect(target.port, target.host)
+            : net.connect(target.port, target.host))
       })
     } catch (err) {
       release()
-      // Our request, not the peer: answered 500 without counting a failure (as an undici UND_ERR_INVALID_ARG).
-      const cause = Object.assign(new Error(`cannot build the websocket request: ${(err as Error).message}`), { code: 'UND_ERR_INVALID_ARG' })
-      queueMicrotask(() => x.failed(new UpstreamError('PROXYCTL_UPSTREAM_BAD_RESPONSE', 'error', 500, cause.message, cause), peer))
+      // Our request, not the peer: answered 500 without counting a failure.
+      const error = new UpstreamError('PROXYCTL_UPSTREAM_REQUEST_INVALID', 'error', 500, `cannot build the websocket request: ${(err as Error).message}`, err)
+      queueMicrotask(() => x.attemptFailed(error, peer, false))
       return { abort () {} }
     }
     let upgradeHeaders: string[] = []
-    ws.once('upgrade', (res: IncomingMessage) => { upgradeHeaders = res.rawHeaders })
+    ws.once('upgrade', (res: IncomingMessage) => { stopReadTimer(); upgradeHeaders = res.rawHeaders })
     ws.on('unexpected-response', (req, res) => {
+      stopReadTimer()
       settled = true
       if (!x.refused(peer, res.statusCode ?? 502, res.rawHeaders, () => { release(); req.destroy() })) return
       res.pipe(x.res)
@@ -163,13 +182,15 @@ export class MessageMode {
       res.once('close', () => { release(); if (!res.complete) x.res.destroy() })
     })
     ws.on('error', (err: Error) => {
+      stopReadTimer()
       if (settled) return
       settled = true
       release()
       if (x.clientGone) return
-      x.failed(classifyHandshakeError(err), peer)
+      x.attemptFailed(classifyHandshakeError(err), peer, false)
     })
     ws.once('open', () => {
+      stopReadTimer()
       settled = true
       if (!x.takeOver(peer)) { ws.terminate(); release(); return }
       try {
@@ -185,7 +206,7 @@ export class MessageMode {
         x.internalError(err)
       }
     })
-    return { abort () { if (!settled) ws.terminate() } }
+    return { abort () { stopReadTimer(); if (!settled) ws.terminate() } }
   }
 
   /** The upstream is open: finish the client's handshake, then relay. */

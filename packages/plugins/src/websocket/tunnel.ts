@@ -1,15 +1,12 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
-import {
-  defineHandler, failConnection, failRequest, sendErrorPage, upgradeOf,
-  type LocationHandler, type RequestContext, type Template, type UpgradeConnection
-} from '@proxyctl/core'
-import { compileProxy, filterResponseHead, latin1, pickPeer, tryBudget, upstreamRequestHead, wirePath, type NextUpstreamCase, type ProxyOptions, type ProxyPlan } from '../proxy/proxy.js'
-import { classifyUpstreamError, UpstreamError } from '../proxy/errors.js'
-import { parseRenderedTarget } from '../proxy/target.js'
-import type { UpstreamPeer, UpstreamPool } from '../upstream/pool.js'
+import { defineHandler, failConnection, sendErrorPage, upgradeOf, type LocationHandler, type UpgradeConnection } from '@proxyctl/core'
+import { UpstreamExchange, latin1 } from '../proxy/exchange.js'
+import { UpstreamError } from '../proxy/errors.js'
+import type { ProxyOptions, ProxyPlan } from '../proxy/plan.js'
+import { compileProxy, wirePath } from '../proxy/proxy.js'
+import type { UpstreamPeer } from '../upstream/pool.js'
 import type { MessageMode, UpstreamHandshake } from './messages.js'
 import type { MessageModeOption } from './message-hooks.js'
 
@@ -48,9 +45,6 @@ export interface WebSocketOptions extends ProxyOptions {
 
 /** After either side of a tunnel closes, how long the other may take to flush and close (ms). */
 const CLOSE_GRACE = 1000
-
-const kProxyState = Symbol.for('proxyctl.proxy.request')
-interface ProxyRequestState { addrs: string, statuses: string, proxyHost: string }
 
 /** Shared by every upgrade of one `websocket()` handler. */
 interface HandlerState {
@@ -111,37 +105,19 @@ export function websocket (target: string, options: WebSocketOptions = {}): Loca
 }
 
 /**
- * One client upgrade: pick a peer, send the handshake, retry the next peer on a connect failure,
- * then open a tunnel (or a message relay) or pass the upstream's refusal on.
+ * One client upgrade (exchange.ts tells the phases): pick a peer, send the handshake, retry the
+ * next peer on a failure nextUpstream names, then open a tunnel (or a message relay) or pass the
+ * upstream's refusal on.
  */
-class UpgradeExchange implements UpstreamHandshake {
-  readonly tried = new Set<UpstreamPeer>()
-  readonly started = Date.now()
-  readonly state: ProxyRequestState = { addrs: '', statuses: '', proxyHost: '' }
-  readonly ctx: RequestContext
-  readonly req: IncomingMessage
-  readonly res: ServerResponse
-  readonly log: FastifyBaseLogger
-  readonly plan: ProxyPlan
-  pool!: UpstreamPool
-  path = ''
-  upstreamName = ''
-  proxyHost = ''
-  attempts = 0
+class UpgradeExchange extends UpstreamExchange implements UpstreamHandshake {
+  protected override readonly logSuffix = ' (websocket handshake)'
   current: { abort (err?: Error): void } | undefined
-  clientGone = false
-  responded = false
   /** The tunnel (or relay) took the sockets over. */
   handedOver = false
   private holdsSlot = false
 
-  constructor (readonly s: HandlerState, readonly request: FastifyRequest, readonly reply: FastifyReply, readonly conn: UpgradeConnection) {
-    this.ctx = request.proxyctl
-    this.req = request.raw
-    this.res = reply.raw
-    this.log = request.log
-    this.plan = s.plan
-    this.ctx.locals[kProxyState] = this.state
+  constructor (readonly s: HandlerState, request: FastifyRequest, reply: FastifyReply, readonly conn: UpgradeConnection) {
+    super(s.plan, request, reply)
   }
 
   private readonly onClientClose = (): void => {
@@ -166,29 +142,8 @@ class UpgradeExchange implements UpstreamHandshake {
     s.active++
     this.holdsSlot = true
     this.conn.socket.once('close', this.onClientClose)
-
-    const plan = this.plan
-    let target = plan.target
-    let renderedUri: string | undefined
-    if (target === undefined) {
-      try {
-        target = parseRenderedTarget((plan.targetTemplate as Template).render(this.ctx), plan.upstreamNames)
-      } catch (err) {
-        this.log.error({ reason: (err as Error).message }, (err as Error).message)
-        this.finishWithError(undefined, 500)
-        return
-      }
-      renderedUri = target.uriPart
-    }
-    this.pool = plan.pool ?? plan.poolFor(target)
-    this.upstreamName = target.address.type === 'upstream' ? target.address.name : target.peer
-    this.proxyHost = this.state.proxyHost = target.proxyHost
-    const ctx = this.ctx
-    this.path = plan.mapping({ uri: ctx.uri, requestUri: ctx.requestUri, args: ctx.args, uriChanged: ctx.uriChanged, internal: ctx.internalRedirects > 0 }, renderedUri)
-    if (plan.pool === undefined) {
-      this.pool.log ??= this.log
-      this.pool.start().then(() => this.attempt(), (err: unknown) => this.finishWithError(classifyUpstreamError(err, 'connecting')))
-    } else this.attempt()
+    if (!this.begin()) return
+    this.firstAttempt()
   }
 
   releaseSlot (): void {
@@ -197,32 +152,12 @@ class UpgradeExchange implements UpstreamHandshake {
     this.s.active--
   }
 
-  /**
-   * A bug (a phase hook or proxyctl itself threw): 500 and close if nothing was answered yet, else
-   * the connection cut; one error line. The caller has ended its attempt first, so the upstream is
-   * not blamed.
-   */
-  internalError (err: unknown): void {
+  /** upstream_peer, upstream_request, then the handshake goes out (a byte tunnel's or message mode's). */
+  protected attemptOnce (): void {
     if (this.clientGone) return
-    this.responded = true
-    if (this.handedOver) failConnection(this.log, this.req, this.conn.socket, this.ctx.requestUri, err)
-    else failRequest(this.log, this.req, this.res, this.ctx.requestUri, err)
-  }
-
-  /** One try at one peer. */
-  attempt (): void {
-    try {
-      this.attemptOnce()
-    } catch (err) {
-      this.internalError(err)
-    }
-  }
-
-  private attemptOnce (): void {
-    if (this.clientGone) return
-    const peer = pickPeer(this)
+    const peer = this.pickPeer()
     if (peer === null) return
-    const { method, path, headers } = upstreamRequestHead(this, peer)
+    const { method, path, headers } = this.requestHead(peer)
     if (this.s.messages !== undefined) {
       this.current = this.s.messages.connect(this, peer, { method, path, headers })
       return
@@ -235,43 +170,27 @@ class UpgradeExchange implements UpstreamHandshake {
       headers,
       body: null,
       upgrade: this.req.headers.upgrade ?? 'websocket',
-      headersTimeout: this.plan.readTimeout,
-      bodyTimeout: this.plan.readTimeout,
+      // readTimeout is the attempt's own timer (TunnelAttempt), not undici's.
+      headersTimeout: 0,
+      bodyTimeout: 0,
       idempotent: false
     }, attempt)
   }
 
-  canRetry (kind: NextUpstreamCase): boolean {
-    const plan = this.plan
-    if (this.clientGone || !plan.next.has(kind)) return false
-    if (this.attempts >= tryBudget(plan, this.pool)) return false
-    if (plan.tryTimeout > 0 && Date.now() - this.started >= plan.tryTimeout) return false
-    return true
-  }
-
-  /** An attempt failed before any answer reached the client: log, hooks, then retry or 502/504. */
-  failed (error: UpstreamError, peer: UpstreamPeer): void {
-    if (this.clientGone) return
-    if ((error.cause as { code?: string } | undefined)?.code === 'UND_ERR_INVALID_ARG') {
-      // undici refused what we built (a bad header value): our fault, no failure counted.
-      this.log.error({ upstream: this.upstreamName, server: peer.address, reason: (error.cause as Error).message }, `${(error.cause as Error).message} while sending request to upstream`)
-      this.finishWithError(undefined, 500)
-      return
-    }
-    peer.recordFailure(Date.now())
-    this.log.error({ upstream: this.upstreamName, server: peer.address, code: error.code, reason: error.message, request: `${this.req.method} ${this.ctx.requestUri}` },
-      `${error.message} (websocket handshake), upstream: "${this.upstreamName}", server: ${peer.address}`)
-    for (const hook of this.plan.hooks.upstreamError) hook(this.ctx, { peer: peer.address, upstream: this.upstreamName, code: error.code, reason: error.message })
-    if (this.responded) { this.res.destroy(error); return }
-    if (this.canRetry(error.kind)) { this.attempt(); return }
-    this.finishWithError(error)
-  }
-
-  finishWithError (error: UpstreamError | undefined, status = error?.status ?? 502): void {
+  /** The answer is a plain page on the upgrade's response (no error_page redirect on a connection about to switch). */
+  override finishWithError (error: UpstreamError | undefined, status = error?.status ?? 502): void {
     if (this.clientGone) return
     this.responded = true
     this.res.once('close', () => this.releaseSlot())
     sendErrorPage(this.res, status)
+  }
+
+  /** Once the sockets are joined there is no response to answer on: the connection is cut. */
+  override internalError (err: unknown): void {
+    if (this.clientGone) return
+    if (!this.handedOver) { super.internalError(err); return }
+    this.responded = true
+    failConnection(this.log, this.req, this.conn.socket, this.ctx.requestUri, err)
   }
 
   /**
@@ -280,17 +199,13 @@ class UpgradeExchange implements UpstreamHandshake {
    * sent to the client and the caller streams the body.
    */
   refused (peer: UpstreamPeer, status: number, rawHeaders: Array<Buffer | string>, abort: () => void): boolean {
-    this.state.statuses = this.state.statuses === '' ? String(status) : `${this.state.statuses}, ${status}`
-    const plan = this.plan
-    if (plan.nextStatuses.has(status) && this.canRetry(`http_${status}` as NextUpstreamCase)) {
-      if (status !== 403 && status !== 404) peer.recordFailure(Date.now())
+    if (this.upstreamAnswered(peer, status)) {
       abort()
       this.attempt()
       return false
     }
-    peer.recordSuccess()
     let headers: string[]
-    ;({ status, headers } = filterResponseHead(this, peer, status, rawHeaders))
+    ;({ status, headers } = this.responseHead(peer, status, rawHeaders))
     this.log.info({ upstream: this.upstreamName, server: peer.address, status }, `websocket: upstream refused the upgrade with ${status}, passed to the client`)
     this.responded = true
     this.res.once('close', () => this.releaseSlot())
@@ -303,7 +218,7 @@ class UpgradeExchange implements UpstreamHandshake {
    * upstreamResponse hooks.
    */
   upgradeHeaders (peer: UpstreamPeer, rawHeaders: Array<Buffer | string>): string[] {
-    this.state.statuses = this.state.statuses === '' ? '101' : `${this.state.statuses}, 101`
+    this.noteStatus(101)
     let headers: string[] = []
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = latin1(rawHeaders[i] as Buffer | string)
@@ -346,6 +261,12 @@ class TunnelAttempt implements Dispatcher.DispatchHandler {
   private aborted: Error | undefined
   private done = false
   private resumeFn: (() => void) | undefined
+  /**
+   * readTimeout, as the proxy's attempt keeps it: a Node timer from the request to the head, then
+   * between reads of a refusal's body (undici's fast timers outlive the request; see proxy.ts).
+   */
+  private readTimer: NodeJS.Timeout | undefined
+  private headSeen = false
 
   constructor (private readonly x: UpgradeExchange, readonly peer: UpstreamPeer) {
     peer.acquire()
@@ -358,17 +279,37 @@ class TunnelAttempt implements Dispatcher.DispatchHandler {
 
   /** Releases the peer once, whatever ends the attempt (for a tunnel: when it closes). */
   private end (): void {
+    this.stopReadTimer()
     if (this.done) return
     this.done = true
     this.peer.release()
   }
 
+  private stopReadTimer (): void {
+    if (this.readTimer === undefined) return
+    clearTimeout(this.readTimer)
+    this.readTimer = undefined
+  }
+
+  private armReadTimer (): void {
+    const limit = this.x.readTimeout
+    if (limit > 0) this.readTimer = setTimeout(onTunnelReadTimeout, limit, this).unref()
+  }
+
+  readTimedOut (): void {
+    this.readTimer = undefined
+    this.abort(new UpstreamError('PROXYCTL_UPSTREAM_TIMEOUT', 'timeout', 504,
+      `upstream timed out while ${this.headSeen ? 'reading upstream' : 'reading response header'}`))
+  }
+
   onConnect (abort: (err?: Error) => void): void {
     this.abortFn = abort
-    if (this.aborted !== undefined || this.x.clientGone) abort(this.aborted)
+    if (this.aborted !== undefined || this.x.clientGone) { abort(this.aborted); return }
+    this.armReadTimer()
   }
 
   onUpgrade (_statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex): void {
+    this.stopReadTimer()
     const x = this.x
     if (!x.takeOver(this.peer)) {
       socket.destroy()
@@ -391,7 +332,9 @@ class TunnelAttempt implements Dispatcher.DispatchHandler {
   }
 
   onHeaders (status: number, rawHeaders: Buffer[], resume: () => void): boolean {
+    this.readTimer?.refresh()
     if (status < 200) return true
+    this.headSeen = true
     try {
       if (!this.x.refused(this.peer, status, rawHeaders, () => { this.end(); this.abortFn?.() })) return false
     } catch (err) {
@@ -405,8 +348,10 @@ class TunnelAttempt implements Dispatcher.DispatchHandler {
   }
 
   onData (chunk: Buffer): boolean {
-    if (this.x.res.write(chunk)) return true
-    this.x.res.once('drain', this.resumeFn as () => void)
+    if (this.x.res.write(chunk)) { this.readTimer?.refresh(); return true }
+    // The client is slow to take the refusal's body: the upstream owes nothing meanwhile.
+    this.stopReadTimer()
+    this.x.res.once('drain', () => { this.armReadTimer(); (this.resumeFn as () => void)() })
     return false
   }
 
@@ -416,12 +361,15 @@ class TunnelAttempt implements Dispatcher.DispatchHandler {
   }
 
   onError (err: Error): void {
+    this.stopReadTimer()
     if (this.done) return
     this.end()
     if (this.x.clientGone) return
-    this.x.failed(classifyUpstreamError(err, this.x.responded ? 'reading' : 'connecting'), this.peer)
+    this.x.attemptFailed(err, this.peer, this.x.responded)
   }
 }
+
+function onTunnelReadTimeout (attempt: TunnelAttempt): void { attempt.readTimedOut() }
 
 /**
  * Two sockets joined byte for byte. Backpressure is the pipes' own (a side that stops reading

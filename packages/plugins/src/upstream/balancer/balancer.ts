@@ -29,7 +29,7 @@ export interface Balancer {
 /** Available now and not yet tried by this request. */
 export function usable (peer: Peer, input: SelectInput, now: number): boolean {
   // The one server of a single group is tried again (nginx skips its `tried` bitmap there); only
-  // an extra try for a failed cached connection gets that far (see proxy's canRetry).
+  // an extra try for a failed cached connection gets that far (see UpstreamExchange.canRetry).
   return (peer.single || !input.tried.has(peer)) && peer.isAvailable(now)
 }
 

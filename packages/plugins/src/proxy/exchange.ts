@@ -1,0 +1,291 @@
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+import {
+  absoluteLocation, errorPageFor, failRequest, followErrorPage, registerVariable, sendErrorPage,
+  type RequestContext, type Template
+} from '@proxyctl/core'
+import type { UpstreamPeer, UpstreamPool } from '../upstream/pool.js'
+import { classifyUpstreamError, UpstreamError } from './errors.js'
+import { connectionTokens } from './headers.js'
+import type { NextUpstreamCase, ProxyPlan } from './plan.js'
+import { parseRenderedTarget } from './target.js'
+
+/**
+ * One client request's exchange with its upstream, the same for `proxy()` and `websocket()`
+ * (byte tunnels and message mode), told as Pingora's phases:
+ *
+ *   target       the proxy target (rendered when it has variables), its pool, the upstream URI
+ *   upstream_peer         pickPeer: the balancer's next server, not one tried already
+ *   upstream_request      requestHead: method, path, headers, then the plugins' hooks
+ *   (a leg moves the bytes: proxy's Attempt over the h1 client or undici, the tunnel's
+ *    TunnelAttempt, message mode's ws client; legs only report what happened, here)
+ *   response_filter       upstreamAnswered: nextUpstream on a status; responseHead: the head as
+ *                         the client gets it, then the plugins' hooks
+ *   fail_to_connect / error_while_proxy
+ *                         attemptFailed: counted against the server once, logged once, hooks,
+ *                         then the next server or the final 502/504
+ *
+ * A subclass says how an attempt goes out (`attemptOnce`) and may answer errors its own way.
+ */
+export abstract class UpstreamExchange {
+  readonly tried = new Set<UpstreamPeer>()
+  readonly started = Date.now()
+  readonly state: ProxyRequestState = { addrs: '', statuses: '', proxyHost: '' }
+  readonly ctx: RequestContext
+  readonly req: IncomingMessage
+  readonly res: ServerResponse
+  readonly log: FastifyBaseLogger
+  pool!: UpstreamPool
+  path = ''
+  upstreamName = ''
+  proxyHost = ''
+  attempts = 0
+  /** Tries granted beyond the budget: one per kept-alive connection that failed before the head (nginx's u->peer.cached). */
+  extraTries = 0
+  /** Something (a head, an error page) went to the client: a later failure can only cut the connection. */
+  responded = false
+  clientGone = false
+  /** A request body is streamed upstream (never for a tunnel). */
+  hasBody = false
+  /** Said after each failure in the log, e.g. " (websocket handshake)". */
+  protected readonly logSuffix: string = ''
+
+  constructor (readonly plan: ProxyPlan, readonly request: FastifyRequest, readonly reply: FastifyReply) {
+    this.ctx = request.proxyctl
+    this.req = request.raw
+    this.res = reply.raw
+    this.log = request.log
+    this.ctx.locals[kProxyState] = this.state
+  }
+
+  /** Sends one attempt at `peer` (after pickPeer and requestHead). */
+  protected abstract attemptOnce (): void
+
+  /**
+   * The target phase, then the first attempt (once a rendered target's pool has started). False
+   * when the target cannot be rendered: answered 500.
+   */
+  begin (): boolean {
+    const plan = this.plan
+    const ctx = this.ctx
+    let target = plan.target
+    let renderedUri: string | undefined
+    if (target === undefined) {
+      try {
+        target = parseRenderedTarget((plan.targetTemplate as Template).render(ctx), plan.upstreamNames)
+      } catch (err) {
+        this.log.error({ reason: (err as Error).message }, (err as Error).message)
+        this.finishWithError(undefined, 500)
+        return false
+      }
+      renderedUri = target.uriPart
+    }
+    this.pool = plan.pool ?? plan.poolFor(target)
+    this.upstreamName = target.address.type === 'upstream' ? target.address.name : target.peer
+    this.proxyHost = this.state.proxyHost = target.proxyHost
+    this.path = plan.mapping({ uri: ctx.uri, requestUri: ctx.requestUri, args: ctx.args, uriChanged: ctx.uriChanged, internal: ctx.internalRedirects > 0 }, renderedUri)
+    return true
+  }
+
+  /** The first attempt, once the pool is ready (pools of rendered targets start on first use). */
+  protected firstAttempt (): void {
+    if (this.plan.pool !== undefined) { this.attempt(); return }
+    this.pool.log ??= this.log
+    this.pool.start().then(() => this.attempt(), (err: unknown) => this.finishWithError(classifyUpstreamError(err, 'connecting')))
+  }
+
+  /** One try at one server; a throw on the way (a hook, a bug) is this request's 500, not the process's end. */
+  attempt (): void {
+    try {
+      this.attemptOnce()
+    } catch (err) {
+      this.internalError(err)
+    }
+  }
+
+  /**
+   * upstream_peer: the next server for this request (balancer, health, tries), counted in
+   * `$upstream_addr`; or null, after logging nginx's "no live upstreams" and answering 502.
+   */
+  pickPeer (): UpstreamPeer | null {
+    const sel = this.pool.pick({
+      key: this.plan.hashKey?.render(this.ctx),
+      clientAddress: this.ctx.socket.remoteAddress,
+      tried: this.tried as Set<never>,
+      request: this.ctx
+    }, Date.now())
+    if (sel.peer === null) {
+      this.log.error({ code: 'PROXYCTL_UPSTREAM_UNAVAILABLE', upstream: this.upstreamName, reason: sel.reason.message, counts: sel.reason.counts },
+        `${sel.reason.message} while connecting to upstream`)
+      this.finishWithError(undefined, 502)
+      return null
+    }
+    const peer = sel.peer as UpstreamPeer
+    this.attempts++
+    this.state.addrs = this.state.addrs === '' ? peer.address : `${this.state.addrs}, ${peer.address}`
+    return peer
+  }
+
+  /** upstream_request: method, path and headers for `peer`, after the plugins' hooks. */
+  requestHead (peer: UpstreamPeer, withoutBody = false): { method: string, path: string, headers: string[] } {
+    const head = {
+      method: this.req.method ?? 'GET',
+      path: this.path,
+      headers: this.plan.requestHeaders.build(this.ctx, this.req, this.proxyHost, withoutBody),
+      peer: peer.address,
+      upstream: this.upstreamName
+    }
+    for (const hook of this.plan.hooks.upstreamRequest) hook(this.ctx, head)
+    return head
+  }
+
+  /**
+   * The upstream answered `status` (not 101): noted in `$upstream_status`. True when
+   * nextUpstream retries it: the server is counted as failed (except for 403 and 404, as nginx)
+   * and the caller drops this attempt and calls `attempt()`. Otherwise the server's success is
+   * noted and the answer goes on to the client.
+   */
+  upstreamAnswered (peer: UpstreamPeer, status: number): boolean {
+    this.noteStatus(status)
+    if (this.plan.nextStatuses.has(status) && this.canRetry(`http_${status}` as NextUpstreamCase, true)) {
+      if (status !== 403 && status !== 404) peer.recordFailure(Date.now())
+      return true
+    }
+    peer.recordSuccess()
+    return false
+  }
+
+  noteStatus (status: number): void {
+    this.state.statuses = this.state.statuses === '' ? String(status) : `${this.state.statuses}, ${status}`
+  }
+
+  /**
+   * response_filter: the upstream's head as the client gets it. Hop-by-hop headers and those the
+   * upstream's Connection names are dropped, hidden ones too, Location and Refresh are rewritten
+   * (proxy_redirect), then the plugins' upstreamResponse hooks run.
+   */
+  responseHead (peer: UpstreamPeer, status: number, rawHeaders: ReadonlyArray<Buffer | string>): { status: number, headers: string[] } {
+    const plan = this.plan
+    let named: Set<string> | undefined
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const n = rawHeaders[i] as Buffer | string
+      if (n.length === 10 && latin1(n).toLowerCase() === 'connection') {
+        // Almost always "keep-alive" or "close", which name no other header: skip the parse.
+        const v = latin1(rawHeaders[i + 1] as Buffer | string)
+        if (v !== 'keep-alive' && v !== 'close') named = connectionTokens(v)
+      }
+    }
+    const head = { status, headers: [] as string[], peer: peer.address, upstream: this.upstreamName }
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = latin1(rawHeaders[i] as Buffer | string)
+      const lower = name.toLowerCase()
+      if (!plan.responseHeaders.keep(lower, named)) continue
+      let value = latin1(rawHeaders[i + 1] as Buffer | string)
+      if (plan.redirect !== null && (lower === 'location' || lower === 'refresh')) {
+        const rewritten = plan.redirect(value, this.ctx, lower)
+        if (rewritten !== undefined) value = lower === 'location' ? absoluteLocation(rewritten, this.ctx) : rewritten
+      }
+      head.headers.push(name, value)
+    }
+    for (const hook of plan.hooks.upstreamResponse) hook(this.ctx, head)
+    return head
+  }
+
+  /** How many servers a request may try: as nginx, the group's tries, lowered (never raised) by `nextUpstream.tries`. */
+  tryBudget (): number {
+    const groupTries = this.pool.group.tries
+    return this.plan.tries > 0 && this.plan.tries < groupTries ? this.plan.tries : groupTries
+  }
+
+  /** nginx's conditions for trying the next server (ngx_http_upstream_next). `sent`: the request went out. */
+  canRetry (kind: NextUpstreamCase, sent: boolean): boolean {
+    const plan = this.plan
+    if (this.clientGone || !plan.next.has(kind)) return false
+    if (this.attempts >= this.tryBudget() + this.extraTries) return false
+    if (plan.tryTimeout > 0 && Date.now() - this.started >= plan.tryTimeout) return false
+    // A body we streamed cannot be sent again (we do not buffer it, unlike nginx).
+    if (this.hasBody && this.req.readableDidRead) return false
+    if (sent && !IDEMPOTENT.has(this.req.method ?? 'GET') && !plan.next.has('non_idempotent')) return false
+    return true
+  }
+
+  /**
+   * fail_to_connect / error_while_proxy: an attempt at `peer` failed (`err` as its leg got it).
+   * The one place a server is counted as failed: then the log line, the upstreamError hooks, and
+   * the next server or the final answer. `cachedConnection`: the attempt ran on a kept-alive
+   * connection that failed before the response head, which nginx tries once more.
+   */
+  attemptFailed (err: unknown, peer: UpstreamPeer, sent: boolean, cachedConnection = false): void {
+    if (this.clientGone) return // the client left: nothing to answer, no failure to count (nginx's 499)
+    const error = classifyUpstreamError(err, sent ? 'reading' : 'connecting')
+    if (error.code === 'PROXYCTL_UPSTREAM_REQUEST_INVALID') {
+      // The request we built was refused before it left (a bad header value, a path undici
+      // refuses): our fault, not the server's, so no failure is counted and no other server tried.
+      this.log.error({ code: error.code, upstream: this.upstreamName, server: peer.address, reason: error.message, request: `${this.req.method ?? ''} ${this.ctx.requestUri}` },
+        `${error.message} while sending request to upstream${this.logSuffix}`)
+      this.finishWithError(undefined, 500)
+      return
+    }
+    peer.recordFailure(Date.now())
+    if (cachedConnection && error.kind === 'error') this.extraTries++
+    this.log.error({ code: error.code, upstream: this.upstreamName, server: peer.address, reason: error.message, request: `${this.req.method ?? ''} ${this.ctx.requestUri}` },
+      `${error.message}${this.logSuffix}, upstream: "${this.upstreamName}", server: ${peer.address}`)
+    for (const hook of this.plan.hooks.upstreamError) hook(this.ctx, { peer: peer.address, upstream: this.upstreamName, code: error.code, reason: error.message })
+    if (this.responded) {
+      // Headers are out: the client can only learn of it by a cut connection.
+      this.res.destroy(error)
+      return
+    }
+    if (this.canRetry(error.kind, sent)) { this.attempt(); return }
+    this.finishWithError(error)
+  }
+
+  /**
+   * The final error answer: nginx's page for `status` (502, 504, 500), through the location's
+   * errorPages (nginx's own 502/504 go through error_page; proxy_intercept_errors is only for
+   * upstream answers). A request body not read to its end closes the connection after it.
+   */
+  finishWithError (error: UpstreamError | undefined, status = error?.status ?? 502): void {
+    if (this.clientGone) return
+    this.responded = true
+    if (this.hasBody && !this.req.readableEnded) {
+      this.res.setHeader('connection', 'close')
+      // Node detaches req.socket once the response is done: hold on to it now.
+      const socket = this.ctx.socket
+      this.res.once('finish', () => socket?.destroySoon())
+    }
+    const rule = errorPageFor(this.ctx, status)
+    if (rule !== undefined) { followErrorPage(this.request, this.reply, rule, status); return }
+    sendErrorPage(this.res, status)
+  }
+
+  /**
+   * A bug (a phase hook or proxyctl itself threw) while the exchange was under way: 500 and close,
+   * one error line, never the process. The caller has ended its attempt first, so the server is
+   * not blamed.
+   */
+  internalError (err: unknown): void {
+    if (this.clientGone) return
+    this.responded = true
+    failRequest(this.log, this.req, this.res, this.ctx.requestUri, err)
+  }
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE'])
+
+const kProxyState = Symbol.for('proxyctl.proxy.request')
+
+/** What `$upstream_addr`, `$upstream_status` and `$proxy_host` read. */
+export interface ProxyRequestState { addrs: string, statuses: string, proxyHost: string }
+
+function stateOf (ctx: RequestContext): ProxyRequestState | undefined {
+  return ctx.locals[kProxyState] as ProxyRequestState | undefined
+}
+registerVariable('upstream_addr', (c) => stateOf(c)?.addrs ?? '')
+registerVariable('upstream_status', (c) => stateOf(c)?.statuses ?? '')
+registerVariable('proxy_host', (c) => stateOf(c)?.proxyHost ?? '')
+
+/** A raw header name or value as a string (undici gives Buffers, some paths strings). */
+export function latin1 (v: Buffer | string): string {
+  return typeof v === 'string' ? v : v.toString('latin1')
+}

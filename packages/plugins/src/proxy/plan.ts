@@ -1,0 +1,136 @@
+import { compileTemplate, type HandlerCompileEnv, type PhaseHooks, type Template } from '@proxyctl/core'
+import { UpstreamPool } from '../upstream/pool.js'
+import { compileRequestHeaders, compileResponseHeaders, type CompiledRequestHeaders, type CompiledResponseHeaders, type HeaderOptions } from './headers.js'
+import { compileRedirect, type RedirectOption, type RedirectRewriter } from './redirect.js'
+import { parseProxyTarget, ProxyTargetError, type ParsedProxyTarget } from './target.js'
+import { compileUriMapping, type UriMapping } from './uri.js'
+
+/**
+ * What `proxy()` (and `websocket()`, which shares it) compiles once at config load: the target,
+ * its pool, the URI mapping, header rules, timeouts and nextUpstream rules. The exchanges of
+ * its requests read it (exchange.ts).
+ */
+
+/** Cases nginx's proxy_next_upstream names; `error` and `timeout` are its default. */
+export type NextUpstreamCase = 'error' | 'timeout' | 'invalid_header' | 'http_500' | 'http_502' | 'http_503' | 'http_504' | 'http_403' | 'http_404' | 'http_429' | 'non_idempotent'
+
+export interface ProxyOptions extends HeaderOptions {
+  /**
+   * nginx's proxy_redirect: `'default'` (the default) rewrites `Location`/`Refresh` pointing at the
+   * target back to the location; `false` is off; or a list of `{ from, to }` (string prefix or
+   * RegExp/`'~ re'`, `to` a template).
+   */
+  redirect?: RedirectOption
+  /** ms to connect (nginx's proxy_connect_timeout); for a direct URL target. Named upstreams set their own. Default 60000. */
+  connectTimeout?: number
+  /** ms without a byte from the upstream, while waiting for headers or between body reads (proxy_read_timeout). Default 60000. */
+  readTimeout?: number
+  /** ms the upstream may stop taking the request body (proxy_send_timeout). Default 60000. */
+  sendTimeout?: number
+  /**
+   * nginx's proxy_next_upstream: when an attempt fails with one of `on`, try the next server.
+   * Default `{ on: ['error', 'timeout'] }`; `false` never retries.
+   */
+  nextUpstream?: false | { on?: NextUpstreamCase[], tries?: number, timeout?: number }
+  /** nginx's proxy_intercept_errors: upstream answers >= 300 with an `errorPages` rule go through it. Default false. */
+  interceptErrors?: boolean
+}
+
+/** Everything one `proxy()` compiled at config load. Shared by its requests. */
+export interface ProxyPlan {
+  readonly upstreamNames: ReadonlySet<string>
+  readonly target: ParsedProxyTarget | undefined
+  readonly targetTemplate: Template | undefined
+  readonly pool: UpstreamPool | undefined
+  readonly poolFor: (t: ParsedProxyTarget) => UpstreamPool
+  readonly mapping: UriMapping
+  readonly hashKey: Template | undefined
+  readonly requestHeaders: CompiledRequestHeaders
+  readonly responseHeaders: CompiledResponseHeaders
+  readonly redirect: RedirectRewriter | null
+  readonly readTimeout: number
+  readonly sendTimeout: number
+  readonly next: ReadonlySet<NextUpstreamCase>
+  readonly nextStatuses: ReadonlySet<number>
+  readonly tries: number
+  readonly tryTimeout: number
+  readonly interceptErrors: boolean
+  hooks: { [P in keyof PhaseHooks]: Array<PhaseHooks[P]> }
+}
+
+export function directPools (env: HandlerCompileEnv): Map<string, UpstreamPool> {
+  return env.shared('proxy:direct-pools', () => new Map<string, UpstreamPool>())
+}
+
+export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCompileEnv): ProxyPlan {
+  const upstreamNames = new Set(env.config.upstreams.keys())
+  let parsed
+  try { parsed = parseProxyTarget(raw, upstreamNames) } catch (err) {
+    if (err instanceof ProxyTargetError) throw env.error(err.message)
+    throw err
+  }
+  const location = env.location === undefined ? undefined : { kind: env.location.kind, path: env.location.path }
+  let mapping: UriMapping
+  try {
+    mapping = compileUriMapping({ uriPart: parsed.kind === 'static' ? parsed.uriPart : undefined, location, hasVariables: parsed.kind === 'template' })
+  } catch (err) { throw env.error((err as Error).message) }
+
+  const direct = directPools(env)
+  const poolFor = (t: ParsedProxyTarget): UpstreamPool => {
+    if (t.address.type === 'upstream') {
+      const name = t.address.name
+      return env.shared(`proxy:upstream:${t.scheme}:${name}`, () => {
+        const config = env.config.upstreams.get(name)
+        if (config === undefined) throw env.error(`unknown upstream "${name}"`)
+        return new UpstreamPool(name, config, { scheme: t.scheme, ...(config.connectTimeout !== undefined ? { connectTimeout: config.connectTimeout } : {}) })
+      })
+    }
+    const key = `${t.scheme}://${t.peer}|${options.connectTimeout ?? ''}`
+    let pool = direct.get(key)
+    if (pool === undefined) {
+      // A direct URL is resolved once, as nginx resolves a static proxy_pass host at load.
+      pool = new UpstreamPool(t.peer, { servers: [t.peer], resolveInterval: 0 }, { scheme: t.scheme, ...(options.connectTimeout !== undefined ? { connectTimeout: options.connectTimeout } : {}) })
+      direct.set(key, pool)
+    }
+    return pool
+  }
+  const target = parsed.kind === 'static' ? parsed : undefined
+  const pool = target === undefined ? undefined : poolFor(target)
+  const balance = pool?.config.balance
+  const hashKey = typeof balance === 'object' ? env.template(balance.hash, '.balance.hash') : undefined
+
+  let redirect: RedirectRewriter | null
+  try {
+    redirect = compileRedirect(options.redirect, {
+      target: parsed,
+      location,
+      compile: (src, names) => compileTemplate(src, { namedCaptures: new Set([...env.scope.namedCaptures, ...names]) })
+    })
+  } catch (err) { throw env.error((err as Error).message, '.redirect') }
+
+  const next = options.nextUpstream === false ? { on: [] as NextUpstreamCase[] } : (options.nextUpstream ?? {})
+  const on = new Set<NextUpstreamCase>(next.on ?? ['error', 'timeout'])
+  const nextStatuses = new Set<number>()
+  for (const c of on) if (c.startsWith('http_')) nextStatuses.add(Number(c.slice(5)))
+
+  return {
+    upstreamNames,
+    target,
+    targetTemplate: parsed.kind === 'template' ? env.template(raw) : undefined,
+    pool,
+    poolFor,
+    mapping,
+    hashKey,
+    requestHeaders: compileRequestHeaders(options, env),
+    responseHeaders: compileResponseHeaders(options),
+    redirect,
+    readTimeout: options.readTimeout ?? 60_000,
+    sendTimeout: options.sendTimeout ?? 60_000,
+    next: on,
+    nextStatuses,
+    tries: next.tries ?? 0,
+    tryTimeout: next.timeout ?? 0,
+    interceptErrors: options.interceptErrors ?? false,
+    hooks: { upstreamRequest: [], upstreamResponse: [], upstreamError: [] }
+  }
+}
