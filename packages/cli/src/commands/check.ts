@@ -1,11 +1,12 @@
-import { loadConfigFile, probeListen, type ResolvedConfig, type ResolvedLocation } from '@proxyctl/core'
+import { probeListen, type ResolvedConfig, type ResolvedLocation } from '@proxyctl/core'
+import { loadConfig } from '../load.js'
 import { configPath, reportFailure } from '../report.js'
 
 /** `proxyctl check`: like `nginx -t`, validate everything and try each listen address. */
 export async function check (configOption: string | undefined): Promise<number> {
   let config: ResolvedConfig | undefined
   try {
-    config = await loadConfigFile(configPath(configOption))
+    config = await loadConfig(configPath(configOption))
     for (const listen of config.listens) await probeListen(listen)
   } catch (err) {
     return reportFailure(err, config)

@@ -1,11 +1,12 @@
-import { isClusterWorker, loadConfigFile, runPrimary, startProxy, stdoutLogger, flushLogs, workerCount, type ResolvedConfig } from '@proxyctl/core'
+import { isClusterWorker, runPrimary, startProxy, stdoutLogger, flushLogs, workerCount, type ResolvedConfig } from '@proxyctl/core'
+import { loadConfig } from '../load.js'
 import { configPath, reportFailure } from '../report.js'
 
 /** `proxyctl start`: serve until SIGTERM/SIGINT, then drain and exit 0. */
 export async function start (configOption: string | undefined): Promise<number> {
   let config: ResolvedConfig | undefined
   try {
-    config = await loadConfigFile(configPath(configOption))
+    config = await loadConfig(configPath(configOption))
     if (workerCount(config) > 1 && !isClusterWorker()) {
       const log = stdoutLogger(config.logLevel)
       for (const w of config.warnings) log.warn(w)
