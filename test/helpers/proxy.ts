@@ -103,10 +103,17 @@ export function targetOf (url: string): Target {
 
 export interface CliRun { code: number | null, stdout: string, stderr: string }
 
+/**
+ * A user to run the CLI as (spawn's uid and gid), e.g. to make a 0555 folder read-only under root.
+ * tap's process-info hook, which tap adds to every child, cannot then write its record into the
+ * repo's .tap folder and says so on stderr at exit; the exit code stays the CLI's.
+ */
+export interface RunAs { uid: number, gid: number }
+
 /** Runs `proxyctl ARGS` to completion (check, init). */
-export function runCli (args: string[], options: { cwd?: string, timeoutMs?: number } = {}): Promise<CliRun> {
+export function runCli (args: string[], options: { cwd?: string, timeoutMs?: number, user?: RunAs } = {}): Promise<CliRun> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'], ...options.user })
     let stdout = ''
     let stderr = ''
     child.stdout.on('data', (d) => { stdout += d })
@@ -129,12 +136,12 @@ export interface StartedCli {
  * Runs `proxyctl start` and waits until it has logged `expectListeners` "listening on" lines.
  * Killed by PID when the test ends, if still running.
  */
-export function startCli (t: Teardown, args: string[], options: { cwd?: string, expectListeners?: number, command?: string[] } = {}): Promise<StartedCli> {
+export function startCli (t: Teardown, args: string[], options: { cwd?: string, expectListeners?: number, command?: string[], user?: RunAs } = {}): Promise<StartedCli> {
   const cmd = options.command ?? [process.execPath, CLI]
   // A wrapper command (npx) runs in its own process group, and signals go to the whole group,
   // as a terminal's Ctrl-C or a service manager's stop would.
   const group = options.command !== undefined
-  const child = spawn(cmd[0] as string, [...cmd.slice(1), 'start', ...args], { cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: group })
+  const child = spawn(cmd[0] as string, [...cmd.slice(1), 'start', ...args], { cwd: options.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: group, ...options.user })
   const signal = (sig: NodeJS.Signals): void => {
     if (group && child.pid !== undefined) process.kill(-child.pid, sig)
     else child.kill(sig)
