@@ -28,7 +28,29 @@ export default defineConfig({
 })
 `
 
-/** `proxyctl init`: writes a starter config; refuses to overwrite unless forced. */
+// NodeNext as Node resolves: an installed proxyctl's types come from its package exports.
+const TSCONFIG = {
+  compilerOptions: {
+    target: 'ES2022',
+    module: 'NodeNext',
+    moduleResolution: 'NodeNext',
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true
+  }
+}
+
+/** The package.json init writes: an ES module folder (as the config is), proxyctl as a dependency. */
+function packageJson (): object {
+  const own = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  return { private: true, type: 'module', dependencies: { proxyctl: `^${own.version}` } }
+}
+
+/**
+ * `proxyctl init`: writes a starter config (refuses to overwrite it unless forced), and a
+ * tsconfig.json and package.json when the folder has none, so an editor type-checks the config
+ * once proxyctl is installed. Those two are never overwritten.
+ */
 export function init (force: boolean): number {
   const file = path.resolve('proxy.config.ts')
   if (fs.existsSync(file) && !force) {
@@ -36,6 +58,19 @@ export function init (force: boolean): number {
     return 1
   }
   fs.writeFileSync(file, STARTER)
-  process.stdout.write(`wrote ${file}\nnext: npx proxyctl check && npx proxyctl start\n`)
+  process.stdout.write(`wrote ${file}\n`)
+  const tsconfig = path.resolve('tsconfig.json')
+  if (!fs.existsSync(tsconfig)) {
+    fs.writeFileSync(tsconfig, JSON.stringify(TSCONFIG, null, 2) + '\n')
+    process.stdout.write(`wrote ${tsconfig}\n`)
+  }
+  const pkg = path.resolve('package.json')
+  const writePkg = !fs.existsSync(pkg)
+  if (writePkg) {
+    fs.writeFileSync(pkg, JSON.stringify(packageJson(), null, 2) + '\n')
+    process.stdout.write(`wrote ${pkg}\n`)
+  }
+  process.stdout.write('next: npx proxyctl check && npx proxyctl start\n')
+  if (writePkg) process.stdout.write('(npm install gives your editor proxyctl\'s types)\n')
   return 0
 }
