@@ -75,6 +75,7 @@ for (const c of cases) {
       const peer = poolsOf(p.proxy)[0]?.peers.find((x) => x.address === bad)
       t.equal(peer?.fails, c.fails, `${k.kind}: ${c.fails} failure(s) counted against the first server`)
       t.equal(p.errors().filter((l) => l.server === bad).length, c.errorLines, `${k.kind}: ${c.errorLines} error line(s) naming it`)
+      t.same(p.lines.filter((l) => (l.level === 'error' || l.level === 'warn') && typeof l.code !== 'string'), [], `${k.kind}: every error and warn line carries a code`)
     }
   })
 }

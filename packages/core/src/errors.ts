@@ -3,8 +3,14 @@
  * Callers branch on `code`, never on message text.
  */
 
+/**
+ * Every stable code proxyctl logs or throws, in one list (log lines carry them as `code`).
+ * PROXYCTL_H1_* are the upstream HTTP/1.1 client's; proxy/errors.ts turns them into
+ * PROXYCTL_UPSTREAM_* for the log and the status.
+ */
 export type ProxyctlErrorCode =
   | 'PROXYCTL_CONFIG_INVALID'
+  | 'PROXYCTL_CONFIG_WARNING'
   | 'PROXYCTL_CONFIG_LOAD_FAILED'
   | 'PROXYCTL_LISTEN_FAILED'
   | 'PROXYCTL_BAD_REQUEST'
@@ -16,6 +22,18 @@ export type ProxyctlErrorCode =
   | 'PROXYCTL_UPSTREAM_UNAVAILABLE'
   | 'PROXYCTL_UPSTREAM_REQUEST_INVALID'
   | 'PROXYCTL_INTERNAL_ERROR'
+  | 'PROXYCTL_INTERNAL_REDIRECT_INVALID'
+  | 'PROXYCTL_PROXY_TARGET_INVALID'
+  | 'PROXYCTL_WEBSOCKET_IDLE_TIMEOUT'
+  | 'PROXYCTL_WEBSOCKET_MAX_CONNECTIONS'
+  | 'PROXYCTL_WEBSOCKET_HANDSHAKE_INVALID'
+  | 'PROXYCTL_H1_INVALID_REQUEST'
+  | 'PROXYCTL_H1_CONNECT_TIMEOUT'
+  | 'PROXYCTL_H1_CLOSED'
+  | 'PROXYCTL_H1_BAD_RESPONSE'
+  | 'PROXYCTL_H1_HEADERS_OVERFLOW'
+  | 'PROXYCTL_H1_ABORTED'
+  | 'PROXYCTL_H1_CLOSING'
 
 export class ProxyctlError extends Error {
   readonly code: ProxyctlErrorCode

@@ -9,7 +9,7 @@ export async function start (configOption: string | undefined): Promise<number> 
     config = await loadConfig(configPath(configOption))
     if (workerCount(config) > 1 && !isClusterWorker()) {
       const log = stdoutLogger(config.logLevel)
-      for (const w of config.warnings) log.warn(w)
+      for (const w of config.warnings) log.warn({ code: 'PROXYCTL_CONFIG_WARNING' }, w)
       await runPrimary(config, log)
       log.info('stopped')
       await flushLogs()
@@ -17,7 +17,7 @@ export async function start (configOption: string | undefined): Promise<number> 
     }
     const proxy = await startProxy(config, { announce: !isClusterWorker() })
     const log = proxy.app.fastify.log
-    if (!isClusterWorker()) for (const w of config.warnings) log.warn(w)
+    if (!isClusterWorker()) for (const w of config.warnings) log.warn({ code: 'PROXYCTL_CONFIG_WARNING' }, w)
     let stopping = false
     const stop = (signal: NodeJS.Signals): void => {
       if (stopping) return
@@ -28,7 +28,7 @@ export async function start (configOption: string | undefined): Promise<number> 
         await flushLogs()
         process.exit(0)
       }, async (err: unknown) => {
-        log.error({ err }, 'error while stopping')
+        log.error({ code: 'PROXYCTL_INTERNAL_ERROR', err }, 'error while stopping')
         await flushLogs()
         process.exit(1)
       })

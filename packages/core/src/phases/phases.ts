@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import type { ProxyctlErrorCode } from '../errors.js'
 import type { RequestContext } from '../routing/request-context.js'
 
 /**
@@ -56,7 +57,7 @@ export interface UpstreamFailure {
   readonly peer: string
   readonly upstream: string
   /** A PROXYCTL_UPSTREAM_* code. */
-  readonly code: string
+  readonly code: ProxyctlErrorCode
   readonly reason: string
 }
 

@@ -19,7 +19,7 @@ export function internalRedirect (request: FastifyRequest, reply: FastifyReply, 
   reply.hijack()
   const res = reply.raw
   if (++ctx.internalRedirects > MAX_INTERNAL_REDIRECTS) {
-    request.log.error({ target, uri: ctx.uri }, `rewrite or internal redirection cycle while internally redirecting to "${target}"`)
+    request.log.error({ code: 'PROXYCTL_INTERNAL_REDIRECT_CYCLE', target, uri: ctx.uri }, `rewrite or internal redirection cycle while internally redirecting to "${target}"`)
     sendErrorPage(res, 500)
     return
   }
@@ -27,7 +27,7 @@ export function internalRedirect (request: FastifyRequest, reply: FastifyReply, 
   if (target.startsWith('@')) {
     const loc = ctx.server.named.get(target)
     if (loc === undefined) {
-      request.log.error({ target }, `named location "${target}" not found`)
+      request.log.error({ code: 'PROXYCTL_INTERNAL_REDIRECT_INVALID', target }, `named location "${target}" not found`)
       sendErrorPage(res, 500)
       return
     }
@@ -38,7 +38,7 @@ export function internalRedirect (request: FastifyRequest, reply: FastifyReply, 
     // nginx takes the target literally (it is built from the decoded $uri): no second
     // percent-decoding. Dot segments are still resolved, so it cannot climb out of a root.
     if (!path.startsWith('/') || path.includes('\0')) {
-      request.log.error({ target }, `invalid internal redirect target "${target}"`)
+      request.log.error({ code: 'PROXYCTL_INTERNAL_REDIRECT_INVALID', target }, `invalid internal redirect target "${target}"`)
       sendErrorPage(res, 500)
       return
     }

@@ -1,4 +1,5 @@
 import type { RequestContext } from '../routing/request-context.js'
+import { ProxyctlError } from '../errors.js'
 import {
   builtinVariables, captureVariable, namedCaptureVariable, prefixVariables, type VariableGetter
 } from './builtins.js'
@@ -22,7 +23,9 @@ export interface CompileScope {
 export const emptyScope: CompileScope = { namedCaptures: new Set() }
 
 /** Thrown for a template that names an unknown variable or is malformed. */
-export class TemplateError extends Error {}
+export class TemplateError extends ProxyctlError {
+  constructor (message: string) { super('PROXYCTL_CONFIG_INVALID', message) }
+}
 
 const pluginVariables = new Map<string, VariableGetter>()
 

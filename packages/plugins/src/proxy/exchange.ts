@@ -74,7 +74,7 @@ export abstract class UpstreamExchange {
       try {
         target = parseRenderedTarget((plan.targetTemplate as Template).render(ctx), plan.upstreamNames)
       } catch (err) {
-        this.log.error({ reason: (err as Error).message }, (err as Error).message)
+        this.log.error({ code: 'PROXYCTL_PROXY_TARGET_INVALID', reason: (err as Error).message, request: `${this.req.method ?? ''} ${ctx.requestUri}` }, (err as Error).message)
         this.finishWithError(undefined, 500)
         return false
       }

@@ -14,6 +14,7 @@
  * For `Refresh` the same applies to what follows the first "url=" (any case); a Refresh without
  * "url=" is left alone.
  */
+import { ProxyctlError } from '@proxyctl/core'
 import type { RequestContext, Template } from '@proxyctl/core'
 import type { ProxyTarget } from './target.js'
 import type { LocationKind } from './uri.js'
@@ -49,10 +50,9 @@ export const REDIRECT_DEFAULT_WITH_VARIABLES =
   '"proxy_redirect default" cannot be used with "proxy_pass" directive with variables'
 
 /** Thrown by compileRedirect for a configuration nginx refuses. */
-export class ProxyRedirectError extends Error {
+export class ProxyRedirectError extends ProxyctlError {
   constructor (message: string) {
-    super(message)
-    this.name = new.target.name
+    super('PROXYCTL_CONFIG_INVALID', message)
   }
 }
 

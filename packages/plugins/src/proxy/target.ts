@@ -16,6 +16,7 @@
  * is left out of `$proxy_host`; a unix socket's `$proxy_host` is "localhost"; an upstream name is
  * matched case-insensitively and may not carry a port in a static target.
  */
+import { ProxyctlError } from '@proxyctl/core'
 
 export type ProxyScheme = 'http' | 'https'
 
@@ -55,10 +56,9 @@ export interface TemplateProxyTarget {
 export type ProxyTarget = ParsedProxyTarget | TemplateProxyTarget
 
 /** Thrown for a target nginx would refuse (at config load) or fail on (per request). */
-export class ProxyTargetError extends Error {
+export class ProxyTargetError extends ProxyctlError {
   constructor (message: string) {
-    super(message)
-    this.name = new.target.name
+    super('PROXYCTL_PROXY_TARGET_INVALID', message)
   }
 }
 

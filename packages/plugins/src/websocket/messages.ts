@@ -326,7 +326,7 @@ class Relay {
 
   private onIdle (limit: number): void {
     this.reason = `idle for ${limit} ms (readTimeout)`
-    this.x.log.warn({ upstream: this.x.upstreamName, server: this.peer.address, readTimeout: limit },
+    this.x.log.warn({ code: 'PROXYCTL_WEBSOCKET_IDLE_TIMEOUT', upstream: this.x.upstreamName, server: this.peer.address, readTimeout: limit },
       `websocket relay idle for ${limit} ms (readTimeout), closing it, upstream: "${this.x.upstreamName}", server: ${this.peer.address}`)
     this.client.terminate()
     this.upstream.terminate()

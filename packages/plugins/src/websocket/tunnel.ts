@@ -129,13 +129,13 @@ class UpgradeExchange extends UpstreamExchange implements UpstreamHandshake {
   start (): void {
     const s = this.s
     if (s.maxConnections > 0 && s.active >= s.maxConnections) {
-      this.log.warn({ maxConnections: s.maxConnections, active: s.active, request: this.ctx.requestUri },
+      this.log.warn({ code: 'PROXYCTL_WEBSOCKET_MAX_CONNECTIONS', maxConnections: s.maxConnections, active: s.active, request: this.ctx.requestUri },
         `websocket: maxConnections (${s.maxConnections}) reached, upgrade of "${this.ctx.requestUri}" refused with 503`)
       sendErrorPage(this.res, 503)
       return
     }
     if (s.messages !== undefined && !s.messages.acceptable(this.req)) {
-      this.log.info({ request: this.ctx.requestUri }, 'websocket: not a valid WebSocket handshake, answered 400')
+      this.log.info({ code: 'PROXYCTL_WEBSOCKET_HANDSHAKE_INVALID', request: this.ctx.requestUri }, 'websocket: not a valid WebSocket handshake, answered 400')
       sendErrorPage(this.res, 400)
       return
     }
@@ -434,7 +434,7 @@ class Tunnel {
 
   private onIdle (limit: number): void {
     this.reason = `idle for ${limit} ms (readTimeout)`
-    this.x.log.warn({ upstream: this.x.upstreamName, server: this.peer.address, readTimeout: limit },
+    this.x.log.warn({ code: 'PROXYCTL_WEBSOCKET_IDLE_TIMEOUT', upstream: this.x.upstreamName, server: this.peer.address, readTimeout: limit },
       `websocket tunnel idle for ${limit} ms (readTimeout), closing it, upstream: "${this.x.upstreamName}", server: ${this.peer.address}`)
     this.client.destroy()
     this.upstream.destroy()

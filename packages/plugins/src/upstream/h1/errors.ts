@@ -1,3 +1,5 @@
+import { ProxyctlError } from '@proxyctl/core'
+
 /**
  * Failures of the HTTP/1.1 upstream client, one class with a stable `code` each family.
  * classifyUpstreamError (proxy/errors.ts) turns them into nginx's log reasons and 502/504.
@@ -18,9 +20,9 @@ export type H1ErrorCode =
   /** The client was closed or destroyed. */
   | 'PROXYCTL_H1_CLOSING'
 
-export class H1Error extends Error {
-  constructor (readonly code: H1ErrorCode, message: string) {
-    super(message)
-    this.name = 'H1Error'
+export class H1Error extends ProxyctlError {
+  declare readonly code: H1ErrorCode
+  constructor (code: H1ErrorCode, message: string) {
+    super(code, message)
   }
 }
