@@ -9,7 +9,8 @@ import type { IncomingMessage } from 'node:http'
 import t from 'tap'
 import type { FastifyPluginAsync } from 'fastify'
 import { WebSocket } from 'ws'
-import { addMessageHook, websocket, type WebSocketMessage } from '@proxyctl/plugins'
+import { addPhaseHook } from '@proxyctl/core'
+import { websocket, type WebSocketMessage } from '@proxyctl/plugins'
 import { rawExchange, startConfig } from '../helpers/proxy.js'
 import { freePort, startLogged } from '../helpers/failure.js'
 import { closed, nextMessage, openWs, startWsUpstream, wsUrl } from '../helpers/ws.js'
@@ -21,15 +22,15 @@ t.test('plugins rewrite, drop and meter messages; hooks are scoped', async (t) =
   const up = await startWsUpstream(t, { port: 0 })
   const seen: Array<{ from: string, data: string, location: string }> = []
   const shout: FastifyPluginAsync = async (f) => {
-    addMessageHook(f, (_ctx, m) => {
+    addPhaseHook(f, 'message', (_ctx, m) => {
       if (m.from === 'client' && !m.binary) m.data = m.data.toString().toUpperCase()
     })
   }
   const censor: FastifyPluginAsync = async (f) => {
-    addMessageHook(f, (_ctx, m) => { if (m.data.toString().includes('SECRET')) m.drop = true })
+    addPhaseHook(f, 'message', (_ctx, m) => { if (m.data.toString().includes('SECRET')) m.drop = true })
   }
   const meter: FastifyPluginAsync = async (f) => {
-    addMessageHook(f, (ctx, m) => {
+    addPhaseHook(f, 'message', (ctx, m) => {
       const key = `bytes:${m.from}`
       ctx.locals[key] = (Number(ctx.locals[key]) || 0) + m.data.length
       seen.push({ from: m.from, data: m.data.toString(), location: ctx.location?.key ?? '' })

@@ -17,6 +17,7 @@ import type { RequestContext } from '../routing/request-context.js'
  * |       | [response_filter] |                                      |                                           |
  * | 4     | upstreamError     | `addPhaseHook(f, 'upstreamError')`   | observe a failed attempt (peer, reason); the proxy then retries or answers 502/504 |
  * |       | [fail_to_connect, error_while_proxy]                     |                                           |
+ * | (4)   | message           | `addPhaseHook(f, 'message')`         | each WebSocket message in message mode: data, binary, drop |
  * | 5     | log               | Fastify `onResponse`                 | nothing: observe; `request.proxyctl` holds what happened |
  * |       | [logging]         |                                      |                                           |
  *
@@ -28,6 +29,7 @@ export interface PhaseHooks {
   upstreamRequest: (ctx: RequestContext, request: UpstreamRequestHead) => void
   upstreamResponse: (ctx: RequestContext, response: UpstreamResponseHead) => void
   upstreamError: (ctx: RequestContext, failure: UpstreamFailure) => void
+  message: (ctx: RequestContext, message: WebSocketMessage) => void
 }
 
 export type PhaseName = keyof PhaseHooks
@@ -61,10 +63,26 @@ export interface UpstreamFailure {
   readonly reason: string
 }
 
+/** One WebSocket message in `websocket(target, { messages })` mode, as the message hooks see it. */
+export interface WebSocketMessage {
+  /** Who sent it: `client` (going upstream) or `upstream` (going to the client). */
+  readonly from: 'client' | 'upstream'
+  /** The payload. Assign a new Buffer or string to rewrite it. */
+  data: Buffer | string
+  /** Binary (true) or text (false) message; may be changed with `data`. */
+  binary: boolean
+  /** Set to drop the message. */
+  drop: boolean
+  /** The upstream server of this connection (`unix:/path`, `10.0.0.1:80`). */
+  readonly peer: string
+  /** The upstream's name, or the target's address for a direct URL. */
+  readonly upstream: string
+}
+
 const kPhases = Symbol.for('proxyctl.phases')
 
 class PhaseRegistry {
-  private readonly own: { [P in PhaseName]: Array<PhaseHooks[P]> } = { upstreamRequest: [], upstreamResponse: [], upstreamError: [] }
+  private readonly own: { [P in PhaseName]: Array<PhaseHooks[P]> } = { upstreamRequest: [], upstreamResponse: [], upstreamError: [], message: [] }
   constructor (private readonly parent: PhaseRegistry | undefined) {}
 
   add<P extends PhaseName> (phase: P, fn: PhaseHooks[P]): void {

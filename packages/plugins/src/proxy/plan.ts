@@ -36,6 +36,8 @@ export interface ProxyOptions extends HeaderOptions {
   interceptErrors?: boolean
 }
 
+type UpstreamPhase = 'upstreamRequest' | 'upstreamResponse' | 'upstreamError'
+
 /** Everything one `proxy()` compiled at config load. Shared by its requests. */
 export interface ProxyPlan {
   readonly upstreamNames: ReadonlySet<string>
@@ -55,7 +57,8 @@ export interface ProxyPlan {
   readonly tries: number
   readonly tryTimeout: number
   readonly interceptErrors: boolean
-  hooks: { [P in keyof PhaseHooks]: Array<PhaseHooks[P]> }
+  /** The upstream phases' hooks in the location's scope (message hooks are message mode's: websocket/messages.ts). */
+  hooks: { [P in UpstreamPhase]: Array<PhaseHooks[P]> }
 }
 
 export function directPools (env: HandlerCompileEnv): Map<string, UpstreamPool> {

@@ -4,8 +4,8 @@ import tls from 'node:tls'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import { WebSocket, WebSocketServer, type RawData } from 'ws'
-import type { RequestContext, UpgradeConnection } from '@proxyctl/core'
-import { messageHooks, type MessageHook, type MessageModeOption, type MessageModeOptions, type WebSocketMessage } from './message-hooks.js'
+import { phaseHooks, type RequestContext, type UpgradeConnection } from '@proxyctl/core'
+import type { MessageHook, MessageModeOption, MessageModeOptions, WebSocketMessage } from './message-hooks.js'
 
 export type { MessageHook, MessageModeOption, MessageModeOptions, WebSocketMessage }
 import { classifyUpstreamError, UpstreamError } from '../proxy/errors.js'
@@ -19,7 +19,7 @@ import type { UpstreamPeer, UpstreamPool } from '../upstream/pool.js'
  *
  * ```ts
  * const meter: FastifyPluginAsync = async (f) => {
- *   addMessageHook(f, (ctx, m) => { ctx.locals.bytes = (Number(ctx.locals.bytes) || 0) + m.data.length })
+ *   addPhaseHook(f, 'message', (ctx, m) => { ctx.locals.bytes = (Number(ctx.locals.bytes) || 0) + m.data.length })
  * }
  * locations: { '/ws/': { plugins: [meter], handler: websocket('http://ws', { messages: true }) } }
  * ```
@@ -81,7 +81,7 @@ export class MessageMode {
 
   /** Called from the handler's plugin, in the location's scope. */
   async register (instance: FastifyInstance): Promise<void> {
-    this.hooks = [...messageHooks(instance), ...(this.options.onMessage !== undefined ? [this.options.onMessage] : [])]
+    this.hooks = [...phaseHooks(instance, 'message'), ...(this.options.onMessage !== undefined ? [this.options.onMessage] : [])]
     const options = {
       perMessageDeflate: this.options.perMessageDeflate ?? true,
       ...(this.options.maxPayload !== undefined ? { maxPayload: this.options.maxPayload } : {}),
