@@ -6,6 +6,7 @@ import {
 } from '@proxyctl/core'
 import type { UpstreamPeer, UpstreamPool } from '../upstream/pool.js'
 import { classifyUpstreamError, UpstreamError } from './errors.js'
+import { ResponseDownstream, type Downstream } from './downstream.js'
 import { connectionTokens } from './headers.js'
 import type { NextUpstreamCase, ProxyPlan } from './plan.js'
 import { parseRenderedTarget } from './target.js'
@@ -35,6 +36,8 @@ export abstract class UpstreamExchange {
   readonly req: IncomingMessage
   readonly res: ServerResponse
   readonly log: FastifyBaseLogger
+  /** Where the upstream's answer goes (HTTP/1 through Node's response today). */
+  readonly downstream: Downstream
   pool!: UpstreamPool
   path = ''
   upstreamName = ''
@@ -55,6 +58,7 @@ export abstract class UpstreamExchange {
     this.req = request.raw
     this.res = reply.raw
     this.log = request.log
+    this.downstream = new ResponseDownstream(this.res)
     this.ctx.locals[kProxyState] = this.state
   }
 

@@ -164,21 +164,6 @@ export function wirePath (path: string): string {
 }
 
 /**
- * Whether body pieces may be written to the client socket itself instead of through
- * ServerResponse#write, which corks the socket and uncorks it on the next tick for every piece.
- * Measured on 1 MiB responses (bench rig, a raw-socket proxy floor): +17% per core. Only when
- * nothing between changes the bytes: the response owns the socket (not queued behind a pipelined
- * one), has a body, and is not chunk-encoded by Node (the upstream gave a Content-Length, or
- * the client speaks HTTP/1.0 and the body runs until close).
- * res.end() still ends the response: with a Content-Length it adds no bytes.
- */
-function canWriteDirect (res: ServerResponse): boolean {
-  const socket = res.socket as (Socket & { _httpMessage?: unknown }) | null
-  return socket !== null && socket._httpMessage === res && !res.chunkedEncoding &&
-    (res as unknown as { _hasBody: boolean })._hasBody
-}
-
-/**
  * proxy_read_timeout is kept by the attempt with one Node timer, not by undici's headersTimeout
  * and bodyTimeout. Those run on undici's "fast timers": a request's timer object stays in a
  * module-wide array until a 0.5 s sweep removes it, so at 24k req/s every request's timer
@@ -205,9 +190,6 @@ class Attempt implements Dispatcher.DispatchHandler, H1Handler {
   private drained: (() => void) | undefined
   /** The upstream's answer went to an error page: its body is read and dropped. */
   private discarding = false
-  /** Body pieces after the first may go straight to the client socket (canWriteDirect). */
-  private direct = false
-  private sink: Socket | null = null
 
   constructor (private readonly x: ProxyExchange, readonly peer: UpstreamPeer) {
     peer.acquire()
@@ -301,8 +283,7 @@ class Attempt implements Dispatcher.DispatchHandler, H1Handler {
     ;({ status, headers } = x.responseHead(peer, status, rawHeaders))
     x.responded = true
     this.resumeFn = resume
-    x.res.writeHead(status, headers)
-    this.direct = canWriteDirect(x.res)
+    x.downstream.head(status, headers)
     return true
   }
 
@@ -310,21 +291,11 @@ class Attempt implements Dispatcher.DispatchHandler, H1Handler {
   onData (chunk: Buffer, written?: () => void): boolean {
     this.lastRead = performance.now()
     if (this.discarding) { written?.(); return true }
-    const sink = this.sink
-    if (sink !== null) {
-      if (sink.write(chunk, written)) return true
-      this.paused = true
-      sink.once('drain', this.drained ??= this.onDrain.bind(this))
-      return false
-    }
-    const res = this.x.res
-    const more = res.write(chunk, written)
-    // The first piece went with the head; the rest may skip ServerResponse (see canWriteDirect).
-    if (this.direct) this.sink = res.socket
-    if (more) return true
+    const downstream = this.x.downstream
+    if (downstream.write(chunk, written)) return true
     // The client is not keeping up: pause the upstream until it drains (the listener is made on first need).
     this.paused = true
-    res.once('drain', this.drained ??= this.onDrain.bind(this))
+    downstream.onceDrained(this.drained ??= this.onDrain.bind(this))
     return false
   }
 
@@ -336,7 +307,7 @@ class Attempt implements Dispatcher.DispatchHandler, H1Handler {
 
   onComplete (): void {
     this.end()
-    if (!this.discarding) this.x.res.end()
+    if (!this.discarding) this.x.downstream.end()
   }
 
   onError (err: Error, cachedConnection = false): void {

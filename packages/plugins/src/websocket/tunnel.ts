@@ -209,7 +209,7 @@ class UpgradeExchange extends UpstreamExchange implements UpstreamHandshake {
     this.log.info({ upstream: this.upstreamName, server: peer.address, status }, `websocket: upstream refused the upgrade with ${status}, passed to the client`)
     this.responded = true
     this.res.once('close', () => this.releaseSlot())
-    this.res.writeHead(status, headers)
+    this.downstream.head(status, headers)
     return true
   }
 
@@ -348,16 +348,17 @@ class TunnelAttempt implements Dispatcher.DispatchHandler {
   }
 
   onData (chunk: Buffer): boolean {
-    if (this.x.res.write(chunk)) { this.readTimer?.refresh(); return true }
+    const downstream = this.x.downstream
+    if (downstream.write(chunk)) { this.readTimer?.refresh(); return true }
     // The client is slow to take the refusal's body: the upstream owes nothing meanwhile.
     this.stopReadTimer()
-    this.x.res.once('drain', () => { this.armReadTimer(); (this.resumeFn as () => void)() })
+    downstream.onceDrained(() => { this.armReadTimer(); (this.resumeFn as () => void)() })
     return false
   }
 
   onComplete (): void {
     this.end()
-    this.x.res.end()
+    this.x.downstream.end()
   }
 
   onError (err: Error): void {

@@ -1,0 +1,58 @@
+import type { ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+
+/**
+ * The client's side of an exchange: where the upstream's answer goes. Legs write through this
+ * one interface whatever the client speaks; today that is HTTP/1 through Node's response
+ * (ResponseDownstream); an HTTP/2 stream or a buffered body is another implementation, not a
+ * second copy of the legs.
+ */
+export interface Downstream {
+  /** Sends the status and headers (a flat list: name, value, ...). */
+  head (status: number, headers: string[]): void
+  /** Writes a body piece; false when the client is not keeping up (wait for `onceDrained`). `written`: the bytes were taken. */
+  write (chunk: Buffer, written?: () => void): boolean
+  /** Calls `fn` once, when the client has taken what was queued. */
+  onceDrained (fn: () => void): void
+  end (): void
+}
+
+/**
+ * HTTP/1 through Node's ServerResponse. Body pieces after the first go straight to the client
+ * socket when nothing re-frames them: ServerResponse#write corks the socket and uncorks it on
+ * the next tick for every piece (the cost: bench/README.md, "Writing to the client socket").
+ * Only when the response owns the socket (not queued behind a pipelined one), has a body and is
+ * not chunk-encoded by Node (the upstream gave a Content-Length, or an HTTP/1.0 client reads
+ * until close). `end()` still ends the response: with a Content-Length it adds no bytes.
+ */
+export class ResponseDownstream implements Downstream {
+  private direct = false
+  private sink: Socket | null = null
+
+  constructor (private readonly res: ServerResponse) {}
+
+  head (status: number, headers: string[]): void {
+    const res = this.res
+    res.writeHead(status, headers)
+    const socket = res.socket as (Socket & { _httpMessage?: unknown }) | null
+    this.direct = socket !== null && socket._httpMessage === res && !res.chunkedEncoding &&
+      (res as unknown as { _hasBody: boolean })._hasBody
+  }
+
+  write (chunk: Buffer, written?: () => void): boolean {
+    const sink = this.sink
+    if (sink !== null) return sink.write(chunk, written)
+    const more = this.res.write(chunk, written)
+    // The first piece went with the head; the rest may skip ServerResponse.
+    if (this.direct) this.sink = this.res.socket
+    return more
+  }
+
+  onceDrained (fn: () => void): void {
+    (this.sink ?? this.res).once('drain', fn)
+  }
+
+  end (): void {
+    this.res.end()
+  }
+}
