@@ -5,7 +5,8 @@ import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import type { Plugin } from 'esbuild'
 import { ConfigErrors, ConfigLoadError } from '../errors.js'
-import { resolveConfig, type ResolvedConfig } from './resolve.js'
+import type { ResolvedConfig } from './model.js'
+import { resolveConfig } from './resolve.js'
 
 /** Names `proxyctl` looks for, in order, when no `--config` is given. */
 export const CONFIG_FILE_NAMES = ['proxy.config.ts', 'proxy.config.mts', 'proxy.config.js', 'proxy.config.mjs']

@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
-import type { CompileScope, Template } from '../variables/compile.js'
+import type { CompileScope, Template } from '../variables/types.js'
 import type { RequestContext } from '../routing/request-context.js'
-import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from './resolve.js'
+import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from './model.js'
 
 /**
  * The user's config, as written in `proxy.config.ts` and passed to `defineConfig`.

@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { errorPageBody } from '../http/error-page.js'
 import type { RequestContext } from '../routing/request-context.js'
 import { internalRedirect } from '../routing/internal-redirect.js'
-import type { ErrorPageRule } from '../config/resolve.js'
+import type { ErrorPageRule } from '../config/model.js'
 
 /** The error_page rule that applies to `status` for this request now, if any. */
 export function errorPageFor (ctx: RequestContext, status: number): ErrorPageRule | undefined {

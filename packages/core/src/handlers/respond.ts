@@ -1,7 +1,7 @@
 import type { LocationHandler } from '../config/types.js'
 import type { RequestContext } from '../routing/request-context.js'
 import { errorPageBody } from '../http/error-page.js'
-import type { Template } from '../variables/compile.js'
+import type { Template } from '../variables/types.js'
 import { defineHandler } from './define-handler.js'
 import { errorPageFor, followErrorPage } from './error-pages.js'
 

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
-import type { ResolvedListen, ResolvedLocation, ResolvedServer } from '../config/resolve.js'
+import type { ResolvedListen, ResolvedLocation, ResolvedServer } from '../config/model.js'
 
 /**
  * What the phases of one request share: where it came in, which server and location were

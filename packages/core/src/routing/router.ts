@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { ResolvedListen, ResolvedLocation } from '../config/resolve.js'
+import type { ResolvedListen, ResolvedLocation } from '../config/model.js'
 import { BAD_REQUEST_ROUTE } from './route-urls.js'
 import { BadRequestError } from '../errors.js'
 import { RequestContext } from './request-context.js'

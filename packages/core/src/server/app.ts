@@ -1,6 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyPluginCallback } from 'fastify'
-import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from '../config/resolve.js'
+import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from '../config/model.js'
 import type { AnyFastifyPlugin, PluginEntry } from '../config/types.js'
 import { errorPageBody } from '../http/error-page.js'
 import { openPhaseScope } from '../phases/phases.js'

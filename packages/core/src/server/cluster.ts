@@ -1,7 +1,7 @@
 import cluster, { type Worker } from 'node:cluster'
 import fs from 'node:fs'
 import os from 'node:os'
-import type { ResolvedConfig } from '../config/resolve.js'
+import type { ResolvedConfig } from '../config/model.js'
 import { socketInUse } from './listeners.js'
 
 export interface ClusterLogger {

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { fstatSync } from 'node:fs'
 import net from 'node:net'
 import { pino } from 'pino'
-import type { ResolvedConfig } from '../config/resolve.js'
+import type { ResolvedConfig } from '../config/model.js'
 import { buildApp, type ProxyApp } from './app.js'
 import { bindListener, closeListeners, type BoundListener } from './listeners.js'
 

@@ -1,24 +1,8 @@
-import type { RequestContext } from '../routing/request-context.js'
 import { ProxyctlError } from '../errors.js'
+import type { CompileScope, Template } from './types.js'
 import {
   builtinVariables, captureVariable, namedCaptureVariable, prefixVariables, type VariableGetter
 } from './builtins.js'
-
-/** A template compiled at config load: `render` only concatenates. */
-export interface Template {
-  readonly source: string
-  /** True when the template has no variables; `render` then returns `source`. */
-  readonly isStatic: boolean
-  /** Names of the variables used, without `$`. */
-  readonly variables: readonly string[]
-  render (ctx: RequestContext): string
-}
-
-/** Which variables a template may name, beyond the built-in ones. */
-export interface CompileScope {
-  /** Named groups of enclosing regex locations, usable as `$name`. */
-  readonly namedCaptures: ReadonlySet<string>
-}
 
 export const emptyScope: CompileScope = { namedCaptures: new Set() }
 

@@ -1,0 +1,109 @@
+/**
+ * The resolved config: what `resolveConfig` builds and the server, the router and handlers read.
+ * Declarations only, so behaviour modules can all import it without importing each other.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { RequestContext } from '../routing/request-context.js'
+import type { LocationTree } from '../routing/location-tree.js'
+import type { ServerSelector } from '../routing/server-select.js'
+import type { LocationKind, LocationNode } from '../routing/types.js'
+import type { CompileScope, Template } from '../variables/types.js'
+import type { CompiledHandler, LocationHandler, PluginEntry, ProxyConfig, UpstreamConfig } from './types.js'
+
+/**
+ * The config after validation: every default applied, every template compiled, listen addresses
+ * grouped, location trees built. What the server and `proxyctl check` work from.
+ */
+export interface ResolvedConfig {
+  /** Absolute path of the config file, when loaded from one. */
+  readonly file: string | undefined
+  /** Folder relative paths in the config resolve against. */
+  readonly baseDir: string
+  readonly servers: ResolvedServer[]
+  readonly listens: ResolvedListen[]
+  readonly upstreams: ReadonlyMap<string, UpstreamConfig>
+  readonly plugins: PluginEntry[]
+  readonly logLevel: NonNullable<ProxyConfig['logLevel']>
+  readonly shutdownTimeout: number
+  readonly workers: number | 'auto'
+  /** Objects handlers share across locations (upstream pools). Created at compile time. */
+  readonly shared: Map<string, unknown>
+  /** Warnings worth printing (conflicting server names), not errors. */
+  readonly warnings: string[]
+}
+
+export interface ResolvedListen {
+  /** `0.0.0.0:8080`, `[::1]:8080`, `unix:/run/p.sock`: what `proxyctl check` prints and errors name. */
+  readonly key: string
+  readonly kind: 'tcp' | 'unix'
+  readonly host: string
+  readonly port: number
+  readonly path: string
+  readonly scheme: 'http' | 'https'
+  readonly https: { cert: string | Buffer, key: string | Buffer, ca?: string | Buffer } | undefined
+  readonly ipv6Only: boolean
+  readonly servers: ResolvedServer[]
+  defaultServer: ResolvedServer
+  selector: ServerSelector<ResolvedServer>
+}
+
+export interface ResolvedServer {
+  /** Position in `servers`. */
+  readonly position: number
+  readonly keyPath: string
+  readonly names: Array<string | RegExp>
+  /** `$server_name`: the first name, '' if none. */
+  readonly primaryName: string
+  readonly root: string | undefined
+  readonly index: string[] | undefined
+  readonly plugins: PluginEntry[]
+  /** Top-level, non-named locations, in declaration order. */
+  readonly locations: ResolvedLocation[]
+  readonly named: Map<string, ResolvedLocation>
+  /** Every location of the server, nested and named included. */
+  readonly all: ResolvedLocation[]
+  tree: LocationTree<ResolvedLocation>
+  readonly listens: ResolvedListen[]
+  /** nginx's error_page rules of the server (locations without their own inherit them). */
+  readonly errorPages: ErrorPageRules | undefined
+  /** Answers when no location matches (404 unless the server sets `handler`). */
+  fallback: { handler: LocationHandler, compiled?: CompiledHandler, routeUrl: string }
+}
+
+export interface ResolvedLocation extends LocationNode {
+  readonly id: number
+  /** The key as written: `^~ /images/`. */
+  readonly key: string
+  readonly keyPath: string
+  readonly kind: LocationKind
+  readonly path: string
+  readonly regex?: RegExp
+  readonly parent: ResolvedLocation | undefined
+  readonly children: ResolvedLocation[]
+  readonly server: ResolvedServer
+  readonly handler: LocationHandler | undefined
+  compiled: CompiledHandler | undefined
+  /** Set by the app when the handler may answer without the Fastify chain (CompiledHandler.direct). */
+  fastPath?: (ctx: RequestContext, req: IncomingMessage, res: ServerResponse) => void
+  readonly plugins: PluginEntry[]
+  /** Inherited from enclosing locations and the server, absolute. */
+  readonly root: string | undefined
+  readonly alias: string | undefined
+  readonly index: string[]
+  /** error_page rules in force here: its own, else the enclosing location's, else the server's. */
+  readonly errorPages: ErrorPageRules | undefined
+  /** Variables templates may use here (named groups of every location regex, as nginx). */
+  readonly scope: CompileScope
+  /** The internal Fastify route of this location. */
+  readonly routeUrl: string
+}
+
+/** One error_page rule: where to go, and the status to answer with. */
+export interface ErrorPageRule {
+  readonly target: Template
+  /** A number: answer with it (`=200`); 'target': whatever the target answers (`=`); 'keep': the original status. */
+  readonly status: number | 'target' | 'keep'
+  /** Source, for `proxyctl check`. */
+  readonly source: string
+}
+export type ErrorPageRules = ReadonlyMap<number, ErrorPageRule>
