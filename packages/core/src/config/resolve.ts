@@ -3,31 +3,14 @@ import { ConfigError, ConfigErrors } from '../errors.js'
 import { LocationTree, parseLocationKey, validateLocationTree } from '../routing/location-tree.js'
 import { conflictingServerNames, parseServerName, ServerSelector } from '../routing/server-select.js'
 import { compileTemplate, TemplateError } from '../variables/compile.js'
-import type { CompileScope, Template } from '../variables/types.js'
+import type { CompileScope } from '../variables/types.js'
 import { respond } from '../handlers/respond.js'
+import { checkErrorPageTargets, parseErrorPages } from '../handlers/error-pages.js'
 import { isHandler } from '../handlers/define-handler.js'
 import { locationRoute, serverFallbackRoute } from '../routing/route-urls.js'
 import { checkShape } from './schema.js'
-import type { ErrorPageRule, ErrorPageRules, ResolvedConfig, ResolvedListen, ResolvedLocation, ResolvedServer } from './model.js'
+import type { ResolvedConfig, ResolvedListen, ResolvedLocation, ResolvedServer } from './model.js'
 import type { HandlerCompileEnv, ListenConfig, LocationConfig, LocationHandler } from './types.js'
-
-/** Parses `{ '404 410': '=200 /gone.html' }` into rules; templates compile against `scope`. */
-function parseErrorPages (pages: Record<string, string>, keyPath: string, scope: CompileScope, errors: ConfigError[]): Map<number, ErrorPageRule> {
-  const rules = new Map<number, ErrorPageRule>()
-  for (const [codes, value] of Object.entries(pages)) {
-    const kp = `${keyPath}.errorPages[${JSON.stringify(codes)}]`
-    const m = /^(=(\d{3})?\s+)?(\S+)$/.exec(value.trim())
-    if (m === null) { errors.push(new ConfigError(kp, `expected "TARGET", "=CODE TARGET" or "= TARGET", got "${value}"`)); continue }
-    const status = m[1] === undefined ? 'keep' : m[2] === undefined ? 'target' : Number(m[2])
-    let target: Template
-    try { target = compileTemplate(m[3] as string, scope) } catch (err) {
-      errors.push(new ConfigError(kp, (err as Error).message)); continue
-    }
-    for (const code of codes.trim().split(/\s+/)) rules.set(Number(code), { target, status, source: value })
-  }
-  return rules
-}
-
 
 /** nginx's default listen: `*:80` when running as root, `*:8000` otherwise. */
 function defaultListen (): string {
@@ -231,16 +214,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
   })
 
   // error_page targets naming a location must name one of the server's.
-  for (const server of resolved.servers) {
-    const check = (rules: ErrorPageRules | undefined, keyPath: string): void => {
-      for (const rule of rules?.values() ?? []) {
-        const t = rule.target.source
-        if (t.startsWith('@') && !server.named.has(t)) errors.push(new ConfigError(`${keyPath}.errorPages`, `named location "${t}" is not defined in ${server.keyPath}`))
-      }
-    }
-    check(server.errorPages, server.keyPath)
-    for (const loc of server.all) if (loc.errorPages !== (loc.parent?.errorPages ?? server.errorPages)) check(loc.errorPages, loc.keyPath)
-  }
+  for (const server of resolved.servers) errors.push(...checkErrorPageTargets(server))
   if (errors.length > 0) return fail(errors)
 
   for (const listen of resolved.listens) {

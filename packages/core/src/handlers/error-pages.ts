@@ -1,8 +1,44 @@
+/** nginx's error_page: the rules read at config load, and how a request takes one. */
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { ConfigError } from '../errors.js'
 import { errorPageBody } from '../http/error-page.js'
 import type { RequestContext } from '../routing/request-context.js'
 import { internalRedirect } from '../routing/internal-redirect.js'
-import type { ErrorPageRule } from '../config/model.js'
+import { compileTemplate } from '../variables/compile.js'
+import type { CompileScope, Template } from '../variables/types.js'
+import type { ErrorPageRule, ErrorPageRules, ResolvedServer } from '../config/model.js'
+
+/** Parses `{ '404 410': '=200 /gone.html' }` into rules; templates compile against `scope`. */
+export function parseErrorPages (pages: Record<string, string>, keyPath: string, scope: CompileScope, errors: ConfigError[]): Map<number, ErrorPageRule> {
+  const rules = new Map<number, ErrorPageRule>()
+  for (const [codes, value] of Object.entries(pages)) {
+    const kp = `${keyPath}.errorPages[${JSON.stringify(codes)}]`
+    const m = /^(=(\d{3})?\s+)?(\S+)$/.exec(value.trim())
+    if (m === null) { errors.push(new ConfigError(kp, `expected "TARGET", "=CODE TARGET" or "= TARGET", got "${value}"`)); continue }
+    const status = m[1] === undefined ? 'keep' : m[2] === undefined ? 'target' : Number(m[2])
+    let target: Template
+    try { target = compileTemplate(m[3] as string, scope) } catch (err) {
+      errors.push(new ConfigError(kp, (err as Error).message)); continue
+    }
+    for (const code of codes.trim().split(/\s+/)) rules.set(Number(code), { target, status, source: value })
+  }
+  return rules
+}
+
+/** A rule naming a location (`@name`) must name one of its server's; one error per rule that does not. */
+export function checkErrorPageTargets (server: ResolvedServer): ConfigError[] {
+  const errors: ConfigError[] = []
+  const check = (rules: ErrorPageRules | undefined, keyPath: string): void => {
+    for (const rule of rules?.values() ?? []) {
+      const t = rule.target.source
+      if (t.startsWith('@') && !server.named.has(t)) errors.push(new ConfigError(`${keyPath}.errorPages`, `named location "${t}" is not defined in ${server.keyPath}`))
+    }
+  }
+  check(server.errorPages, server.keyPath)
+  // a location's own rules only; inherited ones were checked where they are written
+  for (const loc of server.all) if (loc.errorPages !== (loc.parent?.errorPages ?? server.errorPages)) check(loc.errorPages, loc.keyPath)
+  return errors
+}
 
 /** The error_page rule that applies to `status` for this request now, if any. */
 export function errorPageFor (ctx: RequestContext, status: number): ErrorPageRule | undefined {
