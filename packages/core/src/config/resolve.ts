@@ -6,6 +6,7 @@ import { compileTemplate, TemplateError } from '../variables/compile.js'
 import type { CompileScope } from '../variables/types.js'
 import { respond } from '../handlers/respond.js'
 import { checkErrorPageTargets, parseErrorPages } from '../handlers/error-pages.js'
+import { addAutoRedirects } from '../routing/auto-redirect.js'
 import { isHandler } from '../handlers/define-handler.js'
 import { locationRoute, serverFallbackRoute } from '../routing/route-urls.js'
 import { checkShape } from './schema.js'
@@ -244,45 +245,11 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
     try {
       server.fallback.compiled = server.fallback.handler.compile(compileEnv(resolved, server, undefined, `${server.keyPath}.handler`))
     } catch (err) { errors.push(toConfigError(err, `${server.keyPath}.handler`)) }
-    if (addAutoRedirects(resolved, server, () => nextLocationId++)) server.tree = new LocationTree(server.locations)
+    const added = addAutoRedirects(server, () => nextLocationId++, (handler, loc) => handler.compile(compileEnv(resolved, server, loc, loc.keyPath)))
+    if (added) server.tree = new LocationTree(server.locations)
   }
   if (errors.length > 0) return fail(errors)
   return resolved
-}
-
-/**
- * nginx's auto_redirect: for each prefix location ending in `/` whose handler asks for it, an
- * exact location for the path without the slash answering 301 to it (query kept), unless one
- * exists. Returns whether any was added.
- */
-function addAutoRedirects (config: ResolvedConfig, server: ResolvedServer, nextId: () => number): boolean {
-  let added = false
-  for (const loc of [...server.all]) {
-    if (!(loc.compiled?.autoRedirect === true && (loc.kind === 'prefix' || loc.kind === 'prefix-noregex') && loc.path.endsWith('/') && loc.path.length > 1)) continue
-    const siblings = loc.parent?.children ?? server.locations
-    const path = loc.path.slice(0, -1)
-    if (siblings.some((s) => s.kind === 'exact' && s.path === path)) continue
-    const id = nextId()
-    const handler = respond({ status: 301, redirect: `${loc.path}$is_args$args` })
-    const synthetic: ResolvedLocation = {
-      ...loc,
-      id,
-      key: `= ${path}`,
-      keyPath: `${loc.keyPath} (auto redirect)`,
-      kind: 'exact',
-      path,
-      children: [],
-      handler,
-      compiled: undefined,
-      plugins: [],
-      routeUrl: locationRoute(id)
-    }
-    synthetic.compiled = handler.compile(compileEnv(config, server, synthetic, synthetic.keyPath))
-    siblings.push(synthetic)
-    server.all.push(synthetic)
-    added = true
-  }
-  return added
 }
 
 function toConfigError (err: unknown, keyPath: string): ConfigError {
