@@ -16,7 +16,7 @@
  * is left out of `$proxy_host`; a unix socket's `$proxy_host` is "localhost"; an upstream name is
  * matched case-insensitively and may not carry a port in a static target.
  */
-import { ProxyctlError } from '@proxyctl/core'
+import { parseAddress, ProxyctlError } from '@proxyctl/core'
 
 export type ProxyScheme = 'http' | 'https'
 
@@ -98,13 +98,6 @@ function findUpstream (host: string, upstreamNames: ReadonlySet<string>): string
   return undefined
 }
 
-function parsePort (raw: string, text: string): number {
-  if (!/^\d+$/.test(text)) fail(raw, `invalid port "${text}"`)
-  const n = Number(text)
-  if (n < 1 || n > 65535) fail(raw, `invalid port "${text}"`)
-  return n
-}
-
 function parse (raw: string, upstreamNames: ReadonlySet<string>, runtime: boolean): ParsedProxyTarget {
   let scheme: ProxyScheme
   let rest: string
@@ -120,13 +113,37 @@ function parse (raw: string, upstreamNames: ReadonlySet<string>, runtime: boolea
   }
   const defaultPort = scheme === 'http' ? 80 : 443
 
-  // unix:/path[:uri]
+  // The address ends, and the URI part starts, after a unix socket's path at the first ":" (not
+  // kept), after an IPv6 literal at the first "/", after any other host at the first "/" or "?".
+  let authEnd: number
+  let uriStart: number
   if (rest.slice(0, 5).toLowerCase() === 'unix:') {
-    const after = rest.slice(5)
-    const colon = after.indexOf(':')
-    const path = colon === -1 ? after : after.slice(0, colon)
-    const uri = colon === -1 ? '' : after.slice(colon + 1)
-    if (path === '') fail(raw, 'no path in the unix domain socket')
+    const colon = rest.indexOf(':', 5)
+    authEnd = colon === -1 ? rest.length : colon
+    uriStart = colon === -1 ? rest.length : colon + 1
+  } else if (rest.startsWith('[')) {
+    const close = rest.indexOf(']')
+    const slash = close === -1 ? -1 : rest.indexOf('/', close + 1)
+    authEnd = uriStart = slash === -1 ? rest.length : slash
+  } else {
+    const m = /[/?]/.exec(rest)
+    authEnd = uriStart = m === null ? rest.length : m.index
+  }
+  const uri = rest.slice(uriStart)
+  const a = parseAddress(rest.slice(0, authEnd), { defaultPort })
+  if (a.kind === 'invalid') {
+    switch (a.problem) {
+      case 'no-path': fail(raw, 'no path in the unix domain socket')
+      case 'unclosed':
+      case 'after-bracket': fail(raw, 'invalid host')
+      case 'bad-port':
+      case 'port-range': fail(raw, `invalid port "${a.portText}"`)
+      case 'no-host': fail(raw, 'no host')
+    }
+  }
+
+  if (a.kind === 'unix') {
+    const path = a.path
     if (Buffer.byteLength(path) > MAX_UNIX_PATH) fail(raw, 'too long path in the unix domain socket')
     return {
       kind: 'static',
@@ -140,45 +157,17 @@ function parse (raw: string, upstreamNames: ReadonlySet<string>, runtime: boolea
     }
   }
 
-  let hostText: string // as written, brackets kept
-  let host: string // for connecting
-  let portText: string | undefined
-  let uri: string
-
-  if (rest.startsWith('[')) {
-    const close = rest.indexOf(']')
-    if (close === -1) fail(raw, 'invalid host')
-    const slash = rest.indexOf('/', close + 1)
-    const authEnd = slash === -1 ? rest.length : slash
-    uri = rest.slice(authEnd)
-    const after = rest.slice(close + 1, authEnd)
-    if (after !== '') {
-      if (after[0] !== ':') fail(raw, 'invalid host')
-      portText = after.slice(1)
-    }
-    host = rest.slice(1, close)
-    if (host === '') fail(raw, 'no host')
+  const host = a.host // for connecting
+  const hostText = a.bracketed ? `[${host}]` : host // as written
+  if (a.bracketed) {
     if (!isIPv6(host)) fail(raw, 'invalid IPv6 address')
-    hostText = rest.slice(0, close + 1)
   } else {
-    let authEnd = rest.length
-    for (let i = 0; i < rest.length; i++) {
-      const c = rest[i]
-      if (c === '/' || c === '?') { authEnd = i; break }
-    }
-    uri = rest.slice(authEnd)
-    const authority = rest.slice(0, authEnd)
-    const colon = authority.indexOf(':')
-    if (colon !== -1) portText = authority.slice(colon + 1)
-    hostText = colon === -1 ? authority : authority.slice(0, colon)
-    if (hostText === '') fail(raw, 'no host')
     if (!HOSTNAME.test(hostText)) fail(raw, `invalid host "${hostText}"`)
     const v4 = IPV4.exec(hostText)
     if (v4 !== null && v4.slice(1).some(o => Number(o) > 255)) fail(raw, `invalid host "${hostText}"`)
-    host = hostText
   }
-
-  const port = portText === undefined ? defaultPort : parsePort(raw, portText)
+  const { port, portText } = a
+  if (port === 0) fail(raw, `invalid port "${portText as string}"`)
   const isDefault = portText === undefined || port === defaultPort
   const proxyHost = isDefault ? hostText : `${hostText}:${portText as string}`
   const proxyPort = isDefault ? String(defaultPort) : (portText as string)
