@@ -7,6 +7,7 @@ import type { CompileScope } from '../variables/types.js'
 import { respond } from '../handlers/respond.js'
 import { checkErrorPageTargets, parseErrorPages } from '../handlers/error-pages.js'
 import { addAutoRedirects } from '../routing/auto-redirect.js'
+import { namedGroups } from '../routing/pcre.js'
 import { isHandler } from '../handlers/define-handler.js'
 import { locationRoute, serverFallbackRoute } from '../routing/route-urls.js'
 import { defaultListen, parseListenAddress, type ParsedListen } from './listen.js'
@@ -134,7 +135,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
           errors.push(new ConfigError(lpath, (err as Error).message)); continue
         }
         const lc: LocationConfig = isHandler(value) ? { handler: value } : value
-        for (const m of parsed.regex?.source.matchAll(/\(\?<([A-Za-z_][A-Za-z0-9_]*)>/g) ?? []) namedCaptures.add(m[1] as string)
+        if (parsed.regex !== undefined) for (const name of namedGroups(parsed.regex)) namedCaptures.add(name)
         const id = nextLocationId++
         const loc: ResolvedLocation = {
           id,

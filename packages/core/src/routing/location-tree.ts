@@ -12,6 +12,7 @@
  * regexes (nginx reads `noregex` from the outer prefix there). Inside a regex location only nested
  * regexes are searched: nginx never builds the static tree of a regex location's children.
  */
+import { compilePcre } from './pcre.js'
 import type { LocationKind, LocationMatch, LocationNode } from './types.js'
 
 // ----------------------------------------------------------------------------------------------
@@ -68,57 +69,10 @@ export function parseLocationKey (key: string): ParsedLocationKey {
   return { kind: 'prefix', path: key }
 }
 
-/**
- * Translates the PCRE syntax nginx configs use into a JS RegExp: `(?P<n>` → `(?<n>`,
- * `(?P=n)` → `\k<n>`, a leading `(?i)` → flag `i`, `\A` → `^`, `\z` → `$`, `\Z` → `(?=\n?$)`,
- * a `]` first in a class is literal (`[]a]`). Compiled without the `u` flag, whose stricter
- * escapes PCRE does not have. Known differences that remain: `$` in PCRE also matches before a
- * final `\n`; inline flags other than a leading `(?i)`, possessive quantifiers, atomic groups and
- * recursion do not exist in JS and make compilation fail.
- * Throws `invalid regular expression: <JS message>`.
- */
+/** A `~` or `~*` location's regex, read as PCRE (see pcre.ts). Throws `invalid regular expression: <JS message>`. */
 export function compileLocationRegex (source: string, caseless: boolean): RegExp {
-  let flags = caseless ? 'i' : ''
-  let src = source
-  if (src.startsWith('(?i)')) {
-    src = src.slice(4)
-    if (!flags.includes('i')) flags += 'i'
-  }
-  let out = ''
-  let inClass = false
-  for (let i = 0; i < src.length; i++) {
-    const c = src[i]
-    if (c === '\\') {
-      const n = src[i + 1]
-      i++
-      if (n === undefined) { out += '\\'; continue }
-      if (!inClass && n === 'A') out += '^'
-      else if (!inClass && n === 'z') out += '$'
-      else if (!inClass && n === 'Z') out += '(?=\\n?$)'
-      else out += c + n
-      continue
-    }
-    if (inClass) {
-      if (c === ']') inClass = false
-      out += c
-      continue
-    }
-    if (c === '[') {
-      inClass = true
-      out += c
-      if (src[i + 1] === '^') { out += '^'; i++ }
-      if (src[i + 1] === ']') { out += '\\]'; i++ }
-      continue
-    }
-    if (c === '(' && src.startsWith('?P<', i + 1)) { out += '(?<'; i += 3; continue }
-    if (c === '(' && src.startsWith('?P=', i + 1)) {
-      const close = src.indexOf(')', i)
-      if (close > 0) { out += `\\k<${src.slice(i + 4, close)}>`; i = close; continue }
-    }
-    out += c
-  }
   try {
-    return new RegExp(out, flags)
+    return compilePcre(source, caseless)
   } catch (err) {
     throw new Error(`invalid regular expression: ${(err as Error).message}`)
   }

@@ -17,6 +17,7 @@
  */
 
 import { hostname as osHostname } from 'node:os'
+import { compilePcre } from './pcre.js'
 
 // ---------------------------------------------------------------------------------------------
 // Host header validation
@@ -168,9 +169,8 @@ function invalid (name: string | RegExp, reason: string): Error {
  *
  * - `~pattern` or a RegExp: a regex. nginx matches it against the lower-cased host and compiles
  *   it case-insensitively when the pattern text contains an upper-case ASCII letter (anywhere,
- *   even in `\D`); the same rule is applied here. PCRE spellings that JavaScript lacks are
- *   translated: `(?P<n>…)` and `(?'n'…)` named groups, `(?P=n)`, `\Q…\E`. The `u` flag is used
- *   when the pattern compiles with it (so `\p{N}` works), else the pattern is compiled without.
+ *   even in `\D`); the same rule is applied here. A `~pattern` is PCRE, read as routing/pcre.ts
+ *   says; a RegExp is JavaScript already and keeps its source and flags (but `g` and `y`).
  * - `*.example.com`: leading wildcard (one or more labels before `example.com`).
  * - `.example.com`: `example.com` exactly, or any name under it.
  * - `www.example.*`: trailing wildcard (one or more labels after `www.example`).
@@ -184,13 +184,22 @@ function invalid (name: string | RegExp, reason: string): Error {
  */
 export function parseServerName (name: string | RegExp): ParsedServerName {
   if (name instanceof RegExp) {
-    return { kind: 'regex', value: name.source, regex: compileRegex(name, name.source, name.flags) }
+    // exec() must not depend on lastIndex
+    let flags = name.flags.replace(/[gy]/g, '')
+    if (caseless(name.source) && !flags.includes('i')) flags += 'i'
+    return { kind: 'regex', value: name.source, regex: new RegExp(name.source, flags) }
   }
 
   if (name.charCodeAt(0) === 0x7e /* ~ */) {
     if (name.length === 1) throw invalid(name, 'empty regex')
     const source = name.slice(1)
-    return { kind: 'regex', value: source, regex: compileRegex(name, source, '') }
+    let regex: RegExp
+    try {
+      regex = compilePcre(source, caseless(source))
+    } catch (err) {
+      throw invalid(name, `invalid regular expression: ${(err as Error).message.replace(/^Invalid regular expression: /, '')}`)
+    }
+    return { kind: 'regex', value: source, regex }
   }
 
   if (name.toLowerCase() === '$hostname') {
@@ -227,73 +236,9 @@ export function parseServerName (name: string | RegExp): ParsedServerName {
   return { kind: 'exact', value: name.toLowerCase() }
 }
 
-function compileRegex (name: string | RegExp, pcre: string, givenFlags: string): RegExp {
-  let flags = givenFlags.replace(/[gy]/g, '') // exec() must not depend on lastIndex
-  // nginx: caseless when the pattern text has an upper-case letter (the host is lower-cased).
-  if (/[A-Z]/.test(pcre) && !flags.includes('i')) flags += 'i'
-  const source = translatePcre(pcre)
-  if (!flags.includes('u') && !flags.includes('v')) {
-    try {
-      return new RegExp(source, flags + 'u')
-    } catch {
-      // not valid in unicode mode (e.g. `\-` outside a class): try the legacy syntax below
-    }
-  }
-  try {
-    return new RegExp(source, flags)
-  } catch (err) {
-    const message = (err as Error).message.replace(/^Invalid regular expression: /, '')
-    throw invalid(name, `invalid regular expression: ${message}`)
-  }
-}
-
-const REGEX_SYNTAX = /[\\^$.*+?()[\]{}|/]/g
-
-/** Rewrite the PCRE-only spellings nginx users write into JavaScript's. */
-function translatePcre (p: string): string {
-  if (!p.includes('(?P') && !p.includes("(?'") && !p.includes('\\Q')) return p
-  let out = ''
-  let inClass = false
-  for (let i = 0; i < p.length; i++) {
-    const ch = p[i]
-    if (ch === '\\') {
-      if (!inClass && p[i + 1] === 'Q') {
-        const end = p.indexOf('\\E', i + 2)
-        const literal = p.slice(i + 2, end === -1 ? p.length : end)
-        out += literal.replace(REGEX_SYNTAX, '\\$&')
-        i = end === -1 ? p.length : end + 1
-        continue
-      }
-      out += ch + (p[i + 1] ?? '')
-      i++
-      continue
-    }
-    if (inClass) {
-      if (ch === ']') inClass = false
-      out += ch
-      continue
-    }
-    if (ch === '[') {
-      inClass = true
-      out += ch
-      if (p[i + 1] === '^') { out += '^'; i++ }
-      if (p[i + 1] === ']') { out += '\\]'; i++ } // PCRE: a leading "]" is literal
-      continue
-    }
-    if (ch === '(' && p[i + 1] === '?') {
-      if (p.startsWith('P<', i + 2)) { out += '(?<'; i += 3; continue }
-      if (p.startsWith('P=', i + 2)) {
-        const close = p.indexOf(')', i + 4)
-        if (close !== -1) { out += `\\k<${p.slice(i + 4, close)}>`; i = close; continue }
-      }
-      if (p[i + 2] === "'") {
-        const close = p.indexOf("'", i + 3)
-        if (close !== -1) { out += `(?<${p.slice(i + 3, close)}>`; i = close; continue }
-      }
-    }
-    out += ch
-  }
-  return out
+/** nginx: a server name regex is caseless when its text has an upper-case letter (hosts are lower-cased). */
+function caseless (pattern: string): boolean {
+  return /[A-Z]/.test(pattern)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,13 +9,13 @@
  *    by `to`. Both are templates (variables allowed).
  *  - `{ from: /re/ or '~re' or '~*re', to }`: when the regex matches anywhere in the value, the
  *    WHOLE value is replaced by `to`, in which `$1`.. and named groups are the regex's captures.
+ *    `~re` is PCRE as in server names and locations (core's compilePcre); a RegExp is used as is.
  *  - rules are tried in order; the first that matches wins. `false` turns rewriting off.
  *
  * For `Refresh` the same applies to what follows the first "url=" (any case); a Refresh without
  * "url=" is left alone.
  */
-import { ProxyctlError } from '@proxyctl/core'
-import type { RequestContext, Template } from '@proxyctl/core'
+import { compilePcre, namedGroups, ProxyctlError, type RequestContext, type Template } from '@proxyctl/core'
 import type { ProxyTarget } from './target.js'
 import type { LocationKind } from './uri.js'
 
@@ -91,8 +91,8 @@ export function compileRedirect (option: RedirectOption, opts: RedirectCompileOp
   const rules: Rule[] = list.map(r => {
     if (r === 'default') return defaultRule(opts)
     if (r.from instanceof RegExp) return regexRule(new RegExp(r.from.source, r.from.flags.replace(FLAGS_TO_DROP, '')), r.to, opts)
-    if (r.from.startsWith('~*')) return regexRule(new RegExp(r.from.slice(2), 'i'), r.to, opts)
-    if (r.from.startsWith('~')) return regexRule(new RegExp(r.from.slice(1)), r.to, opts)
+    if (r.from.startsWith('~*')) return regexRule(compilePcre(r.from.slice(2), true), r.to, opts)
+    if (r.from.startsWith('~')) return regexRule(compilePcre(r.from.slice(1)), r.to, opts)
     return prefixRule(opts.compile(r.from, noNames), opts.compile(r.to, noNames))
   })
 
@@ -138,14 +138,8 @@ function prefixRule (from: Template, to: Template): Rule {
   }
 }
 
-function groupNames (re: RegExp): Set<string> {
-  const names = new Set<string>()
-  for (const m of re.source.matchAll(/\(\?<([A-Za-z_][A-Za-z0-9_]*)>/g)) names.add(m[1])
-  return names
-}
-
 function regexRule (re: RegExp, to: string, opts: RedirectCompileOptions): Rule {
-  const replacement = opts.compile(to, groupNames(re))
+  const replacement = opts.compile(to, namedGroups(re))
   return {
     apply (value, offset, ctx) {
       const m = re.exec(offset === 0 ? value : value.slice(offset))
