@@ -1,33 +1,28 @@
 // The packages as a user gets them: `pnpm pack` each, install the tarballs with npm into a
 // fresh project outside the repo, then `npx proxyctl start` a TypeScript config.
-import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { request, ROOT, startCli, targetOf, tmpDir } from '../helpers/proxy.js'
+import { freshProject, npmInstall, packProxyctl, tarList, tarRead } from '../helpers/pack.js'
+import { request, startCli, targetOf } from '../helpers/proxy.js'
 
 t.setTimeout(300_000)
 
 t.test('npx proxyctl start works from packed tarballs in a fresh project', async (t) => {
-  const packs = tmpDir(t, 'proxyctl-packs-')
-  for (const pkg of ['core', 'plugins', 'cli']) {
-    execFileSync('pnpm', ['pack', '--pack-destination', packs], { cwd: path.join(ROOT, 'packages', pkg), stdio: 'pipe' })
-  }
-  const tarballs = fs.readdirSync(packs).filter((f) => f.endsWith('.tgz')).map((f) => path.join(packs, f))
+  const tarballs = await packProxyctl(t)
   t.equal(tarballs.length, 3, 'three tarballs')
 
   for (const tgz of tarballs) {
-    const list = execFileSync('tar', ['-tzf', tgz], { encoding: 'utf8' }).split('\n')
+    const list = await tarList(tgz)
     t.ok(list.some((f) => /^package\/dist\/index\.js$/.test(f)), `${path.basename(tgz)} ships dist/index.js`)
     t.ok(list.some((f) => /^package\/dist\/index\.d\.ts$/.test(f)), `${path.basename(tgz)} ships types`)
     t.notOk(list.some((f) => f.startsWith('package/src/')), `${path.basename(tgz)} ships no sources`)
-    const manifest = JSON.parse(execFileSync('tar', ['-xzOf', tgz, 'package/package.json'], { encoding: 'utf8' })) as { dependencies?: Record<string, string> }
+    const manifest = JSON.parse(await tarRead(tgz, 'package/package.json')) as { dependencies?: Record<string, string> }
     t.notOk(Object.values(manifest.dependencies ?? {}).some((v) => v.startsWith('workspace:')), `${path.basename(tgz)} has no workspace: ranges`)
   }
 
-  const project = tmpDir(t, 'proxyctl-user-')
-  fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'user-project', private: true, type: 'module' }))
-  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...tarballs], { cwd: project, stdio: 'pipe' })
+  const project = freshProject(t)
+  await npmInstall(project, tarballs)
   fs.writeFileSync(path.join(project, 'proxy.config.ts'), `import { defineConfig, respond } from 'proxyctl'
 const who: string = 'packed'
 export default defineConfig({ servers: [{ listen: '127.0.0.1:0', locations: { '/': respond(200, \`\${who} $uri\`) } }] })
