@@ -11,6 +11,7 @@
 import { parseArgs } from 'node:util'
 import { check } from './commands/check.js'
 import { init } from './commands/init.js'
+import { initPlugin } from './commands/plugin-kit.js'
 import { start } from './commands/start.js'
 import { reportFailure } from './report.js'
 
@@ -20,6 +21,9 @@ Commands:
   start   load the config and serve it
   check   validate the config, try its listen addresses, print the servers and locations
   init    write a commented starter proxy.config.ts in this folder
+  init --plugin NAME
+          write a publishable plugin package NAME (TypeScript, a test, a README) into the
+          folder NAME (@scope/name: into name)
 
 Options:
   -c, --config FILE   config module (default: ./proxy.config.ts, .mts, .js or .mjs)
@@ -33,6 +37,7 @@ async function main (): Promise<number> {
     options: {
       config: { type: 'string', short: 'c' },
       force: { type: 'boolean', short: 'f' },
+      plugin: { type: 'string' },
       help: { type: 'boolean', short: 'h' }
     }
   })
@@ -44,7 +49,7 @@ async function main (): Promise<number> {
   switch (command) {
     case 'start': return await start(values.config)
     case 'check': return await check(values.config)
-    case 'init': return init(values.force === true)
+    case 'init': return values.plugin !== undefined ? initPlugin(values.plugin) : init(values.force === true)
     default:
       process.stderr.write(`proxyctl: unknown command "${command}"\n\n${USAGE}`)
       return 1

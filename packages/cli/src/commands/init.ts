@@ -29,7 +29,7 @@ export default defineConfig({
 `
 
 // NodeNext as Node resolves: an installed proxyctl's types come from its package exports.
-const TSCONFIG = {
+export const TSCONFIG = {
   compilerOptions: {
     target: 'ES2022',
     module: 'NodeNext',
@@ -40,10 +40,14 @@ const TSCONFIG = {
   }
 }
 
+/** This CLI's version: the proxyctl that init's files depend on. */
+export function ownVersion (): string {
+  return (JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
+}
+
 /** The package.json init writes: an ES module folder (as the config is), proxyctl as a dependency. */
 function packageJson (): object {
-  const own = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-  return { private: true, type: 'module', dependencies: { proxyctl: `^${own.version}` } }
+  return { private: true, type: 'module', dependencies: { proxyctl: `^${ownVersion()}` } }
 }
 
 /**
