@@ -30,9 +30,12 @@ export async function packProxyctl (t: Teardown): Promise<string[]> {
   return fs.readdirSync(packs).filter((f) => f.endsWith('.tgz')).sort().map((f) => path.join(packs, f))
 }
 
-/** `npm install SPECS` (tarball paths or names) in `dir`, quietly. */
+/**
+ * `npm install SPECS` (tarball paths or names) in `dir`, quietly; what npm's cache holds is taken
+ * from there without asking the registry again (a few hundred packages: 25 s against 65 s).
+ */
 export function npmInstall (dir: string, specs: string[], extra: string[] = []): Promise<string> {
-  return run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...extra, ...specs], { cwd: dir, timeoutMs: 180_000 })
+  return run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', '--prefer-offline', ...extra, ...specs], { cwd: dir, timeoutMs: 180_000 })
 }
 
 /** A fresh ES module project outside the repo (no node_modules above it), removed when the test ends. */
