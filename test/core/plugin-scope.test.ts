@@ -92,3 +92,23 @@ t.test('https listen serves TLS with the given certificate', async (t) => {
   })
   t.equal(body, 'https on')
 })
+
+/** A plugin carrying fastify-plugin's metadata, as `fp(fn, meta)` leaves it. */
+function withMeta (meta: Record<string, unknown>) {
+  const fn = async function metaPlugin (_f: FastifyInstance): Promise<void> {}
+  ;(fn as unknown as Record<symbol, unknown>)[Symbol.for('plugin-meta')] = meta
+  return fn
+}
+
+t.test('fastify-plugin metadata is checked by Fastify as on the plugin itself', async (t) => {
+  const rows: Array<{ rule: string, meta: Record<string, unknown>, code: string | undefined }> = [
+    { rule: 'a plugin for this Fastify major starts', meta: { name: 'fits', fastify: '5.x' }, code: undefined },
+    { rule: 'a plugin for another Fastify major is refused', meta: { name: 'old', fastify: '4.x' }, code: 'FST_ERR_PLUGIN_VERSION_MISMATCH' },
+    { rule: 'a plugin whose dependency is not registered is refused', meta: { name: 'needy', dependencies: ['not-here'] }, code: 'FST_ERR_PLUGIN_DEPENDENCY_NOT_REGISTERED' }
+  ]
+  for (const row of rows) {
+    const started = startConfig(t, { plugins: [withMeta(row.meta)], servers: [{ listen: '127.0.0.1:0', locations: { '/': respond(200, 'ok') } }] })
+    if (row.code === undefined) await t.resolves(started, row.rule)
+    else await t.rejects(started, { code: row.code }, row.rule)
+  }
+})

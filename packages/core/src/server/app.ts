@@ -167,6 +167,8 @@ function locationScope (loc: ResolvedLocation, globalPlugins: number): FastifyPl
 }
 
 const kSkipOverride = Symbol.for('skip-override')
+const kPluginMeta = Symbol.for('plugin-meta')
+const kDisplayName = Symbol.for('fastify.display-name')
 
 /** Registers a user's plugin so it runs in `scope` itself, not in a context of its own. */
 async function applyInPlace (scope: FastifyInstance, entry: PluginEntry): Promise<void> {
@@ -181,6 +183,12 @@ async function applyInPlace (scope: FastifyInstance, entry: PluginEntry): Promis
     ? function (i: FastifyInstance, o: Record<string, unknown>, done: (err?: Error) => void) { (fn as FastifyPluginCallback)(i, o, done) }
     : async function (i: FastifyInstance, o: Record<string, unknown>) { await (fn as FastifyPluginAsync)(i, o) }
   Object.defineProperty(wrapper, 'name', { value: fn.name || 'anonymous plugin' })
+  // fastify-plugin's metadata (name, the Fastify versions it supports, the plugins it needs) stays
+  // on the wrapper, so Fastify checks it as it would on the plugin itself.
+  for (const key of [kPluginMeta, kDisplayName]) {
+    const value = (fn as unknown as Record<symbol, unknown>)[key]
+    if (value !== undefined) (wrapper as unknown as Record<symbol, unknown>)[key] = value
+  }
   ;(wrapper as unknown as Record<symbol, boolean>)[kSkipOverride] = true
   await scope.register(wrapper as FastifyPluginCallback, opts)
 }
