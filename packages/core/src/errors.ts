@@ -27,12 +27,19 @@ export type ProxyctlErrorCode =
   | 'PROXYCTL_WEBSOCKET_IDLE_TIMEOUT'
   | 'PROXYCTL_WEBSOCKET_MAX_CONNECTIONS'
   | 'PROXYCTL_WEBSOCKET_HANDSHAKE_INVALID'
+  /** The request the upstream HTTP/1.1 client was asked to send is malformed (bad method, path or header): our fault, not the peer's. */
   | 'PROXYCTL_H1_INVALID_REQUEST'
+  /** No connection to the upstream within connectTimeout. */
   | 'PROXYCTL_H1_CONNECT_TIMEOUT'
+  /** The upstream closed the connection before the response was complete. */
   | 'PROXYCTL_H1_CLOSED'
+  /** The upstream's response is not valid HTTP/1.x (status line, header, framing). */
   | 'PROXYCTL_H1_BAD_RESPONSE'
+  /** The upstream's response head is larger than maxHeaderSize. */
   | 'PROXYCTL_H1_HEADERS_OVERFLOW'
+  /** The upstream exchange was aborted by its handler. */
   | 'PROXYCTL_H1_ABORTED'
+  /** The upstream client was closed or destroyed. */
   | 'PROXYCTL_H1_CLOSING'
 
 export class ProxyctlError extends Error {

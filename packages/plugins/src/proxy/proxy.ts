@@ -10,6 +10,7 @@ import {
 import type { UpstreamPeer } from '../upstream/pool.js'
 import type { H1Handler } from '../upstream/h1/connection.js'
 import { UpstreamError } from './errors.js'
+import { UpstreamAttempt } from './attempt.js'
 import { UpstreamExchange } from './exchange.js'
 import { compilePlan, directPools, type ProxyOptions, type ProxyPlan } from './plan.js'
 
@@ -163,81 +164,33 @@ export function wirePath (path: string): string {
     .replace(/[\x00-\x20]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0'))
 }
 
-/**
- * proxy_read_timeout is kept by the attempt with one Node timer, not by undici's headersTimeout
- * and bodyTimeout. Those run on undici's "fast timers": a request's timer object stays in a
- * module-wide array until a 0.5 s sweep removes it, so at 24k req/s every request's timer
- * outlived two scavenges and was promoted. The old generation then grew by ~3 MiB/s of dead
- * timers between full collections: ~15 MiB of peak RSS under small GETs. A Node timer cleared
- * when the attempt ends dies young. It is armed once; a read only notes the time (`lastRead`),
- * and the timer, when it fires, arms itself again for what is left.
- */
-function onReadTimer (attempt: Attempt): void { attempt.readTimerFired() }
-
-/** One try at one peer; the undici dispatch handler of that try. */
-class Attempt implements Dispatcher.DispatchHandler, H1Handler {
-  private abortFn: ((err?: Error) => void) | undefined
+/** One try at one peer over the h1 client or undici; the dispatch handler of that try (attempt.ts keeps readTimeout). */
+class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1Handler {
   private sent = false
-  private done = false
   private sendTimer: NodeJS.Timeout | undefined
-  private readTimer: NodeJS.Timeout | undefined
-  /** performance.now() of the last byte from the upstream, or of the request's last byte. */
-  private lastRead = 0
-  private headersSeen = false
-  /** onData returned false: undici waits for the client to drain, so no read is due. */
-  private paused = false
   private resumeFn: (() => void) | undefined
   private drained: (() => void) | undefined
   /** The upstream's answer went to an error page: its body is read and dropped. */
   private discarding = false
 
-  constructor (private readonly x: ProxyExchange, readonly peer: UpstreamPeer) {
-    peer.acquire()
+  constructor (private readonly x: ProxyExchange, peer: UpstreamPeer) {
+    super(x, peer)
   }
 
-  abort (err?: Error): void {
-    if (this.abortFn !== undefined) this.abortFn(err)
-    else this.aborted = err ?? new Error('aborted')
-  }
-
-  private aborted: Error | undefined
-
-  /** Releases the peer once, whatever ends the attempt. */
-  private end (): void {
-    if (this.done) return
-    this.done = true
+  protected override end (): boolean {
     if (this.sendTimer !== undefined) clearInterval(this.sendTimer)
-    if (this.readTimer !== undefined) clearTimeout(this.readTimer)
-    this.peer.release()
+    return super.end()
   }
 
   onConnect (abort: (err?: Error) => void): void {
-    this.abortFn = abort
     this.sent = true
-    if (this.aborted !== undefined || this.x.clientGone) { abort(this.aborted); return }
-    // undici calls onConnect as it starts writing the request: from here on the upstream owes us bytes.
-    const limit = this.x.plan.readTimeout
-    if (limit > 0) {
-      this.lastRead = performance.now()
-      this.readTimer = setTimeout(onReadTimer, limit, this).unref()
-    }
+    this.connected(abort)
   }
 
-  /** The read timer ran out: abort (504), or arm it again if a read came since or none is due. */
-  readTimerFired (): void {
-    const x = this.x
-    const limit = x.plan.readTimeout
-    // While the client still sends its body, or we wait for it to take ours, the upstream owes
-    // nothing (nginx arms proxy_read_timeout once the request is sent); the body's end (watchSend)
-    // and the client's drain (onDrain) restart the count.
-    const idle = this.paused || (x.hasBody && !x.req.readableEnded) ? 0 : performance.now() - this.lastRead
-    if (idle < limit) {
-      this.readTimer = setTimeout(onReadTimer, limit - idle, this).unref()
-      return
-    }
-    // undici closes the connection; it then opens one idle replacement (undici issue #5845).
-    this.abort(new UpstreamError('PROXYCTL_UPSTREAM_TIMEOUT', 'timeout', 504,
-      `upstream timed out while ${this.headersSeen ? 'reading upstream' : 'reading response header'}`))
+  // While the client still sends its body the upstream owes nothing (nginx arms
+  // proxy_read_timeout once the request is sent); the body's end (watchSend) restarts the count.
+  protected override owesNothing (): boolean {
+    return this.x.hasBody && !this.x.req.readableEnded
   }
 
   onHeaders (status: number, rawHeaders: Array<Buffer | string>, resume: () => void): boolean {

@@ -1,9 +1,11 @@
+import { performance } from 'node:perf_hooks'
 import type { Duplex } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { defineHandler, failConnection, sendErrorPage, upgradeOf, type LocationHandler, type UpgradeConnection } from '@proxyctl/core'
+import { UpstreamAttempt } from '../proxy/attempt.js'
 import { UpstreamExchange, latin1 } from '../proxy/exchange.js'
-import { UpstreamError } from '../proxy/errors.js'
+import type { UpstreamError } from '../proxy/errors.js'
 import type { ProxyOptions, ProxyPlan } from '../proxy/plan.js'
 import { compileProxy, wirePath } from '../proxy/proxy.js'
 import type { UpstreamPeer } from '../upstream/pool.js'
@@ -256,56 +258,15 @@ class UpgradeExchange extends UpstreamExchange implements UpstreamHandshake {
 }
 
 /** One handshake try at one peer over its undici pool; the dispatch handler of that try. */
-class TunnelAttempt implements Dispatcher.DispatchHandler {
-  private abortFn: ((err?: Error) => void) | undefined
-  private aborted: Error | undefined
-  private done = false
+class TunnelAttempt extends UpstreamAttempt implements Dispatcher.DispatchHandler {
   private resumeFn: (() => void) | undefined
-  /**
-   * readTimeout, as the proxy's attempt keeps it: a Node timer from the request to the head, then
-   * between reads of a refusal's body (undici's fast timers outlive the request; see proxy.ts).
-   */
-  private readTimer: NodeJS.Timeout | undefined
-  private headSeen = false
 
-  constructor (private readonly x: UpgradeExchange, readonly peer: UpstreamPeer) {
-    peer.acquire()
-  }
-
-  abort (err?: Error): void {
-    if (this.abortFn !== undefined) this.abortFn(err)
-    else this.aborted = err ?? new Error('aborted')
-  }
-
-  /** Releases the peer once, whatever ends the attempt (for a tunnel: when it closes). */
-  private end (): void {
-    this.stopReadTimer()
-    if (this.done) return
-    this.done = true
-    this.peer.release()
-  }
-
-  private stopReadTimer (): void {
-    if (this.readTimer === undefined) return
-    clearTimeout(this.readTimer)
-    this.readTimer = undefined
-  }
-
-  private armReadTimer (): void {
-    const limit = this.x.readTimeout
-    if (limit > 0) this.readTimer = setTimeout(onTunnelReadTimeout, limit, this).unref()
-  }
-
-  readTimedOut (): void {
-    this.readTimer = undefined
-    this.abort(new UpstreamError('PROXYCTL_UPSTREAM_TIMEOUT', 'timeout', 504,
-      `upstream timed out while ${this.headSeen ? 'reading upstream' : 'reading response header'}`))
+  constructor (private readonly x: UpgradeExchange, peer: UpstreamPeer) {
+    super(x, peer)
   }
 
   onConnect (abort: (err?: Error) => void): void {
-    this.abortFn = abort
-    if (this.aborted !== undefined || this.x.clientGone) { abort(this.aborted); return }
-    this.armReadTimer()
+    this.connected(abort)
   }
 
   onUpgrade (_statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex): void {
@@ -332,9 +293,9 @@ class TunnelAttempt implements Dispatcher.DispatchHandler {
   }
 
   onHeaders (status: number, rawHeaders: Buffer[], resume: () => void): boolean {
-    this.readTimer?.refresh()
+    this.lastRead = performance.now()
     if (status < 200) return true
-    this.headSeen = true
+    this.headersSeen = true
     try {
       if (!this.x.refused(this.peer, status, rawHeaders, () => { this.end(); this.abortFn?.() })) return false
     } catch (err) {
@@ -348,11 +309,12 @@ class TunnelAttempt implements Dispatcher.DispatchHandler {
   }
 
   onData (chunk: Buffer): boolean {
+    this.lastRead = performance.now()
     const downstream = this.x.downstream
-    if (downstream.write(chunk)) { this.readTimer?.refresh(); return true }
+    if (downstream.write(chunk)) return true
     // The client is slow to take the refusal's body: the upstream owes nothing meanwhile.
-    this.stopReadTimer()
-    downstream.onceDrained(() => { this.armReadTimer(); (this.resumeFn as () => void)() })
+    this.paused = true
+    downstream.onceDrained(() => { this.paused = false; this.lastRead = performance.now(); (this.resumeFn as () => void)() })
     return false
   }
 
@@ -362,7 +324,6 @@ class TunnelAttempt implements Dispatcher.DispatchHandler {
   }
 
   onError (err: Error): void {
-    this.stopReadTimer()
     if (this.done) return
     this.end()
     if (this.x.clientGone) return
@@ -370,7 +331,6 @@ class TunnelAttempt implements Dispatcher.DispatchHandler {
   }
 }
 
-function onTunnelReadTimeout (attempt: TunnelAttempt): void { attempt.readTimedOut() }
 
 /**
  * Two sockets joined byte for byte. Backpressure is the pipes' own (a side that stops reading
