@@ -3,7 +3,8 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { configDir, rawExchange, request, runCli, startCli, targetOf, writeConfig } from '../helpers/proxy.js'
+import { configDir, request, runCli, startCli, targetOf, writeConfig } from '../helpers/proxy.js'
+import { rawExchange } from '../helpers/raw-http.js'
 
 t.test('start listens on IPv4, IPv6 and a unix socket, one log line each', async (t) => {
   const dir = configDir(t)

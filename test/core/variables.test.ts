@@ -1,7 +1,8 @@
 // Every variable, rendered by respond() through a real proxyctl listening on 127.0.0.1 and [::1].
 import t from 'tap'
 import { respond } from '@proxyctl/core'
-import { rawExchange, request, startConfig, targetOf, urlOf, type Target } from '../helpers/proxy.js'
+import { request, startConfig, targetOf, urlOf } from '../helpers/proxy.js'
+import { rawExchange, type Target } from '../helpers/raw-http.js'
 
 interface Case {
   rule: string

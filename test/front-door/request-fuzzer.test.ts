@@ -41,7 +41,7 @@ export default defineConfig({
 `)
   const run = await startCli(t, ['--config', file], { expectListeners: 2 })
   const tcp = { port: targetOf(run.urls.find((u) => u.startsWith('http')) as string).port as number }
-  const unix = { path: front }
+  const unix = { socketPath: front }
 
   const rng = prng(SEED)
   const until = Date.now() + BUDGET_MS

@@ -1,20 +1,19 @@
 /**
- * Test helpers: start proxyctl for real (in-process or as the CLI), send raw HTTP over TCP or a
- * unix socket, and clean up what a test started.
+ * Test helpers: start proxyctl for real (in-process or as the CLI), send a request with node:http
+ * (raw HTTP is raw-http.ts), and clean up what a test started.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import http from 'node:http'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { resolveConfig, startProxy, type ProxyConfig, type RunningProxy } from '@proxyctl/core'
+import type { Teardown } from './lifecycle.js'
+import type { Target } from './raw-http.js'
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const CLI = path.join(ROOT, 'packages', 'cli', 'dist', 'bin.js')
-
-interface Teardown { teardown (fn: () => unknown): void }
 
 /** A fresh temporary folder, removed when the test ends. */
 export function tmpDir (t: Teardown, prefix = 'proxyctl-'): string {
@@ -55,8 +54,6 @@ export interface RawResponse {
   body: string
 }
 
-export interface Target { host?: string, port?: number, socketPath?: string }
-
 /**
  * Sends one request with node:http, leaving the path exactly as given (no normalisation) and
  * the headers exactly as given (no default Host unless passed).
@@ -78,19 +75,6 @@ export function request (target: Target, opts: { method?: string, path?: string,
     })
     req.on('error', reject)
     req.end(opts.body)
-  })
-}
-
-/** Writes raw bytes on a fresh connection and collects everything until the server closes or `ms` pass. */
-export function rawExchange (target: Target, bytes: string, ms = 2000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const sock = target.socketPath ? net.connect(target.socketPath) : net.connect(target.port ?? 80, target.host ?? '127.0.0.1')
-    let out = ''
-    const timer = setTimeout(() => { sock.destroy(); resolve(out) }, ms)
-    sock.on('data', (d) => { out += d.toString('latin1') })
-    sock.on('close', () => { clearTimeout(timer); resolve(out) })
-    sock.on('error', (e) => { clearTimeout(timer); if (out) resolve(out); else reject(e) })
-    sock.write(bytes)
   })
 }
 

@@ -1,19 +1,28 @@
 /**
- * Byte-exact HTTP for the proxy tests, where node:http would get in the way:
- *  - `startRawUpstream`: a TCP/unix upstream that records each request line and header lines as
- *    received (a request line with a space or raw 8-bit bytes too, which node:http refuses) and
- *    answers with bytes you choose (any hop-by-hop header, chunked framing, no Date...). Keeps the
- *    connection alive between requests, as an HTTP/1.1 server does.
- *  - `exchange`: one request as raw bytes on a fresh connection (`Connection: close` added), the
- *    response parsed with its header lines kept in order and case, its body decoded and its raw
- *    bytes kept.
+ * Byte-exact HTTP for tests, where node:http would get in the way; the one raw client and response
+ * parser of the suite.
+ *
+ * Client side:
+ *  - `send`: bytes (one write, or parts `gapMs` apart) on a fresh TCP or unix connection, read
+ *    until the server closes, goes quiet for `idleMs`, or `ms` pass; `rawExchange` is its
+ *    one-write form that returns the text.
+ *  - `exchange`: one request built from a method, target and header lines (`Connection: close`
+ *    added), its response parsed.
+ *  - `rawConnection`: a connection the test writes to and waits on (`until`), for conversations
+ *    that depend on what came back; `inTurn` sends requests on one such connection, each once the
+ *    previous response is complete.
+ *  - `parseResponse` parses one response (1xx heads skipped; `lenient` for what a broken answer
+ *    left), `splitResponses` the sequence on one connection, up to a 101.
+ *
+ * Server side: `startRawUpstream`, a TCP/unix upstream that records each request line and header
+ * lines as received (a request line with a space or raw 8-bit bytes too, which node:http
+ * refuses) and answers with bytes you choose (any hop-by-hop header, chunked framing, no
+ * Date...). Keeps the connection alive between requests, as an HTTP/1.1 server does.
  */
 import fs from 'node:fs'
 import net from 'node:net'
 import type { AddressInfo } from 'node:net'
-import { rawExchange, type Target } from './proxy.js'
-
-interface Teardown { teardown (fn: () => unknown): void }
+import type { Teardown } from './lifecycle.js'
 
 export interface RawRequest {
   /** The request line as received, e.g. `GET /a b HTTP/1.1`. */
@@ -132,17 +141,84 @@ function parseRequest (buf: Buffer): { req: RawRequest, used: number } | undefin
   return { req: { line, method: line.slice(0, sp1), target: line.slice(sp1 + 1, sp2), headers, body }, used }
 }
 
-export interface ParsedResponse {
-  status: number
-  /** The status line and header lines as sent. */
-  head: string
-  headers: Array<[string, string]>
-  /** The body, de-chunked, as latin1 text. */
-  body: string
-  /** Everything after the header block, as sent (chunk framing included). */
-  rawBody: string
-  /** The whole response, as received. */
+/* ------------------------------------------------------------------ client */
+
+/** Where a client connects: `{ port }` (127.0.0.1 unless `host`) or `{ socketPath }`. */
+export interface Target { host?: string, port?: number, socketPath?: string }
+
+function connect (to: Target): net.Socket {
+  return to.socketPath !== undefined ? net.connect(to.socketPath) : net.connect(to.port ?? 80, to.host ?? '127.0.0.1')
+}
+
+export interface SendOptions {
+  /** Milliseconds between the writes of the parts (the first is written at once); default 0. */
+  gapMs?: number
+  /** Stop reading once nothing has arrived for this long (the connection is then still open). */
+  idleMs?: number
+  /** Stop reading after this long in all; default 10 s. */
+  ms?: number
+}
+
+export interface Sent {
+  /** Everything received, as latin1 (one character a byte). */
   raw: string
+  /** Whether the connection was closed (by the server, or by an error) before reading stopped. */
+  closed: boolean
+  /** The connection's error, if it had one. */
+  error?: Error
+}
+
+/**
+ * Writes `parts` on a fresh connection (strings as UTF-8, as `socket.write` does), in order,
+ * `gapMs` apart, and reads until the connection closes, is quiet for `idleMs` or `ms` pass; then
+ * cuts it. Never rejects: a connection error ends the reading and is in `error`.
+ */
+export function send (to: Target, parts: string | Buffer | ReadonlyArray<string | Buffer>, opts: SendOptions = {}): Promise<Sent> {
+  const list = typeof parts === 'string' || Buffer.isBuffer(parts) ? [parts] : parts
+  return new Promise((resolve) => {
+    const sock = connect(to)
+    let raw = ''
+    let error: Error | undefined
+    let done = false
+    let idle: NodeJS.Timeout | undefined
+    const end = (closed: boolean): void => {
+      if (done) return
+      done = true
+      clearTimeout(idle)
+      clearTimeout(bound)
+      sock.destroy()
+      resolve(error === undefined ? { raw, closed } : { raw, closed, error })
+    }
+    const bound = setTimeout(() => end(false), opts.ms ?? 10_000)
+    const quiet = (): void => {
+      if (opts.idleMs === undefined) return
+      clearTimeout(idle)
+      idle = setTimeout(() => end(false), opts.idleMs)
+    }
+    sock.on('data', (d: Buffer) => { raw += d.toString('latin1'); quiet() })
+    sock.on('error', (e) => { error = e })
+    sock.on('close', () => end(true))
+    let i = 0
+    const next = (): void => {
+      while (!done && i < list.length) {
+        const part = list[i++] as string | Buffer
+        sock.write(part)
+        if ((opts.gapMs ?? 0) > 0) { setTimeout(next, opts.gapMs); return }
+      }
+    }
+    next()
+    quiet()
+  })
+}
+
+/**
+ * Writes raw bytes on a fresh connection and collects everything until the server closes or `ms`
+ * pass. Rejects only when the connection failed before any byte came back.
+ */
+export async function rawExchange (to: Target, bytes: string, ms = 2000): Promise<string> {
+  const got = await send(to, bytes, { ms })
+  if (got.error !== undefined && got.raw === '') throw got.error
+  return got.raw
 }
 
 /**
@@ -163,38 +239,183 @@ export async function exchange (to: Target, target: string, opts: { method?: str
   return parseResponse(raw, method)
 }
 
-/** Parses one raw response (`method` says whether a body may follow); 1xx heads before it are skipped. */
-export function parseResponse (raw: string, method = 'GET'): ParsedResponse {
-  while (/^HTTP\/1\.\d 1\d\d /.test(raw)) raw = raw.slice(raw.indexOf('\r\n\r\n') + 4)
+export interface RawConnection {
+  readonly socket: net.Socket
+  /** What was received since the connection opened (or since the last `take`), as latin1. */
+  readonly received: string
+  /** Whether the connection has closed. */
+  readonly closed: boolean
+  /** Writes now (a string as UTF-8). */
+  write (bytes: string | Buffer): void
+  /**
+   * Resolves true once `done` holds for what was received (checked now and after each read);
+   * false if the connection closes or `ms` pass first.
+   */
+  until (done: RegExp | ((received: string) => boolean), ms?: number): Promise<boolean>
+  /** What was received so far, which is then forgotten. */
+  take (): string
+  /** Stops collecting (the socket's later bytes go only to the test's own listeners). */
+  release (): void
+}
+
+/** A connection for a conversation: write, wait for an answer, write again. Cut when the test ends. */
+export function rawConnection (t: Teardown, to: Target): RawConnection {
+  const socket = connect(to)
+  t.teardown(() => socket.destroy())
+  socket.on('error', () => {})
+  let received = ''
+  let closed = false
+  const waiting = new Set<() => void>()
+  const wake = (): void => { for (const w of [...waiting]) w() }
+  const onData = (d: Buffer): void => { received += d.toString('latin1'); wake() }
+  socket.on('data', onData)
+  socket.on('close', () => { closed = true; wake() })
+  return {
+    socket,
+    get received () { return received },
+    get closed () { return closed },
+    write (bytes) { socket.write(bytes) },
+    until (done, ms = 5000) {
+      const holds = typeof done === 'function' ? done : (s: string) => done.test(s)
+      return new Promise((resolve) => {
+        const check = (): void => {
+          if (holds(received)) finish(true)
+          else if (closed) finish(false)
+        }
+        const finish = (ok: boolean): void => { clearTimeout(timer); waiting.delete(check); resolve(ok) }
+        const timer = setTimeout(() => finish(false), ms)
+        waiting.add(check)
+        check()
+      })
+    },
+    take () { const s = received; received = ''; return s },
+    release () { socket.off('data', onData) }
+  }
+}
+
+/**
+ * Sends raw requests one after another on one connection, each once the previous response is
+ * complete (or the connection closed, or `ms` passed); returns each response's raw text.
+ */
+export async function inTurn (t: Teardown, to: Target, requests: string[], ms = 2000): Promise<string[]> {
+  const c = rawConnection(t, to)
+  const out: string[] = []
+  try {
+    for (const r of requests) {
+      c.take()
+      c.write(r)
+      const method = r.slice(0, r.indexOf(' '))
+      await c.until((got) => splitResponses(got, { methods: [method] }).responses.length > 0, ms)
+      out.push(c.take())
+    }
+  } finally { c.socket.destroy() }
+  return out
+}
+
+/* ------------------------------------------------------------------ responses */
+
+export interface ParsedResponse {
+  status: number
+  /** The status line and header lines as sent. */
+  head: string
+  headers: Array<[string, string]>
+  /** The body, de-chunked, as latin1 text. */
+  body: string
+  /** Everything after the header block, as sent (chunk framing included). */
+  rawBody: string
+  /** The whole response, as received. */
+  raw: string
+}
+
+/**
+ * One response at the start of `raw`, and where it ends: undefined while it is not complete, or
+ * when it runs until the connection closes (`untilClose`); undefined altogether without a head.
+ */
+function readResponse (raw: string, method: string): { response: ParsedResponse, used: number | undefined, untilClose?: true, error?: string } | undefined {
   const end = raw.indexOf('\r\n\r\n')
-  if (end === -1) throw new Error(`no complete response head in ${JSON.stringify(raw)}`)
+  if (end === -1) return undefined
   const head = raw.slice(0, end)
   const lines = head.split('\r\n')
-  const status = Number(/^HTTP\/1\.\d (\d{3})/.exec(lines[0] as string)?.[1])
+  const status = Number(/^HTTP\/1\.\d (\d{3})/.exec(lines[0] as string)?.[1] ?? 0)
   const headers: Array<[string, string]> = lines.slice(1).map(h => {
     const c = h.indexOf(':')
     return [h.slice(0, c), h.slice(c + 1).trim()]
   })
   const rawBody = raw.slice(end + 4)
-  let body = rawBody
+  const response: ParsedResponse = { status, head, headers, body: '', rawBody, raw }
   const noBody = method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200)
-  if (noBody) body = ''
-  else if (headerValues(headers, 'transfer-encoding').some(v => /chunked/i.test(v))) {
-    body = ''
-    let pos = 0
-    for (;;) {
-      const eol = rawBody.indexOf('\r\n', pos)
-      if (eol === -1) throw new Error(`bad chunked body ${JSON.stringify(rawBody)}`)
-      const size = parseInt(rawBody.slice(pos, eol), 16)
-      if (Number.isNaN(size)) throw new Error(`bad chunk size in ${JSON.stringify(rawBody)}`)
-      if (size === 0) break
-      body += rawBody.slice(eol + 2, eol + 2 + size)
-      if (rawBody.slice(eol + 2 + size, eol + 4 + size) !== '\r\n') throw new Error(`bad chunk end in ${JSON.stringify(rawBody)}`)
-      pos = eol + 4 + size
-    }
-  } else {
-    const cl = headerValues(headers, 'content-length')[0]
-    if (cl !== undefined) body = rawBody.slice(0, Number(cl))
+  if (noBody) return { response, used: end + 4 }
+  if (headerValues(headers, 'transfer-encoding').some(v => /chunked/i.test(v))) {
+    const { body, used, error } = dechunk(rawBody)
+    response.body = body
+    return { response, used: used === undefined ? undefined : end + 4 + used, ...(error !== undefined ? { error } : {}) }
   }
-  return { status, head, headers, body, rawBody, raw }
+  const cl = headerValues(headers, 'content-length')[0]
+  if (cl === undefined) {
+    response.body = rawBody
+    return { response, used: undefined, untilClose: true }
+  }
+  const n = Number(cl)
+  response.body = rawBody.slice(0, n)
+  return { response, used: rawBody.length >= n ? end + 4 + n : undefined }
+}
+
+/** A chunked body: the data, and where the framing ends (undefined, with `error`, if it does not). */
+function dechunk (s: string): { body: string, used?: number, error?: string } {
+  let body = ''
+  let pos = 0
+  for (;;) {
+    const eol = s.indexOf('\r\n', pos)
+    if (eol === -1) return { body, error: `bad chunked body ${JSON.stringify(s)}` }
+    const size = parseInt(s.slice(pos, eol), 16)
+    if (Number.isNaN(size)) return { body, error: `bad chunk size in ${JSON.stringify(s)}` }
+    if (size === 0) {
+      const trailersEnd = s.indexOf('\r\n\r\n', eol)
+      return trailersEnd === -1 ? { body, error: `no end of trailers in ${JSON.stringify(s)}` } : { body, used: trailersEnd + 4 }
+    }
+    body += s.slice(eol + 2, eol + 2 + size)
+    if (s.slice(eol + 2 + size, eol + 4 + size) !== '\r\n') return { body, error: `bad chunk end in ${JSON.stringify(s)}` }
+    pos = eol + 4 + size
+  }
+}
+
+/**
+ * Parses one raw response (`method` says whether a body may follow); 1xx heads before it are
+ * skipped. Throws on a missing head or broken chunked framing, unless `lenient`: then a missing
+ * head is status 0 and a chunked body is what its framing held.
+ */
+export function parseResponse (raw: string | Buffer, method = 'GET', opts: { lenient?: boolean } = {}): ParsedResponse {
+  let text = typeof raw === 'string' ? raw : raw.toString('latin1')
+  while (/^HTTP\/1\.\d 1\d\d /.test(text)) text = text.slice(text.indexOf('\r\n\r\n') + 4)
+  const one = readResponse(text, method)
+  if (one === undefined) {
+    if (opts.lenient === true) return { status: 0, head: '', headers: [], body: '', rawBody: '', raw: text }
+    throw new Error(`no complete response head in ${JSON.stringify(text)}`)
+  }
+  if (one.error !== undefined && opts.lenient !== true) throw new Error(one.error)
+  return one.response
+}
+
+/**
+ * The complete responses at the start of `raw`, in order, each with `raw` and `rawBody` cut to
+ * its own bytes; a 101 is the last one (what follows it is not HTTP). `methods[i]` is the method
+ * of the i-th request (GET by default). With `final` (all the bytes there will be), a response
+ * that runs until close ends with them. `rest`: the bytes after them.
+ */
+export function splitResponses (raw: string, opts: { methods?: readonly string[], final?: boolean } = {}): { responses: ParsedResponse[], rest: string } {
+  const responses: ParsedResponse[] = []
+  let rest = raw
+  while (rest.length > 0) {
+    const one = readResponse(rest, opts.methods?.[responses.length] ?? 'GET')
+    if (one === undefined) break
+    const { response } = one
+    const used = one.used ?? (one.untilClose === true && opts.final === true ? rest.length : undefined)
+    if (used === undefined) break
+    response.raw = rest.slice(0, used)
+    response.rawBody = response.raw.slice(response.head.length + 4)
+    responses.push(response)
+    rest = rest.slice(used)
+    if (response.status === 101) break
+  }
+  return { responses, rest }
 }

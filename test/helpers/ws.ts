@@ -9,8 +9,8 @@ import http from 'node:http'
 import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { WebSocket, WebSocketServer, type RawData, type ServerOptions } from 'ws'
-
-interface Teardown { teardown (fn: () => unknown): void }
+import type { Teardown } from './lifecycle.js'
+import { rawConnection } from './raw-http.js'
 
 export interface WsUpstream {
   /** `127.0.0.1:PORT` or `unix:/path`: what an upstream config lists. */
@@ -124,27 +124,18 @@ export interface RawHandshake {
 }
 
 /** A WebSocket handshake on a raw socket (no frame handling): for byte-level tests. */
-export function rawHandshake (t: Teardown, target: { port: number, host?: string } | { path: string }, path: string, headers: Record<string, string> = {}): Promise<RawHandshake> {
-  const socket = 'path' in target ? net.connect(target.path) : net.connect(target.port, target.host ?? '127.0.0.1')
-  t.teardown(() => socket.destroy())
+export async function rawHandshake (t: Teardown, target: { port: number, host?: string } | { path: string }, path: string, headers: Record<string, string> = {}): Promise<RawHandshake> {
+  const c = rawConnection(t, 'path' in target ? { socketPath: target.path } : target)
   const key = crypto.randomBytes(16).toString('base64')
   const lines = [`GET ${path} HTTP/1.1`, 'Host: proxy.test', 'Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13', `Sec-WebSocket-Key: ${key}`]
   for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`)
-  socket.write(lines.join('\r\n') + '\r\n\r\n')
-  return new Promise((resolve, reject) => {
-    let buf = Buffer.alloc(0)
-    const onData = (d: Buffer): void => {
-      buf = Buffer.concat([buf, d])
-      const end = buf.indexOf('\r\n\r\n')
-      if (end === -1) return
-      socket.off('data', onData)
-      socket.pause()
-      resolve({ socket, head: buf.subarray(0, end).toString('latin1'), rest: buf.subarray(end + 4) })
-    }
-    socket.on('data', onData)
-    socket.once('error', reject)
-    setTimeout(() => reject(new Error('no handshake answer in time')), 10_000).unref()
-  })
+  c.write(lines.join('\r\n') + '\r\n\r\n')
+  if (!await c.until(/\r\n\r\n/, 10_000)) throw new Error(c.closed ? 'connection closed before the handshake answer' : 'no handshake answer in time')
+  c.socket.pause()
+  c.release()
+  const got = c.take()
+  const end = got.indexOf('\r\n\r\n')
+  return { socket: c.socket, head: got.slice(0, end), rest: Buffer.from(got.slice(end + 4), 'latin1') }
 }
 
 /** A raw upstream that completes WebSocket handshakes itself and hands you the socket (no frames parsed). */

@@ -10,8 +10,8 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { ROOT, runCli, startCli, targetOf, tmpDir, type Target } from '../helpers/proxy.js'
-import { exchange, headerValues } from '../helpers/raw-http.js'
+import { ROOT, runCli, startCli, targetOf, tmpDir } from '../helpers/proxy.js'
+import { exchange, headerValues, type Target } from '../helpers/raw-http.js'
 
 const CONFIG = path.join(ROOT, 'examples', 'rails365.config.ts')
 const APP = path.join(ROOT, 'examples', 'rails365-upstream.mjs')

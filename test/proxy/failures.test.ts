@@ -14,6 +14,7 @@ import type { ProxyConfig } from '@proxyctl/core'
 import { proxy, type ProxyOptions } from '@proxyctl/plugins'
 import { configDir, request, startCli, targetOf, tmpDir, writeConfig } from '../helpers/proxy.js'
 import { startUpstream } from '../helpers/upstream.js'
+import { rawConnection } from '../helpers/raw-http.js'
 import {
   activeConnections, blackhole, freePort, poolsOf, rawUpstream, readHead, startLogged, timed, waitFor,
   type LoggedProxy
@@ -621,17 +622,13 @@ t.test('a client that disconnects aborts the upstream requests of a keep-alive c
   })
   const p = await startLogged(t, poolConfig([up.address]))
   const baseline = activeConnections(p.proxy)
-  const socket = net.connect(p.port, '127.0.0.1')
-  let received = ''
-  socket.setEncoding('latin1')
-  socket.on('data', (d: string) => { received += d })
-  socket.on('error', () => {})
+  const c = rawConnection(t, { port: p.port })
   const req = (path: string): string => `GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`
-  socket.write(req('/fast'))
-  t.ok(await waitFor(() => received.includes('fast'), 2000), 'the first request is answered on the connection')
-  socket.write(req('/held-1') + req('/held-2'))
+  c.write(req('/fast'))
+  t.ok(await c.until((received) => received.includes('fast'), 2000), 'the first request is answered on the connection')
+  c.write(req('/held-1') + req('/held-2'))
   t.ok(await waitFor(() => closed.length === 2, 2000), `both pipelined requests reached the upstream (${closed.length})`)
-  socket.destroy()
+  c.socket.destroy()
   const outcomes = await Promise.all(closed.map((c) => Promise.race([c, new Promise<string>((resolve) => setTimeout(() => resolve('still open after 2 s'), 2000))])))
   t.same(outcomes, ['closed before finishing', 'closed before finishing'], 'the upstream sees both requests closed')
   t.ok(await waitFor(() => activeConnections(p.proxy) === baseline, 2000), 'peer activeConnections back to baseline')

@@ -10,8 +10,8 @@ import path from 'node:path'
 import t from 'tap'
 import { respond, type ProxyConfig } from '@proxyctl/core'
 import { proxy, type ProxyOptions } from '@proxyctl/plugins'
-import { startConfig, targetOf, tmpDir, urlOf, type Target } from '../helpers/proxy.js'
-import { exchange, headerValues, lineEcho, startRawUpstream, type RawReply, type RawRequest } from '../helpers/raw-http.js'
+import { startConfig, targetOf, tmpDir, urlOf } from '../helpers/proxy.js'
+import { exchange, headerValues, lineEcho, startRawUpstream, type RawReply, type RawRequest, type Target } from '../helpers/raw-http.js'
 
 interface Echoed { line: string, target: string, headers: Array<[string, string]>, bodyBytes: number }
 

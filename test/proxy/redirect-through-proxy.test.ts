@@ -9,9 +9,9 @@ import path from 'node:path'
 import t from 'tap'
 import type { ProxyConfig } from '@proxyctl/core'
 import { proxy } from '@proxyctl/plugins'
-import { startConfig, targetOf, tmpDir, urlOf, type Target } from '../helpers/proxy.js'
+import { startConfig, targetOf, tmpDir, urlOf } from '../helpers/proxy.js'
 import { startUpstream, type UpstreamHandler } from '../helpers/upstream.js'
-import { exchange, headerValues } from '../helpers/raw-http.js'
+import { exchange, headerValues, type Target } from '../helpers/raw-http.js'
 import { redirectScenarios, toOption } from './fixtures/redirect-cases.js'
 
 /** Answers `?s=STATUS&h=NAME&v=VALUE` (each may repeat: several headers) with those headers. */

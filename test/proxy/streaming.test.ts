@@ -4,13 +4,12 @@
  */
 import crypto from 'node:crypto'
 import http from 'node:http'
-import net from 'node:net'
 import t from 'tap'
 import { proxy } from '@proxyctl/plugins'
 import { startConfig, urlOf, targetOf } from '../helpers/proxy.js'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
-
-interface Teardown { teardown (fn: () => unknown): void }
+import type { Teardown } from '../helpers/lifecycle.js'
+import { inTurn, rawConnection } from '../helpers/raw-http.js'
 
 const sha256 = (b: Buffer): string => crypto.createHash('sha256').update(b).digest('hex')
 
@@ -161,40 +160,6 @@ t.test('upload framing', async (t) => {
 // HEAD and empty bodies
 // ---------------------------------------------------------------------------------------------
 
-/** Sends raw requests one after another on one connection; returns each response's raw text. */
-async function onOneConnection (port: number, requests: string[], ms = 2000): Promise<string[]> {
-  const sock = net.connect(port, '127.0.0.1')
-  sock.on('error', () => {})
-  const out: string[] = []
-  let buf = ''
-  let waiting: (() => void) | undefined
-  sock.on('data', (d: Buffer) => { buf += d.toString('latin1'); waiting?.() })
-  sock.on('close', () => waiting?.())
-  try {
-    for (const r of requests) {
-      buf = ''
-      sock.write(r)
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => resolve(), ms)
-        waiting = () => {
-          const end = buf.indexOf('\r\n\r\n')
-          if (end === -1 && !sock.destroyed) return
-          const head = buf.slice(0, end)
-          const len = /content-length: (\d+)/i.exec(head)
-          const isHead = r.startsWith('HEAD ')
-          const done = sock.destroyed || (isHead || /^HTTP\/1\.1 (204|304)/.test(head)
-            ? true
-            : len !== null ? buf.length >= end + 4 + Number(len[1]) : buf.endsWith('0\r\n\r\n'))
-          if (done) { clearTimeout(timer); resolve() }
-        }
-        waiting()
-      })
-      out.push(buf)
-    }
-  } finally { sock.destroy() }
-  return out
-}
-
 t.test('HEAD: the upstream\'s Content-Length is passed on, no body is sent, the connection stays usable', async (t) => {
   const up = await upstreamWith(t, {
     '/file': (req, res) => {
@@ -204,7 +169,7 @@ t.test('HEAD: the upstream\'s Content-Length is passed on, no body is sent, the 
     '/chunky': (_req, res) => { res.writeHead(200, { 'content-type': 'text/plain' }); res.end() }
   })
   const { port } = await startProxyTo(t, up)
-  const [head, chunky, get] = await onOneConnection(port, [
+  const [head, chunky, get] = await inTurn(t, { port }, [
     'HEAD /file HTTP/1.1\r\nHost: a\r\n\r\n',
     'HEAD /chunky HTTP/1.1\r\nHost: a\r\n\r\n',
     'GET /file HTTP/1.1\r\nHost: a\r\n\r\n'
@@ -231,7 +196,7 @@ t.test('empty response bodies', async (t) => {
   const up = await upstreamWith(t, Object.fromEntries(emptyCases.map((c) => [c.path, (_req: http.IncomingMessage, res: http.ServerResponse) => c.answer(res)])))
   const { port } = await startProxyTo(t, up)
   const requests = emptyCases.map((c) => `GET ${c.path} HTTP/1.1\r\nHost: a\r\n\r\n`)
-  const raws = await onOneConnection(port, requests)
+  const raws = await inTurn(t, { port }, requests)
   for (const [i, c] of emptyCases.entries()) {
     const raw = raws[i] ?? ''
     const [head = '', body] = raw.split('\r\n\r\n')
@@ -257,7 +222,7 @@ t.test('empty request bodies', async (t) => {
   const { port } = await startProxyTo(t, up)
   for (const c of emptyUpCases) {
     up.got.length = 0
-    const [raw] = await onOneConnection(port, [c.raw])
+    const [raw] = await inTurn(t, { port }, [c.raw])
     t.match(raw, /^HTTP\/1\.1 200 /, c.rule)
     const seen = up.got[0]
     t.equal(seen?.bytes, 0, `${c.rule}: no bytes`)
@@ -274,20 +239,13 @@ t.test('Expect: 100-continue: the proxy answers 100, the client then sends its b
   const up = await upstreamWith(t, {})
   const { port } = await startProxyTo(t, up)
   const body = crypto.randomBytes(200_000)
-  const sock = net.connect(port, '127.0.0.1')
-  t.teardown(() => sock.destroy())
-  let buf = ''
-  sock.on('data', (d: Buffer) => { buf += d.toString('latin1') })
-  const until = (re: RegExp, ms: number): Promise<boolean> => new Promise((resolve) => {
-    const end = Date.now() + ms
-    const check = (): void => { if (re.test(buf)) resolve(true); else if (Date.now() > end || sock.destroyed) resolve(false); else setTimeout(check, 10) }
-    check()
-  })
-  sock.write(`PUT /upload HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`)
-  t.ok(await until(/^HTTP\/1\.1 100 Continue\r\n\r\n/, 2000), 'got 100 Continue before sending the body')
+  const c = rawConnection(t, { port })
+  c.write(`PUT /upload HTTP/1.1\r\nHost: a\r\nContent-Length: ${body.length}\r\nExpect: 100-continue\r\n\r\n`)
+  t.ok(await c.until(/^HTTP\/1\.1 100 Continue\r\n\r\n/, 2000), 'got 100 Continue before sending the body')
   t.equal(up.got.length, 0, 'nothing complete reached the upstream yet')
-  sock.write(body)
-  t.ok(await until(/\r\n\r\n\{.*\}$/s, 3000), 'then the final response')
+  c.write(body)
+  t.ok(await c.until(/\r\n\r\n\{.*\}$/s, 3000), 'then the final response')
+  const buf = c.received
   const final = buf.slice(buf.indexOf('\r\n\r\n') + 4)
   t.match(final, /^HTTP\/1\.1 200 OK\r\n/)
   t.same(JSON.parse(final.slice(final.indexOf('\r\n\r\n') + 4)), { bytes: body.length, hash: sha256(body) })
@@ -299,21 +257,14 @@ t.test('an upstream that answers before the whole body arrived: the client gets 
   const up = await upstreamWith(t, { '/reject': (_req, res) => res.writeHead(413, { 'content-type': 'text/plain', 'content-length': '8' }).end('too big\n') })
   const { port } = await startProxyTo(t, up)
   const t0 = performance.now()
-  const raw = await new Promise<string>((resolve) => {
-    const sock = net.connect(port, '127.0.0.1')
-    let buf = ''
-    const done = (): void => { sock.destroy(); resolve(buf) }
-    sock.on('data', (d: Buffer) => {
-      buf += d.toString('latin1')
-      // After 100 Continue, send a tenth of the body, then nothing.
-      if (buf === 'HTTP/1.1 100 Continue\r\n\r\n') sock.write(Buffer.alloc(100_000, 97))
-      if (buf.includes('too big\n')) done()
-    })
-    sock.on('close', () => resolve(buf))
-    sock.on('error', () => resolve(buf))
-    setTimeout(done, 3000).unref()
-    sock.write('PUT /reject HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\nX-Answer-Early: 1\r\n\r\n')
-  })
+  const c = rawConnection(t, { port })
+  c.write('PUT /reject HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\nX-Answer-Early: 1\r\n\r\n')
+  // After 100 Continue, send a tenth of the body, then nothing.
+  const answered = (got: string): boolean => got.includes('too big\n')
+  if (await c.until((got) => got === 'HTTP/1.1 100 Continue\r\n\r\n' || answered(got), 3000) && !answered(c.received)) c.write(Buffer.alloc(100_000, 97))
+  await c.until(answered, 3000)
+  c.socket.destroy()
+  const raw = c.received
   const ms = performance.now() - t0
   t.match(raw, /^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 413 /, 'the 413 reaches the client while 900 KB of the body are unsent')
   t.ok(ms < 1000, `at once (${ms.toFixed(0)} ms)`)

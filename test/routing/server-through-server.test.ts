@@ -2,7 +2,8 @@
 // Host table is server-select.test.ts; this proves the wiring: listener → selector → 400s).
 import t from 'tap'
 import { respond } from '@proxyctl/core'
-import { rawExchange, startConfig, targetOf, urlOf } from '../helpers/proxy.js'
+import { startConfig, targetOf, urlOf } from '../helpers/proxy.js'
+import { rawExchange } from '../helpers/raw-http.js'
 
 const cases: Array<{ rule: string, listener: 0 | 1, head: string, expect: string | number }> = [
   { rule: 'exact name', listener: 0, head: 'Host: api.example.com', expect: 'api' },

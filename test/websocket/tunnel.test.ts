@@ -14,7 +14,8 @@ import type { IncomingMessage } from 'node:http'
 import { WebSocket, WebSocketServer } from 'ws'
 import { respond } from '@proxyctl/core'
 import { websocket } from '@proxyctl/plugins'
-import { rawExchange, request, startConfig, tmpDir } from '../helpers/proxy.js'
+import { request, startConfig, tmpDir } from '../helpers/proxy.js'
+import { rawConnection, rawExchange } from '../helpers/raw-http.js'
 import { closed, nextMessage, openWs, rawHandshake, startRawWsUpstream, startWsUpstream, wsUrl } from '../helpers/ws.js'
 
 t.setTimeout(60_000)
@@ -267,12 +268,10 @@ t.test('the client\'s first frames sent with the handshake are delivered after t
     socket.on('data', (d) => frames.push(d))
   })
   const proxy = await startConfig(t, { servers: [{ listen: '127.0.0.1:0', locations: { '/ws/': websocket(up.target) } }] })
-  const net = await import('node:net')
-  const sock = net.connect(proxy.listeners[0]?.port as number, '127.0.0.1')
-  t.teardown(() => sock.destroy())
+  const c = rawConnection(t, { port: proxy.listeners[0]?.port as number })
   const key = crypto.randomBytes(16).toString('base64')
   // Head and data in one write: the proxy sees the data as the upgrade's `head`.
-  sock.write(`GET /ws/early HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n\r\nEARLY`)
+  c.write(`GET /ws/early HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n\r\nEARLY`)
   for (let i = 0; i < 200 && Buffer.concat(frames).toString() !== 'EARLY'; i++) await new Promise((r) => setTimeout(r, 10))
   t.equal(Buffer.concat(frames).toString(), 'EARLY')
 })
