@@ -4,6 +4,7 @@ import http from 'node:http'
 import path from 'node:path'
 import t from 'tap'
 import { configDir, startCli, targetOf, writeConfig } from '../helpers/proxy.js'
+import { waitFor } from '../helpers/lifecycle.js'
 
 function get (port: number, agent: http.Agent): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -39,9 +40,9 @@ export default defineConfig({ workers: 2, servers: [{ listen: ['127.0.0.1:0', 'u
 
   const victim = Number([...pids][0])
   process.kill(victim, 'SIGKILL')
-  const deadline = Date.now() + 5000
-  while (!new RegExp(`worker ${victim} exited \\(SIGKILL\\); starting a new one`).test(run.output()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
-  t.match(run.output(), new RegExp(`worker ${victim} exited \\(SIGKILL\\); starting a new one`), 'the crash is logged')
+  const crashLine = new RegExp(`worker ${victim} exited \\(SIGKILL\\); starting a new one`)
+  await waitFor(() => crashLine.test(run.output()), 5000)
+  t.match(run.output(), crashLine, 'the crash is logged')
 
   // The new worker needs a moment to load the config and take its share.
   let after = new Set<string>()

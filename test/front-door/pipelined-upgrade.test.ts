@@ -8,9 +8,8 @@
 import path from 'node:path'
 import t from 'tap'
 import { configDir, startCli, targetOf, writeConfig, type StartedCli } from '../helpers/proxy.js'
+import type { Teardown } from '../helpers/lifecycle.js'
 import { converse, get, pipelineCases, startPipelineUpstream } from './fixtures/pipelined-upgrade-cases.js'
-
-interface Teardown { teardown (fn: () => unknown): void }
 
 /** What a process exit would leave in proxyctl's output: a worker replaced, or a crash trace. */
 const CRASH = /exited \(|starting a new one|uncaught|ERR_HTTP_SOCKET_ASSIGNED/i

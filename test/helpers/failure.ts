@@ -9,10 +9,7 @@ import { captureLogger, type LogLine } from './log.js'
 export { captureLogger, type LogLine }
 import { resolveConfig, startProxy, type ProxyConfig, type RunningProxy } from '@proxyctl/core'
 import type { UpstreamPool } from '@proxyctl/plugins'
-
-interface Teardown { teardown (fn: () => unknown): void }
-
-
+import type { Teardown } from './lifecycle.js'
 
 export interface LoggedProxy {
   proxy: RunningProxy
@@ -152,14 +149,4 @@ export async function timed<T> (fn: () => Promise<T>): Promise<{ ms: number, val
   const t0 = performance.now()
   const value = await fn()
   return { ms: performance.now() - t0, value }
-}
-
-/** Polls `check` every 20 ms until it is true or `ms` pass; returns the last result. */
-export async function waitFor (check: () => boolean, ms = 3000): Promise<boolean> {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (check()) return true
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  return check()
 }

@@ -6,6 +6,7 @@
 import fs from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
+import type { Teardown } from './lifecycle.js'
 
 export interface EchoReply {
   name: string
@@ -30,8 +31,6 @@ export interface Upstream {
   /** Listens again on the same address. */
   start (): Promise<void>
 }
-
-interface Teardown { teardown (fn: () => unknown): void }
 
 export type UpstreamHandler = (req: http.IncomingMessage, res: http.ServerResponse, up: Upstream) => void
 

@@ -12,12 +12,13 @@ import path from 'node:path'
 import t from 'tap'
 import { ROOT, runCli, startCli, targetOf, tmpDir } from '../helpers/proxy.js'
 import { exchange, headerValues, type Target } from '../helpers/raw-http.js'
+import type { Teardown } from '../helpers/lifecycle.js'
 
 const CONFIG = path.join(ROOT, 'examples', 'rails365.config.ts')
 const APP = path.join(ROOT, 'examples', 'rails365-upstream.mjs')
 
 /** Starts the example app server on `socket`; killed by its pid when the test ends. */
-async function startApp (t: { teardown (fn: () => unknown): void }, socket: string): Promise<{ stop: () => Promise<void>, output: () => string }> {
+async function startApp (t: Teardown, socket: string): Promise<{ stop: () => Promise<void>, output: () => string }> {
   const child = spawn(process.execPath, [APP, socket], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   child.stdout.on('data', (d: Buffer) => { out += d.toString() })

@@ -16,9 +16,10 @@ import { configDir, request, startCli, targetOf, tmpDir, writeConfig } from '../
 import { startUpstream } from '../helpers/upstream.js'
 import { rawConnection } from '../helpers/raw-http.js'
 import {
-  activeConnections, blackhole, freePort, poolsOf, rawUpstream, readHead, startLogged, timed, waitFor,
+  activeConnections, blackhole, freePort, poolsOf, rawUpstream, readHead, startLogged, timed,
   type LoggedProxy
 } from '../helpers/failure.js'
+import { waitFor, type Teardown } from '../helpers/lifecycle.js'
 
 const PAGE_502 = '<center><h1>502 Bad Gateway</h1></center>'
 // nginx titles it "504 Gateway Time-out"; core's page uses Node's "Gateway Timeout".
@@ -44,8 +45,6 @@ interface BadCase {
   reason: RegExp
   code: string
 }
-
-interface Teardown { teardown (fn: () => unknown): void }
 
 const badCases: BadCase[] = [
   {

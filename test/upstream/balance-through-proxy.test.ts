@@ -5,13 +5,14 @@
 import t from 'tap'
 import type { UpstreamConfig } from 'proxyctl'
 import { startUpstream, type Upstream, type UpstreamHandler, echo } from '../helpers/upstream.js'
-import { appConfig, client, countBy, hit, hitMany, sleep, start } from './helpers/through-proxy.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Teardown } from '../helpers/lifecycle.js'
+import { countBy } from './helpers/peers.js'
+import { appConfig, client, hit, hitMany, start } from './helpers/through-proxy.js'
 
 const NAMES = 'abcdefgh'
 
-interface Tap { teardown (fn: () => unknown): void }
-
-async function upstreams (tt: Tap, n: number, handler: UpstreamHandler = echo): Promise<Upstream[]> {
+async function upstreams (tt: Teardown, n: number, handler: UpstreamHandler = echo): Promise<Upstream[]> {
   return Promise.all(Array.from({ length: n }, (_, i) => startUpstream(tt, NAMES[i] as string, { port: 0 }, handler)))
 }
 

@@ -7,12 +7,13 @@ import t from 'tap'
 import { Pool } from 'undici'
 import { UpstreamPool, type LookupAll, type PoolLogger } from '@proxyctl/plugins'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
-import { captureLogger, countBy, sleep, waitFor } from './helpers/through-proxy.js'
-
-interface Tap { teardown (fn: () => unknown): void }
+import { setTimeout as sleep } from 'node:timers/promises'
+import { waitFor, type Teardown } from '../helpers/lifecycle.js'
+import { countBy } from './helpers/peers.js'
+import { captureLogger } from './helpers/through-proxy.js'
 
 /** Upstreams a, b, c on 127.0.0.1, .2, .3, one port; a lookup answering `answer.ips`. */
-async function setup (t: Tap, resolveInterval: number) {
+async function setup (t: Teardown, resolveInterval: number) {
   const a = await startUpstream(t, 'a', { host: '127.0.0.1', port: 0 })
   const port = Number(a.address.split(':')[1])
   const b = await startUpstream(t, 'b', { host: '127.0.0.2', port })

@@ -10,6 +10,7 @@ import { proxy, websocket, type NextUpstreamCase } from 'proxyctl'
 import t from 'tap'
 import { freePort, poolsOf, rawUpstream, startLogged } from '../helpers/failure.js'
 import { tmpDir } from '../helpers/proxy.js'
+import type { Teardown } from '../helpers/lifecycle.js'
 import { converse, get, startPipelineUpstream, upgrade } from '../front-door/fixtures/pipelined-upgrade-cases.js'
 
 type Bad = 'refused' | 'reset before head' | 'silent' | number
@@ -40,7 +41,7 @@ const cases: Case[] = [
   { rule: 'with nextUpstream off a refused connect is counted and answered 502', bad: 'refused', on: [], retried: false, status: 502, fails: 1, errorLines: 1 }
 ]
 
-async function badServer (t: { teardown (fn: () => unknown): void }, bad: Bad): Promise<string> {
+async function badServer (t: Teardown, bad: Bad): Promise<string> {
   if (bad === 'refused') return `127.0.0.1:${await freePort()}`
   const s = await rawUpstream(t, (sock: net.Socket) => {
     sock.once('data', () => {

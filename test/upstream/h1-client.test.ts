@@ -16,10 +16,9 @@ import type { ProxyConfig } from '@proxyctl/core'
 import { proxy } from '@proxyctl/plugins'
 import { tmpDir } from '../helpers/proxy.js'
 import { rawExchange } from '../helpers/raw-http.js'
-import { activeConnections, rawUpstream, startLogged, waitFor, type RawServer } from '../helpers/failure.js'
+import { activeConnections, rawUpstream, startLogged, type RawServer } from '../helpers/failure.js'
+import { waitFor, type Teardown } from '../helpers/lifecycle.js'
 import { Framing, parseResponseHead, type ResponseHead } from '../../packages/plugins/src/upstream/h1/response-head.js'
-
-interface Teardown { teardown (fn: () => unknown): void }
 
 const PAGE_502 = '<center><h1>502 Bad Gateway</h1></center>'
 /** The client gives up on a silent connection after this, and rawExchange after this. */

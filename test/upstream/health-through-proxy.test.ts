@@ -8,9 +8,10 @@ import t from 'tap'
 import { UpstreamPool, type PoolLogger, type UpstreamPeer } from '@proxyctl/plugins'
 import type { UpstreamConfig } from 'proxyctl'
 import { echo, startUpstream, type Upstream, type UpstreamHandler } from '../helpers/upstream.js'
-import { appConfig, captureLogger, client, countBy, hit, sleep, start, waitFor, type LogLine } from './helpers/through-proxy.js'
-
-interface Tap { teardown (fn: () => unknown): void }
+import { setTimeout as sleep } from 'node:timers/promises'
+import { waitFor, type Teardown } from '../helpers/lifecycle.js'
+import { countBy } from './helpers/peers.js'
+import { appConfig, captureLogger, client, hit, start, type LogLine } from './helpers/through-proxy.js'
 
 /**
  * Upstreams whose `/health` answers what `health[name]` says (a status, or `'hang'`: never);
@@ -33,12 +34,12 @@ function healthUpstreams () {
     echo(req, res, up)
   }
   const count = (name: string, status: number | 'hang'): number => (checks[name] ?? []).filter((s) => s === status).length
-  const start = (tt: Tap, name: string): Promise<Upstream> => startUpstream(tt, name, { port: 0 }, handler)
+  const start = (tt: Teardown, name: string): Promise<Upstream> => startUpstream(tt, name, { port: 0 }, handler)
   return { health, checks, traffic, count, start }
 }
 
 /** An UpstreamPool started directly, its log captured; closed when the test ends. */
-async function startPool (tt: Tap, config: UpstreamConfig, onLine?: (l: LogLine) => void): Promise<{ pool: UpstreamPool, lines: LogLine[], peer: (u: Upstream) => UpstreamPeer }> {
+async function startPool (tt: Teardown, config: UpstreamConfig, onLine?: (l: LogLine) => void): Promise<{ pool: UpstreamPool, lines: LogLine[], peer: (u: Upstream) => UpstreamPeer }> {
   const pool = new UpstreamPool('app', config)
   const { logger, lines } = captureLogger(onLine)
   pool.log = logger as unknown as PoolLogger

@@ -8,7 +8,8 @@ import t from 'tap'
 import type { WebSocket } from 'ws'
 import { websocket } from '@proxyctl/plugins'
 import { tmpDir } from '../helpers/proxy.js'
-import { activeConnections, startLogged, waitFor } from '../helpers/failure.js'
+import { activeConnections, startLogged } from '../helpers/failure.js'
+import { waitFor } from '../helpers/lifecycle.js'
 import { closed, nextMessage, openWs, startWsUpstream, wsUrl } from '../helpers/ws.js'
 
 t.setTimeout(120_000)

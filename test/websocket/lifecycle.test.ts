@@ -7,7 +7,8 @@ import t from 'tap'
 import type { FastifyPluginAsync } from 'fastify'
 import { WebSocket } from 'ws'
 import { websocket } from '@proxyctl/plugins'
-import { activeConnections, freePort, poolsOf, startLogged, waitFor } from '../helpers/failure.js'
+import { activeConnections, freePort, poolsOf, startLogged } from '../helpers/failure.js'
+import { waitFor } from '../helpers/lifecycle.js'
 import { closed, nextMessage, openWs, startWsUpstream, wsUrl } from '../helpers/ws.js'
 
 t.setTimeout(60_000)

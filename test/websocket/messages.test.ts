@@ -14,6 +14,7 @@ import { websocket, type WebSocketMessage } from '@proxyctl/plugins'
 import { startConfig } from '../helpers/proxy.js'
 import { rawExchange } from '../helpers/raw-http.js'
 import { freePort, startLogged } from '../helpers/failure.js'
+import { waitFor } from '../helpers/lifecycle.js'
 import { closed, nextMessage, openWs, startWsUpstream, wsUrl } from '../helpers/ws.js'
 
 t.setTimeout(60_000)
@@ -103,7 +104,7 @@ t.test('what passes end to end: subprotocol, headers, cookies, deflate per hop, 
   t.ok(back.binary && back.data.equals(big), '16 MiB binary echoed')
   ws.close(4001, 'client bye')
   t.same(await closed(ws), { code: 4001, reason: 'client bye' })
-  for (let i = 0; i < 100 && serverClosed.length === 0; i++) await new Promise((r) => setTimeout(r, 10))
+  await waitFor(() => serverClosed.length > 0, 1000)
   t.same(serverClosed[0], { code: 4001, reason: 'client bye' }, 'the upstream got the client\'s close code and reason')
   const bye = await openWs(t, url('/ws/bye'), ['v2'])
   t.same(await closed(bye), { code: 4100, reason: 'upstream bye' }, 'the client got the upstream\'s close code and reason')
@@ -164,7 +165,7 @@ t.test('backpressure: a client that stops reading pauses the upstream', async (t
   ws.on('message', (d: Buffer) => { got += d.length })
   ws.resume()
   const target = sent + 20 * MiB
-  for (let i = 0; i < 500 && got < target; i++) await new Promise((r) => setTimeout(r, 10))
+  await waitFor(() => got >= target, 5000)
   t.ok(got >= target, 'it flows again once the client reads')
   stop = true
 })
@@ -185,7 +186,7 @@ t.test('message mode keeps readTimeout and maxConnections, with their log lines'
   t.ok(Date.now() - t0 < 1500, `idle relay closed after ${Date.now() - t0} ms`)
   t.equal(c.code, 1006)
   t.ok(p.lines.some((l) => l.level === 'warn' && /^websocket relay idle for 300 ms \(readTimeout\)/.test(l.msg)))
-  for (let i = 0; i < 100 && !p.lines.some((l) => /relay closed/.test(l.msg)); i++) await new Promise((r) => setTimeout(r, 10))
+  await waitFor(() => p.lines.some((l) => /relay closed/.test(l.msg)), 1000)
   t.match(p.lines.find((l) => /relay closed/.test(l.msg))?.msg, /^websocket relay closed \(idle for 300 ms \(readTimeout\)\) after \d+ ms, 0 messages from client, 0 from upstream/)
   const again = await openWs(t, url)
   again.send('x')

@@ -16,6 +16,7 @@ import { respond } from '@proxyctl/core'
 import { websocket } from '@proxyctl/plugins'
 import { request, startConfig, tmpDir } from '../helpers/proxy.js'
 import { rawConnection, rawExchange } from '../helpers/raw-http.js'
+import { waitFor, type Teardown } from '../helpers/lifecycle.js'
 import { closed, nextMessage, openWs, rawHandshake, startRawWsUpstream, startWsUpstream, wsUrl } from '../helpers/ws.js'
 
 t.setTimeout(60_000)
@@ -31,7 +32,7 @@ interface Setup {
 
 for (const transport of ['tcp', 'unix'] as const) {
   /** A proxy with `/ws/` tunnelled to a ws upstream (upstream and listener both on `transport`). */
-  async function setup (tt: { teardown (fn: () => unknown): void }, upstreamOptions: Parameters<typeof startWsUpstream>[2] = {}, wsOptions: Parameters<typeof websocket>[1] = {}): Promise<Setup & { up: Awaited<ReturnType<typeof startWsUpstream>> }> {
+  async function setup (tt: Teardown, upstreamOptions: Parameters<typeof startWsUpstream>[2] = {}, wsOptions: Parameters<typeof websocket>[1] = {}): Promise<Setup & { up: Awaited<ReturnType<typeof startWsUpstream>> }> {
     const dir = tmpDir(tt, 'proxyctl-ws-')
     const up = await startWsUpstream(tt, transport === 'tcp' ? { port: 0 } : { path: path.join(dir, 'up.sock') }, upstreamOptions)
     const listenSock = path.join(dir, 'proxy.sock')
@@ -147,7 +148,7 @@ for (const transport of ['tcp', 'unix'] as const) {
     const a = await openWs(t, s.url('/ws/client-closes'))
     a.close(4001, 'client says bye')
     t.same(await closed(a), { code: 4001, reason: 'client says bye' }, 'the client gets the echo of its close')
-    for (let i = 0; i < 100 && serverClosed.length === 0; i++) await new Promise((r) => setTimeout(r, 10))
+    await waitFor(() => serverClosed.length > 0, 1000)
     t.same(serverClosed[0], { code: 4001, reason: 'client says bye' }, 'the upstream saw the client\'s code and reason')
     const b = await openWs(t, s.url('/ws/server-closes'))
     t.same(await closed(b), { code: 4002, reason: 'server says bye' }, 'the client saw the upstream\'s code and reason')
@@ -170,7 +171,7 @@ for (const transport of ['tcp', 'unix'] as const) {
     const pong = new Promise<string>((resolve) => ws.once('pong', (d) => resolve(d.toString())))
     ws.ping('from-client')
     t.equal(await pong, 'from-client', 'the upstream\'s pong reaches the client with its payload')
-    for (let i = 0; i < 100 && pongsAtUpstream.length === 0; i++) await new Promise((r) => setTimeout(r, 10))
+    await waitFor(() => pongsAtUpstream.length > 0, 1000)
     t.same(pongsAtUpstream, ['from-upstream'], 'the client\'s pong reaches the upstream')
     ws.close()
   })
@@ -256,7 +257,7 @@ t.test('bytes are not parsed or re-framed: arbitrary bytes pass both ways, with 
   hs.socket.on('data', (d) => { got = Buffer.concat([got, d]) })
   hs.socket.resume()
   hs.socket.write(Buffer.from([0xff, 0x00, 0x81, 0x7f]))
-  for (let i = 0; i < 200 && (got.length < noise.length || fromClient.length === 0); i++) await new Promise((r) => setTimeout(r, 10))
+  await waitFor(() => got.length >= noise.length && fromClient.length > 0, 2000)
   t.ok(got.equals(noise), 'the upstream\'s bytes arrive exactly')
   t.same(Buffer.concat(fromClient), Buffer.from([0xff, 0x00, 0x81, 0x7f]), 'the client\'s bytes arrive exactly (not WebSocket frames at all)')
 })
@@ -272,7 +273,7 @@ t.test('the client\'s first frames sent with the handshake are delivered after t
   const key = crypto.randomBytes(16).toString('base64')
   // Head and data in one write: the proxy sees the data as the upgrade's `head`.
   c.write(`GET /ws/early HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${key}\r\n\r\nEARLY`)
-  for (let i = 0; i < 200 && Buffer.concat(frames).toString() !== 'EARLY'; i++) await new Promise((r) => setTimeout(r, 10))
+  await waitFor(() => Buffer.concat(frames).toString() === 'EARLY', 2000)
   t.equal(Buffer.concat(frames).toString(), 'EARLY')
 })
 

@@ -1,7 +1,7 @@
 /**
  * Helpers for upstream tests through a real proxy: proxyctl in-process with its log captured,
- * a keep-alive client (optionally bound to a loopback source address), bounded-concurrency
- * request runs, and polling with a deadline.
+ * a keep-alive client (optionally bound to a loopback source address) and bounded-concurrency
+ * request runs.
  */
 import { captureLogger, type LogLine } from '../../helpers/log.js'
 export { captureLogger, type LogLine }
@@ -9,10 +9,7 @@ import { Pool } from 'undici'
 import { resolveConfig, startProxy, type ProxyConfig, type RunningProxy } from '@proxyctl/core'
 import { proxy, type UpstreamConfig } from 'proxyctl'
 import { urlOf } from '../../helpers/proxy.js'
-
-interface Teardown { teardown (fn: () => unknown): void }
-
-
+import type { Teardown } from '../../helpers/lifecycle.js'
 
 /** A config proxying `/` to upstream `app` on 127.0.0.1:0. */
 export function appConfig (app: UpstreamConfig): ProxyConfig {
@@ -71,21 +68,4 @@ export async function hitMany (c: Pool, n: number, concurrency: number, pathOf: 
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker))
   return out
-}
-
-export function countBy (list: Iterable<string>): Record<string, number> {
-  const counts: Record<string, number> = {}
-  for (const x of list) counts[x] = (counts[x] ?? 0) + 1
-  return counts
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
-
-/** Polls `cond` every 5 ms until true; throws after `timeoutMs` naming `what`. */
-export async function waitFor (cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(5)
-  }
 }
