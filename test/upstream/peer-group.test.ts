@@ -4,8 +4,8 @@ import { countBy } from './helpers/peers.js'
 
 const SEC = 1000
 
-function group (servers: Array<string | ConstructorParameters<typeof Peer>[0]>, policy?: GroupPolicy, extra = {}) {
-  return PeerGroup.fromConfig(servers, { name: 'app', policy, ...extra })
+function group (servers: Array<string | ConstructorParameters<typeof Peer>[0]>, policy?: GroupPolicy) {
+  return PeerGroup.fromConfig(servers, { name: 'app', policy })
 }
 const pickOne = (g: PeerGroup, now = 0, input = {}) => g.select({ tried: new Set(), ...input }, now)?.address ?? null
 
@@ -111,14 +111,6 @@ t.test('when every peer is unavailable: null, "no live upstreams", and no state 
   t.equal(pickOne(g, 10 * SEC + 2), null, 'during a\'s trial, nothing else is available yet')
   a.recordSuccess(10 * SEC + 3)
   t.equal(pickOne(g, 10 * SEC + 4), 'a', 'a\'s trial succeeded: a is back')
-})
-
-t.test('quickRecovery (nginx < 1.11.5): when every peer is unavailable, fails reset and the next request tries again', async (t) => {
-  const g = group(['a', 'b', { address: 'z', backup: true }], 'round-robin', { quickRecovery: true })
-  for (const p of g.peers) p.recordFailure(0)
-  t.equal(pickOne(g, 1), null, 'this request: no live upstreams')
-  t.ok(g.peers.every((p) => p.fails === 0), 'fails reset, backups included')
-  t.equal(pickOne(g, 2), 'a', 'the next request is served')
 })
 
 t.test('every peer at maxConns: null until a request ends', async (t) => {

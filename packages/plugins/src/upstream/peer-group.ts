@@ -30,12 +30,6 @@ export interface PeerGroupOptions {
   policy?: GroupPolicy
   /** Uniform in [0, 1) for `random-two`. Default Math.random. */
   random?: () => number
-  /**
-   * nginx before 1.11.5: when no peer can be selected, reset every peer's `fails` so the next
-   * request tries them again. nginx removed this ("its usefulness is questionable, and it
-   * interacts badly with max_conns"); default false, as nginx today.
-   */
-  quickRecovery?: boolean
 }
 
 /** Why `select` found no peer. */
@@ -69,7 +63,7 @@ export type Selection =
  *
  * When nothing is usable, nginx (>= 1.11.5) answers 502 "no live upstreams" and changes no
  * state: failed peers come back when their `failTimeout` elapses, one trial request each,
- * busy ones when a request ends. `quickRecovery` restores the older reset of `fails`.
+ * busy ones when a request ends.
  */
 export class PeerGroup<T = unknown> {
   readonly name: string
@@ -87,7 +81,6 @@ export class PeerGroup<T = unknown> {
   private readonly primaryBalancer: Balancer
   private readonly backupBalancer: Balancer
   private readonly custom: CustomSelect | undefined
-  private readonly quickRecovery: boolean
 
   constructor (peers: ReadonlyArray<Peer<T>>, options: PeerGroupOptions = {}) {
     this.name = options.name ?? 'upstream'
@@ -99,7 +92,6 @@ export class PeerGroup<T = unknown> {
     const single = this.primary.length === 1 && this.backup.length === 0
     for (const p of this.peers) p.single = single
     this.tries = this.peers.filter((p) => !p.down).length
-    this.quickRecovery = options.quickRecovery ?? false
 
     const policy = options.policy ?? 'round-robin'
     this.custom = typeof policy === 'function' ? policy : undefined
@@ -170,9 +162,6 @@ export class PeerGroup<T = unknown> {
     }
     const reason: NoPeer = { code, message, counts }
     if (error !== undefined) reason.error = error
-    if (code === 'no-live-upstreams' && this.quickRecovery) {
-      for (const p of this.peers) p.fails = 0
-    }
     this.lastReason = reason
     return { peer: null, reason }
   }
