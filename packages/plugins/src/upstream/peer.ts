@@ -186,22 +186,4 @@ export class Peer<T = unknown> {
   release (): void {
     if (this.activeConnections > 0) this.activeConnections--
   }
-
-  /** A plain snapshot for logs and status pages. */
-  toJSON (): Record<string, unknown> {
-    return {
-      address: this.address,
-      server: this.server,
-      weight: this.weight,
-      backup: this.backup,
-      down: this.down,
-      checkDown: this.checkDown,
-      maxConns: this.maxConns,
-      maxFails: this.maxFails,
-      failTimeout: this.failTimeout,
-      activeConnections: this.activeConnections,
-      fails: this.fails,
-      effectiveWeight: this.effectiveWeight
-    }
-  }
 }
