@@ -1,12 +1,12 @@
 #!/usr/bin/env -S node --max-semi-space-size=2 --v8-pool-size=1 --no-concurrent-array-buffer-sweeping --no-memory-reducer
-// The Node flags above are proxyctl's memory and GC setting, measured in bench/README.md ("Memory and GC"):
-// a proxy's per-request objects die within the request, so a 2 MiB young generation (Node's
-// default grows to 16 MiB) keeps ~25 MiB less resident at no cost to small requests; one GC
+// The Node flags above are proxyctl's memory and GC setting (measured: bench/README.md, "Node
+// flags"): a proxy's per-request objects die within the request, so a 2 MiB young generation
+// (Node's default grows to 16 MiB) keeps less resident at no cost to small requests; one GC
 // helper thread per process, as one process per core (`workers`) is the scaling model. Freed
 // socket buffers are swept inside the scavenge rather than later on that helper thread: until the
-// sweep ends V8 still counts them, and under large bodies that alone started a full collection
-// every ~50 ms. No memory reducer: its collections after a quiet spell deoptimised hot code
-// (process.nextTick among it) that came back 10-13% slower for good.
+// sweep ends V8 still counts them, and under large bodies that alone kept starting full
+// collections. No memory reducer: its collections after a quiet spell deoptimised hot code
+// (process.nextTick among it) that stayed slower for good.
 // Starting it as `node .../bin.js` skips them (and takes whatever flags that command gives).
 import { parseArgs } from 'node:util'
 import { check } from './commands/check.js'

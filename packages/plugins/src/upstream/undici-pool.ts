@@ -3,8 +3,8 @@ import type { Pool as UndiciPool } from 'undici'
 
 /**
  * undici's Pool, loaded alone: the package entry also loads fetch, WebSocket, caches and mocks,
- * which cost ~10 MiB of resident memory per process that a proxy never uses (measured: 20 MiB
- * for `undici`, 10 MiB for its pool module). undici 7 has no exports map, so the module path is
+ * which cost resident memory in every process that a proxy never uses (measured: bench/README.md,
+ * "undici's Pool loaded alone"). undici 7 has no exports map, so the module path is
  * reachable; if a release moves it, the package entry is used instead.
  */
 const require = createRequire(import.meta.url)

@@ -1,14 +1,14 @@
 /**
  * Socket read buffers, reused. Node's default read path allocates a fresh 64 KiB ArrayBuffer per
  * read; for a 1 MiB body that is 16 allocations whose external memory V8 counts against the old
- * generation, which brought mark-compacts every ~50 ms (bench/README "Memory and GC"). With
+ * generation, which kept bringing mark-compacts (measured: bench/README.md, "Memory and GC"). With
  * `net.connect({ onread })` the socket reads into a buffer we hand it; it goes back to the free
  * list once every chunk cut from it has been written to the client (a reference count).
  */
 /**
- * 256 KiB: a 1 MiB body is then 4+ reads and writes instead of 16+. Measured by hand (1 MiB GETs,
- * bench rig): 2,311-2,352 req/s per core against 1,904-1,928 with 64 KiB, peak RSS 94 against
- * 76 MiB. Only pages a read fills become resident: small responses touch one.
+ * 256 KiB: a 1 MiB body is then 4+ reads and writes instead of 16+, which serves more large
+ * responses per core than 64 KiB for some more peak RSS (measured: bench/README.md, "Read buffer
+ * size"). Only pages a read fills become resident: small responses touch one.
  */
 export const READ_BUFFER_SIZE = 262144
 /** Free buffers kept for reuse; more than this are left to the GC (a burst's worth, bounded). */
