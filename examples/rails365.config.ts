@@ -25,8 +25,8 @@
 //   curl -i http://127.0.0.1:8080/articles/    # no such file: the app answers, through the proxy
 //
 // RAILS365_SOCKET and RAILS365_LISTEN (comma-separated) change the socket and the listen
-// addresses (the tests use them); 127.0.0.1:8080 and [::1]:8080 stand for nginx's port 80 so no
-// root is needed.
+// addresses (test/proxy/files-first-else-unix-socket-app.test.ts uses them); 127.0.0.1:8080 and
+// [::1]:8080 stand for nginx's port 80 so no root is needed.
 import { defineConfig, proxy, tryFiles } from 'proxyctl'
 
 const socket = process.env.RAILS365_SOCKET ?? '/tmp/proxyctl-example/rails365.sock'

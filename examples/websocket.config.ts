@@ -17,7 +17,7 @@
 //   node packages/cli/dist/bin.js start -c examples/websocket.config.ts
 // then open http://127.0.0.1:8080/ and watch the 101 in the network panel, or in any page's
 // console: new WebSocket('ws://127.0.0.1:8080/ws/'). PROXYCTL_LISTEN and WS_UPSTREAM_SOCKET
-// override the address and the socket (the tests use them).
+// override the address and the socket (test/websocket/unix-socket-app.test.ts uses them).
 import { defineConfig, respond, websocket } from 'proxyctl'
 
 const socket = process.env.WS_UPSTREAM_SOCKET ?? '/tmp/proxyctl-ws-upstream.sock'

@@ -1,10 +1,11 @@
 /**
- * The article's second example, for real: examples/rails365-upstream.mjs (the stand-in Rails app)
- * on a unix socket, `proxyctl start --config examples/rails365.config.ts` in front of it, and
- * requests from a client over 127.0.0.1 and [::1]. As the article says: a file under the root is
- * served from it, anything else goes to the app over the unix socket and its answer comes back
- * through the proxy, with Host as the client sent it, X-Forwarded-For appended, and no rewriting
- * of Location (proxy_redirect off).
+ * Static files first, else an app over a unix socket, as examples/rails365.config.ts (the
+ * article's second example) ships: examples/rails365-upstream.mjs (the stand-in Rails app) on a
+ * unix socket, `proxyctl start --config examples/rails365.config.ts` in front of it, and requests
+ * from a client over 127.0.0.1 and [::1]. A file under the root is served from it, anything else
+ * goes to the app over the unix socket and its answer comes back through the proxy, with Host as
+ * the client sent it, X-Forwarded-For appended, and no rewriting of Location (proxy_redirect
+ * off); the app down is a 502 while files are still served.
  */
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
@@ -33,7 +34,7 @@ async function startApp (t: Teardown, socket: string): Promise<{ stop: () => Pro
   return { stop: async () => { child.kill('SIGTERM'); await exited }, output: () => out }
 }
 
-t.test('article example 2: static files first, else the app over a unix socket', async t => {
+t.test('examples/rails365.config.ts: static files first, else the app over a unix socket', async t => {
   const sock = path.join(tmpDir(t), 'rails365.sock')
   const app = await startApp(t, sock)
   t.ok(fs.existsSync(sock), 'the app listens on its unix socket')

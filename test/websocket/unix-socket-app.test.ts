@@ -1,7 +1,9 @@
 /**
- * The article's third example as shipped: examples/ws-upstream.mjs (an echo app on a unix
- * socket) behind examples/websocket.config.ts, run with the real CLI: `location /ws/` upgrades
- * to the app over the socket, the page at `/` is served, `proxyctl check` accepts the config.
+ * WebSocket to an app over a unix socket, as examples/websocket.config.ts (the article's third
+ * example) ships: examples/ws-upstream.mjs (an echo app on a unix socket) behind it, run with the
+ * real CLI: `location /ws/` upgrades to the app over the socket (subprotocol and
+ * permessage-deflate through), the page at `/` is served, plain requests to `/ws/` reach the app,
+ * `proxyctl check` accepts the config.
  */
 import { spawn } from 'node:child_process'
 import type { IncomingMessage } from 'node:http'
@@ -15,7 +17,7 @@ t.setTimeout(60_000)
 
 const CONFIG = path.join(ROOT, 'examples', 'websocket.config.ts')
 
-t.test('the article\'s third example: WebSocket to an app over a unix socket', async (t) => {
+t.test('examples/websocket.config.ts: WebSocket to an app over a unix socket', async (t) => {
   const dir = tmpDir(t, 'proxyctl-ws-example-')
   const socket = path.join(dir, 'puma.sock')
   // The config and the app read these; the CLI inherits our environment.
