@@ -1,7 +1,7 @@
 /**
- * Test helpers for failure cases: proxyctl in-process with its log lines captured, raw TCP
- * upstreams that misbehave on purpose, a free port with nothing listening, and a loopback
- * listener that never completes a TCP handshake (for connect timeouts).
+ * Test helpers for failure cases: proxyctl in-process with its log lines captured, a free port
+ * with nothing listening, and a loopback listener that never completes a TCP handshake (for
+ * connect timeouts). Raw upstreams that misbehave on purpose: raw-http.ts's rawUpstream.
  */
 import { spawn } from 'node:child_process'
 import net from 'node:net'
@@ -53,53 +53,6 @@ export async function freePort (): Promise<number> {
   const port = (s.address() as net.AddressInfo).port
   await new Promise<void>((resolve) => s.close(() => resolve()))
   return port
-}
-
-export interface RawServer {
-  port: number
-  address: string
-  /** Sockets accepted so far (open or not). */
-  accepted: number
-  sockets: Set<net.Socket>
-}
-
-/**
- * A raw upstream on 127.0.0.1 (or on the unix socket `unixPath`); `onConnection` does whatever the
- * case needs. Closed at test end.
- */
-export async function rawUpstream (t: Teardown, onConnection: (sock: net.Socket) => void, unixPath?: string): Promise<RawServer> {
-  const sockets = new Set<net.Socket>()
-  const info: RawServer = { port: 0, address: '', accepted: 0, sockets }
-  const server = net.createServer((sock) => {
-    info.accepted++
-    sockets.add(sock)
-    sock.on('close', () => sockets.delete(sock))
-    sock.on('error', () => {})
-    onConnection(sock)
-  })
-  if (unixPath !== undefined) {
-    await new Promise<void>((resolve) => server.listen(unixPath, () => resolve()))
-    info.address = `unix:${unixPath}`
-  } else {
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
-    info.port = (server.address() as net.AddressInfo).port
-    info.address = `127.0.0.1:${info.port}`
-  }
-  t.teardown(() => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()) }))
-  return info
-}
-
-/** Reads one request head (up to the blank line) from a raw socket. */
-export function readHead (sock: net.Socket): Promise<string> {
-  return new Promise((resolve) => {
-    let buf = ''
-    const onData = (d: Buffer): void => {
-      buf += d.toString('latin1')
-      const end = buf.indexOf('\r\n\r\n')
-      if (end !== -1) { sock.off('data', onData); resolve(buf.slice(0, end)) }
-    }
-    sock.on('data', onData)
-  })
 }
 
 export interface Blackhole {

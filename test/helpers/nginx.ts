@@ -1,15 +1,21 @@
 /**
- * What the nginx comparison scripts (test/{routing,proxy,static}/fixtures/nginx-compare.ts)
- * share: a one-process nginx config rooted in a temp dir, waiting for it to listen, and counting
- * differences between nginx's answers and our tables.
+ * What the nginx comparison scripts (test/{routing,proxy,static,front-door}/fixtures/nginx-compare.ts)
+ * share: a one-process nginx config rooted in a temp dir, `nginx -t` on one, waiting for nginx to
+ * listen, and counting differences between nginx's answers and our tables.
  */
+import { spawnSync } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
 import net from 'node:net'
+import path from 'node:path'
 
-/** nginx.conf for one foreground process with everything under `dir`; `http` goes inside `http {}`. */
-export function nginxMainConf (dir: string, http: string): string {
+/**
+ * nginx.conf for one foreground process with everything under `dir`; `http` goes inside `http {}`,
+ * `main` (e.g. load_module lines) before it.
+ */
+export function nginxMainConf (dir: string, http: string, main = ''): string {
   return `daemon off;
 master_process off;
-pid ${dir}/nginx.pid;
+${main}pid ${dir}/nginx.pid;
 error_log ${dir}/error.log;
 events { worker_connections 64; }
 http {
@@ -18,6 +24,17 @@ http {
   uwsgi_temp_path ${dir}/tmp; scgi_temp_path ${dir}/tmp;
 ${http}}
 `
+}
+
+/**
+ * `nginx -t` on `conf` (written to `dir`/test.conf): null when nginx accepts it, else its
+ * [emerg] message without the file and line.
+ */
+export function nginxConfigError (nginx: string, dir: string, conf: string): string | null {
+  writeFileSync(path.join(dir, 'test.conf'), conf)
+  const r = spawnSync(nginx, ['-t', '-p', dir, '-e', `${dir}/error.log`, '-c', `${dir}/test.conf`], { encoding: 'utf8' })
+  if (r.status === 0) return null
+  return /\[emerg\] (.*?)(?: in \/\S+:\d+)?$/m.exec(r.stderr)?.[1] ?? r.stderr
 }
 
 /** Resolves once something accepts on 127.0.0.1:`port` (5 s at most). */

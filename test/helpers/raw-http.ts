@@ -17,12 +17,13 @@
  * Server side: `startRawUpstream`, a TCP/unix upstream that records each request line and header
  * lines as received (a request line with a space or raw 8-bit bytes too, which node:http
  * refuses) and answers with bytes you choose (any hop-by-hop header, chunked framing, no
- * Date...). Keeps the connection alive between requests, as an HTTP/1.1 server does.
+ * Date...). Keeps the connection alive between requests, as an HTTP/1.1 server does. It is a
+ * `rawUpstream`, which hands each connection to the test (`readHead` reads a request head).
  */
-import fs from 'node:fs'
 import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import type { Teardown } from './lifecycle.js'
+import { listenOn, type Listen } from './upstream.js'
 
 export interface RawRequest {
   /** The request line as received, e.g. `GET /a b HTTP/1.1`. */
@@ -59,13 +60,9 @@ export interface RawUpstream {
 }
 
 /** `listen`: `{ host?, port? }` (127.0.0.1 by default) or `{ path }`. Closed when the test ends. */
-export async function startRawUpstream (t: Teardown, listen: { host?: string, port?: number } | { path: string } = {}, respond: RawResponder = lineEcho): Promise<RawUpstream> {
-  const sockets = new Set<net.Socket>()
+export async function startRawUpstream (t: Teardown, listen: Listen = {}, respond: RawResponder = lineEcho): Promise<RawUpstream> {
   const up: RawUpstream = { address: '', seen: [], respond }
-  const server = net.createServer((sock) => {
-    sockets.add(sock)
-    sock.on('close', () => sockets.delete(sock))
-    sock.on('error', () => {})
+  const server = await rawUpstream(t, (sock) => {
     let buf = Buffer.alloc(0)
     sock.on('data', (chunk: Buffer) => {
       buf = Buffer.concat([buf, chunk])
@@ -80,23 +77,53 @@ export async function startRawUpstream (t: Teardown, listen: { host?: string, po
         if (close === true) { sock.end(); return }
       }
     })
-  })
-  const spec = 'path' in listen ? listen : { host: listen.host ?? '127.0.0.1', port: listen.port ?? 0 }
-  if ('path' in spec) { try { fs.unlinkSync(spec.path) } catch {} }
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(spec, () => resolve())
-  })
-  if ('path' in spec) (up as { address: string }).address = `unix:${spec.path}`
-  else {
-    const a = server.address() as AddressInfo
-    ;(up as { address: string }).address = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`
-  }
-  t.teardown(() => new Promise<void>((resolve) => {
-    for (const s of sockets) s.destroy()
-    server.close(() => resolve())
-  }))
+  }, listen)
+  ;(up as { address: string }).address = server.address
   return up
+}
+
+export interface RawServer {
+  /** The TCP port (0 on a unix socket). */
+  port: number
+  /** `127.0.0.1:PORT`, `[::1]:PORT` or `unix:/path`. */
+  address: string
+  /** Sockets accepted so far (open or not). */
+  accepted: number
+  sockets: Set<net.Socket>
+}
+
+/**
+ * A raw upstream that hands each connection to `onConnection`, which does whatever the case needs
+ * (answer, stay silent, misbehave on purpose). `listen`: `{ host?, port? }` (127.0.0.1 by default)
+ * or `{ path }`. Every socket is cut and the server closed when the test ends.
+ */
+export async function rawUpstream (t: Teardown, onConnection: (sock: net.Socket) => void, listen: Listen = {}): Promise<RawServer> {
+  const sockets = new Set<net.Socket>()
+  const info: RawServer = { port: 0, address: '', accepted: 0, sockets }
+  const server = net.createServer((sock) => {
+    info.accepted++
+    sockets.add(sock)
+    sock.on('close', () => sockets.delete(sock))
+    sock.on('error', () => {})
+    onConnection(sock)
+  })
+  info.address = await listenOn(server, listen)
+  if (!('path' in listen)) info.port = (server.address() as AddressInfo).port
+  t.teardown(() => new Promise<void>((resolve) => { for (const s of sockets) s.destroy(); server.close(() => resolve()) }))
+  return info
+}
+
+/** Reads one request head (up to the blank line) from a raw socket; what follows it is not read. */
+export function readHead (sock: net.Socket): Promise<string> {
+  return new Promise((resolve) => {
+    let buf = ''
+    const onData = (d: Buffer): void => {
+      buf += d.toString('latin1')
+      const end = buf.indexOf('\r\n\r\n')
+      if (end !== -1) { sock.off('data', onData); resolve(buf.slice(0, end)) }
+    }
+    sock.on('data', onData)
+  })
 }
 
 function parseRequest (buf: Buffer): { req: RawRequest, used: number } | undefined {

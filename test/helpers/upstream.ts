@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs'
 import http from 'node:http'
-import type { AddressInfo, Socket } from 'node:net'
+import type { AddressInfo, Server, Socket } from 'node:net'
 import type { Teardown } from './lifecycle.js'
 
 export interface EchoReply {
@@ -32,6 +32,28 @@ export interface Upstream {
   start (): Promise<void>
 }
 
+/**
+ * Where a test server listens: `{ host?, port? }` (127.0.0.1 and a free port unless given), or
+ * `{ path }`, a unix socket (a file left there is removed first).
+ */
+export type Listen = { host?: string, port?: number } | { path: string }
+
+/**
+ * Listens on `listen`; resolves with the address as an upstream config lists it: `127.0.0.1:PORT`,
+ * `[::1]:PORT` or `unix:/path`. Rejects if the server cannot listen.
+ */
+export async function listenOn (server: Server, listen: Listen): Promise<string> {
+  const spec = 'path' in listen ? listen : { host: listen.host ?? '127.0.0.1', port: listen.port ?? 0 }
+  if ('path' in spec) { try { fs.unlinkSync(spec.path) } catch {} }
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(spec, () => resolve())
+  })
+  if ('path' in spec) return `unix:${spec.path}`
+  const a = server.address() as AddressInfo
+  return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`
+}
+
 export type UpstreamHandler = (req: http.IncomingMessage, res: http.ServerResponse, up: Upstream) => void
 
 /** Echoes the request as JSON (after reading the whole body). */
@@ -51,11 +73,11 @@ export const echo: UpstreamHandler = (req, res, up) => {
  * Starts an upstream. `listen`: `{ port: 0 }` (127.0.0.1), `{ host: '::1', port: 0 }` or
  * `{ path: '/tmp/x.sock' }`. Stopped when the test ends.
  */
-export async function startUpstream (t: Teardown, name: string, listen: { host?: string, port?: number } | { path: string }, handler: UpstreamHandler = echo): Promise<Upstream> {
+export async function startUpstream (t: Teardown, name: string, listen: Listen, handler: UpstreamHandler = echo): Promise<Upstream> {
   const sockets = new Set<Socket>()
   let server: http.Server | undefined
   let address = ''
-  const spec = 'path' in listen ? listen : { host: listen.host ?? '127.0.0.1', port: listen.port ?? 0 }
+  let spec = listen
   const up: Upstream = {
     name,
     get address () { return address },
@@ -74,19 +96,10 @@ export async function startUpstream (t: Teardown, name: string, listen: { host?:
       const s = http.createServer((req, res) => handler(req, res, up))
       s.keepAliveTimeout = 60_000
       s.on('connection', (sock) => { sockets.add(sock); sock.on('close', () => sockets.delete(sock)) })
-      if ('path' in spec) { try { fs.unlinkSync(spec.path) } catch {} }
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', reject)
-        s.listen(spec, () => resolve())
-      })
+      address = await listenOn(s, spec)
       server = s
-      if ('path' in spec) address = `unix:${spec.path}`
-      else {
-        const a = s.address() as AddressInfo
-        // Restart on the same port.
-        ;(spec as { port: number }).port = a.port
-        address = a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`
-      }
+      // Restart on the same port.
+      if (!('path' in spec)) spec = { ...spec, port: (s.address() as AddressInfo).port }
     }
   }
   await up.start()

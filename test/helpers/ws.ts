@@ -4,13 +4,12 @@
  * tests that need the bytes (half-close, slow readers). Everything is closed when the test ends.
  */
 import crypto from 'node:crypto'
-import fs from 'node:fs'
 import http from 'node:http'
-import net from 'node:net'
-import type { AddressInfo } from 'node:net'
+import type net from 'node:net'
 import { WebSocket, WebSocketServer, type RawData, type ServerOptions } from 'ws'
 import type { Teardown } from './lifecycle.js'
 import { rawConnection } from './raw-http.js'
+import { listenOn } from './upstream.js'
 
 export interface WsUpstream {
   /** `127.0.0.1:PORT` or `unix:/path`: what an upstream config lists. */
@@ -63,11 +62,8 @@ export async function startWsUpstream (t: Teardown, listen: { port?: number } | 
       onConnection(ws, req)
     })
   })
-  const spec = 'path' in listen ? { path: listen.path } : { host: '127.0.0.1', port: listen.port ?? 0 }
-  if ('path' in listen) { try { fs.unlinkSync(listen.path) } catch {} }
-  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(spec, () => resolve()) })
-  const address = 'path' in spec ? `unix:${spec.path}` : `127.0.0.1:${(server.address() as AddressInfo).port}`
-  const target = 'path' in spec ? `http://unix:${spec.path}:` : `http://${address}`
+  const address = await listenOn(server, 'path' in listen ? { path: listen.path } : { port: listen.port ?? 0 })
+  const target = 'path' in listen ? `http://unix:${listen.path}:` : `http://${address}`
   let killed = false
   const kill = async (): Promise<void> => {
     if (killed) return

@@ -14,9 +14,9 @@ import type { ProxyConfig } from '@proxyctl/core'
 import { proxy, type ProxyOptions } from '@proxyctl/plugins'
 import { configDir, request, startCli, targetOf, tmpDir, writeConfig } from '../helpers/proxy.js'
 import { startUpstream } from '../helpers/upstream.js'
-import { rawConnection } from '../helpers/raw-http.js'
+import { rawConnection, rawUpstream, readHead } from '../helpers/raw-http.js'
 import {
-  activeConnections, blackhole, freePort, poolsOf, rawUpstream, readHead, startLogged, timed,
+  activeConnections, blackhole, freePort, poolsOf, startLogged, timed,
   type LoggedProxy
 } from '../helpers/failure.js'
 import { waitFor, type Teardown } from '../helpers/lifecycle.js'

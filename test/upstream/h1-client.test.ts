@@ -15,8 +15,8 @@ import t from 'tap'
 import type { ProxyConfig } from '@proxyctl/core'
 import { proxy } from '@proxyctl/plugins'
 import { tmpDir } from '../helpers/proxy.js'
-import { rawExchange } from '../helpers/raw-http.js'
-import { activeConnections, rawUpstream, startLogged, type RawServer } from '../helpers/failure.js'
+import { rawExchange, rawUpstream, type RawServer } from '../helpers/raw-http.js'
+import { activeConnections, startLogged } from '../helpers/failure.js'
 import { waitFor, type Teardown } from '../helpers/lifecycle.js'
 import { Framing, parseResponseHead, type ResponseHead } from '../../packages/plugins/src/upstream/h1/response-head.js'
 
@@ -117,7 +117,7 @@ async function upstream (t: Teardown, listen: Listen, answer: (n: number, head: 
   }
   if (listen === 'unix') {
     const file = path.join(tmpDir(t, 'proxyctl-h1-'), 'up.sock')
-    const server = await rawUpstream(t, onConnection, file)
+    const server = await rawUpstream(t, onConnection, { path: file })
     return { target: `http://unix:${file}:`, address: server.address, server, heads }
   }
   const server = await rawUpstream(t, onConnection)
