@@ -178,7 +178,7 @@ function connect (to: Target): net.Socket {
 }
 
 export interface SendOptions {
-  /** Milliseconds between the writes of the parts (the first is written at once); default 0. */
+  /** Milliseconds between the writes of the parts (the first is written once connected); default 0. */
   gapMs?: number
   /** Stop reading once nothing has arrived for this long (the connection is then still open). */
   idleMs?: number
@@ -233,7 +233,7 @@ export function send (to: Target, parts: string | Buffer | ReadonlyArray<string 
         if ((opts.gapMs ?? 0) > 0) { setTimeout(next, opts.gapMs); return }
       }
     }
-    next()
+    sock.once('connect', next)
     quiet()
   })
 }
