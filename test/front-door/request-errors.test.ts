@@ -4,10 +4,11 @@
  * the client address and the request line, and the next connection is served.
  */
 import path from 'node:path'
-import { resolveConfig, startProxy, defineHandler } from '@proxyctl/core'
+import { defineHandler } from '@proxyctl/core'
 import { addPhaseHook, proxy, respond, websocket, type FastifyInstance } from 'proxyctl'
 import t from 'tap'
-import { captureLogger, type LogLine } from '../helpers/log.js'
+import type { LogLine } from '../helpers/log.js'
+import { startLogged } from '../helpers/failure.js'
 import { tmpDir } from '../helpers/proxy.js'
 import { clientFrame, converse, get, startPipelineUpstream, upgrade } from './fixtures/pipelined-upgrade-cases.js'
 
@@ -95,8 +96,7 @@ const cases: Case[] = [
 t.test('failures while handling a request', async (t) => {
   const app = path.join(tmpDir(t), 'app.sock')
   await startPipelineUpstream(t, app)
-  const { logger, lines } = captureLogger()
-  const running = await startProxy(resolveConfig({
+  const { proxy: running, lines } = await startLogged(t, {
     servers: [{
       listen: '127.0.0.1:0',
       locations: {
@@ -108,8 +108,7 @@ t.test('failures while handling a request', async (t) => {
         '/wsmsg': websocket(`http://unix:${app}:`, { messages: () => { throw new Error('message hook bug') } })
       }
     }]
-  }), { logger })
-  t.teardown(() => running.close(0))
+  })
   const port = running.listeners[0]?.port as number
 
   for (const c of cases) {

@@ -7,9 +7,10 @@ import { spawn } from 'node:child_process'
 import net from 'node:net'
 import { captureLogger, type LogLine } from './log.js'
 export { captureLogger, type LogLine }
-import { resolveConfig, startProxy, type ProxyConfig, type RunningProxy } from '@proxyctl/core'
+import type { ProxyConfig, RunningProxy } from '@proxyctl/core'
 import type { UpstreamPool } from '@proxyctl/plugins'
 import type { Teardown } from './lifecycle.js'
+import { startConfig } from './proxy.js'
 
 export interface LoggedProxy {
   proxy: RunningProxy
@@ -22,8 +23,7 @@ export interface LoggedProxy {
 /** Starts a config in this process with its log captured; closed when the test ends. */
 export async function startLogged (t: Teardown, config: ProxyConfig): Promise<LoggedProxy> {
   const { logger, lines } = captureLogger()
-  const proxy = await startProxy(resolveConfig(config), { logger })
-  t.teardown(() => proxy.close(0))
+  const proxy = await startConfig(t, config, logger)
   const url = proxy.listeners[0]?.url ?? ''
   return { proxy, lines, port: Number(new URL(url).port), errors: () => lines.filter((l) => l.level === 'error') }
 }

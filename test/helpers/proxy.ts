@@ -9,6 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { resolveConfig, startProxy, type ProxyConfig, type RunningProxy } from '@proxyctl/core'
+import type { FastifyBaseLogger } from 'fastify'
 import type { Teardown } from './lifecycle.js'
 import type { Target } from './raw-http.js'
 
@@ -34,9 +35,9 @@ export function configDir (t: Teardown): string {
   return dir
 }
 
-/** Starts a config in this process (no logging); closed when the test ends. */
-export async function startConfig (t: Teardown, config: ProxyConfig): Promise<RunningProxy> {
-  const proxy = await startProxy(resolveConfig(config), { logger: false })
+/** Starts a config in this process (no logging unless `logger`); closed when the test ends. */
+export async function startConfig (t: Teardown, config: ProxyConfig, logger: FastifyBaseLogger | false = false): Promise<RunningProxy> {
+  const proxy = await startProxy(resolveConfig(config), { logger })
   t.teardown(() => proxy.close(0))
   return proxy
 }

@@ -6,9 +6,9 @@
 import { captureLogger, type LogLine } from '../../helpers/log.js'
 export { captureLogger, type LogLine }
 import { Pool } from 'undici'
-import { resolveConfig, startProxy, type ProxyConfig, type RunningProxy } from '@proxyctl/core'
+import type { ProxyConfig, RunningProxy } from '@proxyctl/core'
 import { proxy, type UpstreamConfig } from 'proxyctl'
-import { urlOf } from '../../helpers/proxy.js'
+import { startConfig, urlOf } from '../../helpers/proxy.js'
 import type { Teardown } from '../../helpers/lifecycle.js'
 
 /** A config proxying `/` to upstream `app` on 127.0.0.1:0. */
@@ -30,9 +30,8 @@ export interface Started {
 /** Starts proxyctl in-process (closed when the test ends); `log` captures its log lines. */
 export async function start (t: Teardown, config: ProxyConfig, options: { log?: boolean, onLine?: (line: LogLine) => void } = {}): Promise<Started> {
   const capture = options.log === true ? captureLogger(options.onLine) : undefined
-  const running = await startProxy(resolveConfig(config), { logger: capture?.logger ?? false })
+  const running = await startConfig(t, config, capture?.logger ?? false)
   const close = (): Promise<void> => running.close(0)
-  t.teardown(close)
   return { proxy: running, url: urlOf(running), lines: capture?.lines ?? [], close }
 }
 
