@@ -182,6 +182,8 @@ export interface SendOptions {
   gapMs?: number
   /** Stop reading once nothing has arrived for this long (the connection is then still open). */
   idleMs?: number
+  /** How long to wait for the first byte before `idleMs` applies (a loaded machine answers late); default `idleMs`. */
+  firstByteMs?: number
   /** Stop reading after this long in all; default 10 s. */
   ms?: number
 }
@@ -220,7 +222,7 @@ export function send (to: Target, parts: string | Buffer | ReadonlyArray<string 
     const quiet = (): void => {
       if (opts.idleMs === undefined) return
       clearTimeout(idle)
-      idle = setTimeout(() => end(false), opts.idleMs)
+      idle = setTimeout(() => end(false), raw === '' ? Math.max(opts.idleMs, opts.firstByteMs ?? 0) : opts.idleMs)
     }
     sock.on('data', (d: Buffer) => { raw += d.toString('latin1'); quiet() })
     sock.on('error', (e) => { error = e })

@@ -27,6 +27,13 @@ function asProxyctlError (err: unknown): ProxyctlError {
  * `target` is the request target as received (routing rewrites `req.url`).
  */
 export function failRequest (log: FastifyBaseLogger, req: IncomingMessage, res: ServerResponse, target: string | undefined, err: unknown): void {
+  if (clientLeft(req, err)) {
+    // Not a bug: the client went away mid-answer (a stream reports it as an error). nginx's 499.
+    log.info({ code: 'PROXYCTL_CLIENT_CLOSED', client: req.socket?.remoteAddress, request: requestLine(req, target) },
+      `client prematurely closed connection, client: ${req.socket?.remoteAddress ?? '-'}, request: "${requestLine(req, target)}"`)
+    res.destroy()
+    return
+  }
   const error = asProxyctlError(err)
   log.error({ code: error.code, client: req.socket?.remoteAddress, request: requestLine(req, target), err: error.cause ?? error },
     `${error.message} while handling the request, client: ${req.socket?.remoteAddress ?? '-'}, request: "${requestLine(req, target)}"`)
@@ -56,6 +63,13 @@ const PARSER_STATUS: Record<string, number> = {
 
 /** Connection errors that are the client leaving, not a bad request. */
 const CLIENT_LEFT = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT'])
+
+/** Whether `err` only says the client's connection went away while it was being answered. */
+function clientLeft (req: IncomingMessage, err: unknown): boolean {
+  const code = (err as { code?: string } | null)?.code
+  if (code === 'ERR_STREAM_PREMATURE_CLOSE' || (code !== undefined && CLIENT_LEFT.has(code))) return true
+  return req.socket?.destroyed === true
+}
 
 type ParserError = Error & { code?: string, reason?: string }
 type ClientSocket = Duplex & {
