@@ -20,12 +20,13 @@ async function startProxyctl (t: Teardown, workers: number): Promise<{ run: Star
   await startPipelineUpstream(t, app)
   const file = writeConfig(dir, `import { defineConfig, proxy, websocket } from 'proxyctl'
 export default defineConfig({
+  upstreams: { app: { servers: ['unix:${app}'] } },
   workers: ${workers},
   servers: [{
     listen: '127.0.0.1:0',
     locations: {
-      '/': proxy('http://unix:${app}:'),
-      '/ws': websocket('http://unix:${app}:')
+      '/': proxy('http://app'),
+      '/ws': websocket('http://app')
     }
   }]
 })
@@ -42,6 +43,6 @@ for (const workers of [1, 2]) {
     }
     t.equal(run.child.exitCode, null, 'the process is alive')
     t.notMatch(run.output(), CRASH, 'no process or worker exited')
-    t.same(await converse(port, [get('/fresh')]), ['200 keep-alive plain GET /fresh upgrade=-', 'open'], 'a fresh request afterwards is served')
+    t.same(await converse(port, [get('/fresh')]), ['200 plain GET /fresh host=app upgrade=-', '  head: connection: keep-alive, content-length: 35, date: *', 'open'], 'a fresh request afterwards is served')
   })
 }

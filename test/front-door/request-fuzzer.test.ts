@@ -28,11 +28,12 @@ t.test(`request fuzzer, seed ${SEED}, ${BUDGET_MS} ms`, async (t) => {
   await startPipelineUpstream(t, app)
   const file = writeConfig(dir, `import { defineConfig, proxy, respond, serveStatic, websocket } from 'proxyctl'
 export default defineConfig({
+  upstreams: { app: { servers: ['unix:${app}'] } },
   servers: [{
     listen: ['127.0.0.1:0', 'unix:${front}'],
     locations: {
-      '/': proxy('http://unix:${app}:'),
-      '/ws': websocket('http://unix:${app}:'),
+      '/': proxy('http://app'),
+      '/ws': websocket('http://app'),
       '= /r': respond(200, 'ok $request_method $uri'),
       '/files/': { root: '${dir}', handler: serveStatic() }
     }
@@ -62,5 +63,5 @@ export default defineConfig({
   t.notMatch(run.output(), CRASH, 'no process or worker exited, no crash trace')
   t.ok(sent >= 500, `enough inputs ran to mean something (${sent})`)
   t.ok(answered >= sent / 4, `most connections got an answer (${answered} of ${sent})`)
-  t.same(await converse(tcp.port, [get('/fresh')]), ['200 keep-alive plain GET /fresh upgrade=-', 'open'], 'a fresh request afterwards is served')
+  t.same(await converse(tcp.port, [get('/fresh')]), ['200 plain GET /fresh host=app upgrade=-', '  head: connection: keep-alive, content-length: 35, date: *', 'open'], 'a fresh request afterwards is served')
 })

@@ -55,7 +55,7 @@ async function badServer (t: Teardown, bad: Bad): Promise<string> {
 }
 
 const kinds = [
-  { kind: 'proxy()', handler: (on: Case['on']) => proxy('http://app', { readTimeout: 300, ...(on ? { nextUpstream: { on } } : {}) }), request: get('/x'), ok: '200 keep-alive plain GET /x upgrade=-' },
+  { kind: 'proxy()', handler: (on: Case['on']) => proxy('http://app', { readTimeout: 300, ...(on ? { nextUpstream: { on } } : {}) }), request: get('/x'), ok: '200 plain GET /x host=app upgrade=-' },
   { kind: 'websocket()', handler: (on: Case['on']) => websocket('http://app', { readTimeout: 300, ...(on ? { nextUpstream: { on } } : {}) }), request: upgrade('/x'), ok: '101' },
   { kind: 'websocket() messages', handler: (on: Case['on']) => websocket('http://app', { readTimeout: 300, messages: true, ...(on ? { nextUpstream: { on } } : {}) }), request: upgrade('/x'), ok: '101' }
 ]
@@ -73,7 +73,7 @@ for (const c of cases) {
       const answers = await converse(p.port, [k.request])
       const first = answers[0] ?? ''
       if (c.retried) t.equal(first, k.ok, `${k.kind}: the healthy server answered`)
-      else t.match(first, new RegExp(`^${c.status ?? 0} `), `${k.kind}: the client got ${c.status ?? 0}`)
+      else t.match(first, new RegExp(`^${c.status ?? 0}\\b`), `${k.kind}: the client got ${c.status ?? 0}`)
       const peer = poolsOf(p.proxy)[0]?.peers.find((x) => x.address === bad)
       t.equal(peer?.fails, c.fails, `${k.kind}: ${c.fails} failure(s) counted against the first server`)
       t.equal(p.errors().filter((l) => l.server === bad).length, c.errorLines, `${k.kind}: ${c.errorLines} error line(s) naming it`)

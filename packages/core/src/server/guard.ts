@@ -16,9 +16,12 @@ export function requestLine (req: IncomingMessage, target: string | undefined): 
   return `${req.method ?? '-'} ${target ?? '-'} HTTP/${req.httpVersion}`
 }
 
-function asProxyctlError (err: unknown): ProxyctlError {
-  if (err instanceof ProxyctlError) return err
-  return new InternalError(err instanceof Error ? err.message : String(err), { cause: err })
+/** The one error line of a failed request or connection: code, client, request line, the error. */
+function logFailure (log: FastifyBaseLogger, req: IncomingMessage, client: string | undefined, target: string | undefined, err: unknown, what: 'request' | 'connection'): void {
+  const error = err instanceof ProxyctlError ? err : new InternalError(err instanceof Error ? err.message : String(err), { cause: err })
+  const line = requestLine(req, target)
+  log.error({ code: error.code, client, request: line, err: error.cause ?? error },
+    `${error.message} while handling the ${what}, client: ${client ?? '-'}, request: "${line}"`)
 }
 
 /**
@@ -27,16 +30,15 @@ function asProxyctlError (err: unknown): ProxyctlError {
  * `target` is the request target as received (routing rewrites `req.url`).
  */
 export function failRequest (log: FastifyBaseLogger, req: IncomingMessage, res: ServerResponse, target: string | undefined, err: unknown): void {
+  const client = req.socket?.remoteAddress
   if (clientLeft(req, err)) {
     // Not a bug: the client went away mid-answer (a stream reports it as an error). nginx's 499.
-    log.info({ code: 'PROXYCTL_CLIENT_CLOSED', client: req.socket?.remoteAddress, request: requestLine(req, target) },
-      `client prematurely closed connection, client: ${req.socket?.remoteAddress ?? '-'}, request: "${requestLine(req, target)}"`)
+    log.info({ code: 'PROXYCTL_CLIENT_CLOSED', client, request: requestLine(req, target) },
+      `client prematurely closed connection, client: ${client ?? '-'}, request: "${requestLine(req, target)}"`)
     res.destroy()
     return
   }
-  const error = asProxyctlError(err)
-  log.error({ code: error.code, client: req.socket?.remoteAddress, request: requestLine(req, target), err: error.cause ?? error },
-    `${error.message} while handling the request, client: ${req.socket?.remoteAddress ?? '-'}, request: "${requestLine(req, target)}"`)
+  logFailure(log, req, client, target, err, 'request')
   try {
     if (res.headersSent) res.destroy()
     else sendErrorPage(res, 500, { connection: 'close' })
@@ -47,10 +49,7 @@ export function failRequest (log: FastifyBaseLogger, req: IncomingMessage, res: 
 
 /** Handling an Upgrade request's connection threw before a response was bound to it: cut it. */
 export function failConnection (log: FastifyBaseLogger, req: IncomingMessage, socket: Duplex, target: string | undefined, err: unknown): void {
-  const error = asProxyctlError(err)
-  const client = (socket as { remoteAddress?: string }).remoteAddress
-  log.error({ code: error.code, client, request: requestLine(req, target), err: error.cause ?? error },
-    `${error.message} while handling the connection, client: ${client ?? '-'}, request: "${requestLine(req, target)}"`)
+  logFailure(log, req, (socket as { remoteAddress?: string }).remoteAddress, target, err, 'connection')
   socket.destroy()
 }
 

@@ -221,10 +221,12 @@ class UpgradeExchange extends UpstreamExchange implements UpstreamHandshake {
    */
   upgradeHeaders (peer: UpstreamPeer, rawHeaders: Array<Buffer | string>): string[] {
     this.noteStatus(101)
-    let headers: string[] = []
+    // The proxy's own Date, as on every other answer (nginx too); the upstream's is not passed.
+    let headers: string[] = ['Date', new Date().toUTCString()]
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = latin1(rawHeaders[i] as Buffer | string)
-      if (this.s.hideOnUpgrade.has(name.toLowerCase())) continue
+      const lower = name.toLowerCase()
+      if (lower === 'date' || this.s.hideOnUpgrade.has(lower)) continue
       headers.push(name, latin1(rawHeaders[i + 1] as Buffer | string))
     }
     if (this.plan.hooks.upstreamResponse.length > 0) {
