@@ -1,7 +1,7 @@
 // Micro-benchmark of selection alone (no network): the 500-location, 50-server-name worst case of
 // the bench (every regex location missed, the last regex server name matched) against one location.
 // Run: pnpm build && node bench/micro/selection.mjs
-import { LocationTree, parseLocationKey, ServerSelector } from '../../packages/core/dist/index.js'
+import { LocationTree, parseLocationKey, ServerSelector } from '../../packages/core/dist/internal.js'
 const pad = (i) => String(i).padStart(3, '0')
 const keys = ['/tcp/']
 for (let i = 0; i < 299; i++) keys.push(i % 3 === 0 ? `/t${pad(i)}/` : `/p${pad(i)}/app/`)
@@ -23,3 +23,8 @@ console.log(tree.match('/tcp/small').location.key, sel.select('r49.bench.test').
 bench('500 locations', () => tree.match('/tcp/small'))
 bench('1 location', () => one.match('/tcp/small'))
 bench('50 server names', () => sel.select('r49.bench.test'))
+// A host never seen before walks every wildcard and regex name (none matches here): what each
+// request would pay without ServerSelector's cache of walked hosts.
+const fresh = Array.from({ length: 1.2e6 }, (_, i) => `r49x${i}.bench.test`)
+let next = 0
+bench('50 server names, a new host each time', () => sel.select(fresh[next++]))

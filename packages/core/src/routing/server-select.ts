@@ -17,6 +17,7 @@
  */
 
 import { hostname as osHostname } from 'node:os'
+import { COLON, DOT, LBRACKET, RBRACKET } from './ascii.js'
 import { compilePcre } from './pcre.js'
 
 // ---------------------------------------------------------------------------------------------
@@ -49,11 +50,6 @@ const NAME = 1
 const IP_LITERAL_BODY = 2
 const AFTER_IP_LITERAL = 3
 const PORT = 4
-
-const DOT = 0x2e
-const COLON = 0x3a
-const LBRACKET = 0x5b
-const RBRACKET = 0x5d
 
 /**
  * Validate and normalise a Host header value the way nginx does before it selects a server:
@@ -343,8 +339,9 @@ export class ServerSelector<S> {
   /**
    * Hosts that needed the wildcard or regex walk, with what it found: the answer depends on the
    * host alone, and a site is reached under few names, so a request pays one Map lookup instead
-   * of slicing the host and running regexes (the bench's 50-name case: ~750 ns). Bounded, and
-   * cleared when full, so a client sending random hosts costs a walk per request, as without it.
+   * of slicing the host and running regexes (measured: bench/README.md, "Server selection's
+   * cache of walked hosts"). Bounded, and cleared when full, so a client sending random hosts
+   * costs a walk per request, as without it.
    */
   readonly #walked = new Map<string, ServerSelection<S>>()
   readonly #leading: Map<string, ServerSelection<S>>

@@ -7,12 +7,7 @@
  * sequence can become U+FFFD but never a `/` or a `.`.
  */
 import { BadRequestError } from '../errors.js'
-
-const SLASH = 0x2f
-const DOT = 0x2e
-const PERCENT = 0x25
-const HASH = 0x23
-const QUESTION = 0x3f
+import { DOT, HASH, PERCENT, QUESTION, SLASH } from './ascii.js'
 
 // parser states, as in ngx_http_parse_complex_uri
 const USUAL = 0

@@ -4,12 +4,14 @@ import tls from 'node:tls'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import { WebSocket, WebSocketServer, type RawData } from 'ws'
-import { phaseHooks, type RequestContext, type UpgradeConnection } from '@proxyctl/core'
+import { type RequestContext } from '@proxyctl/core'
+import { phaseHooks, type UpgradeConnection } from '@proxyctl/core/internal'
 import type { MessageHook, MessageModeOption, MessageModeOptions, WebSocketMessage } from './message-hooks.js'
 
 export type { MessageHook, MessageModeOption, MessageModeOptions, WebSocketMessage }
 import { classifyUpstreamError, UpstreamError } from '../proxy/errors.js'
 import type { UpstreamPeer, UpstreamPool } from '../upstream/pool.js'
+import { WebSocketSession } from './session.js'
 
 /**
  * Message mode of `websocket()`: instead of joining the two sockets byte for byte, the proxy ends
@@ -65,7 +67,6 @@ const OWN_REQUEST_HEADERS = new Set(['sec-websocket-key', 'sec-websocket-version
 /** 101 headers the ws server writes itself for the client's hop. */
 const OWN_RESPONSE_HEADERS = new Set(['upgrade', 'connection', 'sec-websocket-accept', 'sec-websocket-extensions', 'sec-websocket-protocol'])
 const KEY = /^[+/0-9A-Za-z]{22}==$/
-const CLOSE_GRACE = 1000
 
 /** One per `websocket(..., { messages })` handler. */
 export class MessageMode {
@@ -242,30 +243,22 @@ function sendable (code: number): boolean {
 }
 
 /** Two WebSocket connections relaying messages through the hooks. */
-class Relay {
-  private readonly opened = Date.now()
+class Relay extends WebSocketSession {
   private readonly count = { client: 0, upstream: 0 }
   private readonly bytes = { client: 0, upstream: 0 }
   /** Bytes sent toward each side and not yet written. */
   private readonly pending = { client: 0, upstream: 0 }
-  private idle: NodeJS.Timeout | undefined
-  private readonly guards: NodeJS.Timeout[] = []
-  private reason: string | undefined
-  private readonly untrack: () => void
-  private finished = false
 
   constructor (
     private readonly mode: MessageMode,
-    private readonly x: UpstreamHandshake,
-    private readonly peer: UpstreamPeer,
+    x: UpstreamHandshake,
+    peer: UpstreamPeer,
     private readonly client: WebSocket,
     private readonly upstream: WebSocket,
-    private readonly release: () => void
+    release: () => void
   ) {
-    this.untrack = x.track(this)
-    const limit = x.readTimeout
-    if (limit > 0) this.idle = setTimeout(() => this.onIdle(limit), limit)
-    const touch = (): void => { this.idle?.refresh() }
+    super(x, peer, release, 'relay')
+    const touch = (): void => { this.touch() }
     client.on('message', (data, isBinary) => this.forward('client', data, isBinary))
     upstream.on('message', (data, isBinary) => this.forward('upstream', data, isBinary))
     for (const ws of [client, upstream]) { ws.on('ping', touch); ws.on('pong', touch) }
@@ -273,11 +266,11 @@ class Relay {
     upstream.on('error', (err) => { this.reason ??= `upstream error (${err.message})` })
     client.on('close', (code, reason) => this.closed('client', code, reason))
     upstream.on('close', (code, reason) => this.closed('upstream', code, reason))
-    x.log.debug({ upstream: x.upstreamName, server: peer.address, protocol: upstream.protocol }, `websocket relay open, upstream: "${x.upstreamName}", server: ${peer.address}`)
+    this.logOpen({ protocol: upstream.protocol })
   }
 
   private forward (from: 'client' | 'upstream', raw: RawData, isBinary: boolean): void {
-    this.idle?.refresh()
+    this.touch()
     const src = from === 'client' ? this.client : this.upstream
     const dest = from === 'client' ? this.upstream : this.client
     const to = from === 'client' ? 'upstream' : 'client'
@@ -315,42 +308,30 @@ class Relay {
   private closed (side: 'client' | 'upstream', code: number, reason: Buffer): void {
     this.reason ??= `${side} closed (${code}${reason.length > 0 ? ` ${reason.toString()}` : ''})`
     const other = side === 'client' ? this.upstream : this.client
-    if (other.readyState === WebSocket.CLOSED) { this.finish(); return }
+    if (other.readyState === WebSocket.CLOSED) { this.done(); return }
     if (other.readyState === WebSocket.OPEN) {
       if (sendable(code)) other.close(code, reason)
       else if (code === 1005) other.close()
       else { other.terminate(); return }
     }
-    this.guards.push(setTimeout(() => other.terminate(), CLOSE_GRACE).unref())
+    this.afterGrace(() => other.terminate())
   }
 
-  private onIdle (limit: number): void {
-    this.reason = `idle for ${limit} ms (readTimeout)`
-    this.x.log.warn({ code: 'PROXYCTL_WEBSOCKET_IDLE_TIMEOUT', upstream: this.x.upstreamName, server: this.peer.address, readTimeout: limit },
-      `websocket relay idle for ${limit} ms (readTimeout), closing it, upstream: "${this.x.upstreamName}", server: ${this.peer.address}`)
+  protected destroyBoth (): void {
     this.client.terminate()
     this.upstream.terminate()
   }
 
-  shutdown (): void {
-    this.reason = 'proxy shutting down'
+  /** Both peers get a close frame 1001 (going away) and `CLOSE_GRACE` ms to answer it. */
+  protected override goAway (): void {
     this.client.close(1001)
     this.upstream.close(1001)
-    this.guards.push(setTimeout(() => { this.client.terminate(); this.upstream.terminate() }, CLOSE_GRACE).unref())
+    this.afterGrace(() => this.destroyBoth())
   }
 
-  private finish (): void {
-    if (this.finished) return
-    this.finished = true
-    if (this.idle !== undefined) clearTimeout(this.idle)
-    for (const g of this.guards) clearTimeout(g)
-    this.release()
-    this.untrack()
-    const ms = Date.now() - this.opened
-    const x = this.x
-    x.log.info({
-      upstream: x.upstreamName, server: this.peer.address, durationMs: ms, messagesFromClient: this.count.client, messagesFromUpstream: this.count.upstream,
-      bytesFromClient: this.bytes.client, bytesFromUpstream: this.bytes.upstream, reason: this.reason
-    }, `websocket relay closed (${this.reason ?? 'closed'}) after ${ms} ms, ${this.count.client} messages from client, ${this.count.upstream} from upstream, upstream: "${x.upstreamName}", server: ${this.peer.address}`)
+  private done (): void {
+    const { count, bytes } = this
+    this.finish({ messagesFromClient: count.client, messagesFromUpstream: count.upstream, bytesFromClient: bytes.client, bytesFromUpstream: bytes.upstream },
+      `${count.client} messages from client, ${count.upstream} from upstream`)
   }
 }

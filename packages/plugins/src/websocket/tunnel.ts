@@ -2,7 +2,8 @@ import { performance } from 'node:perf_hooks'
 import type { Duplex } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
-import { defineHandler, failConnection, sendErrorPage, upgradeOf, type LocationHandler, type UpgradeConnection } from '@proxyctl/core'
+import { defineHandler, type LocationHandler } from '@proxyctl/core'
+import { failConnection, sendErrorPage, upgradeOf, type UpgradeConnection } from '@proxyctl/core/internal'
 import { UpstreamAttempt } from '../proxy/attempt.js'
 import { UpstreamExchange, latin1 } from '../proxy/exchange.js'
 import type { UpstreamError } from '../proxy/errors.js'
@@ -11,6 +12,7 @@ import { compileProxy, wirePath } from '../proxy/proxy.js'
 import type { UpstreamPeer } from '../upstream/pool.js'
 import type { MessageMode, UpstreamHandshake } from './messages.js'
 import type { MessageModeOption } from './message-hooks.js'
+import { WebSocketSession } from './session.js'
 
 /**
  * WebSocket tunnels, as nginx proxies an upgrade with
@@ -44,9 +46,6 @@ export interface WebSocketOptions extends ProxyOptions {
   /** Message mode: `true`, a message hook, or `{ onMessage, perMessageDeflate, maxPayload, highWaterMark }`. Default off: a byte tunnel. */
   messages?: MessageModeOption
 }
-
-/** After either side of a tunnel closes, how long the other may take to flush and close (ms). */
-const CLOSE_GRACE = 1000
 
 /** Shared by every upgrade of one `websocket()` handler. */
 interface HandlerState {
@@ -340,51 +339,46 @@ class TunnelAttempt extends UpstreamAttempt implements Dispatcher.DispatchHandle
  * when one side closes the other gets `CLOSE_GRACE` ms to flush, and an abrupt close (reset,
  * error) is passed on at once. `readTimeout` closes a tunnel idle in both directions.
  */
-class Tunnel {
-  private readonly opened = Date.now()
+class Tunnel extends WebSocketSession {
   private fromClient = 0
   private fromUpstream = 0
-  private idle: NodeJS.Timeout | undefined
-  private guard: NodeJS.Timeout | undefined
   private readonly closedSides = new Set<'client' | 'upstream'>()
-  private reason: string | undefined
-  private error: Error | undefined
-  private readonly untrack: () => void
 
   constructor (
-    private readonly x: UpgradeExchange,
-    private readonly peer: UpstreamPeer,
+    x: UpgradeExchange,
+    peer: UpstreamPeer,
     private readonly client: Duplex,
     private readonly upstream: Duplex,
     clientHead: Buffer,
-    private readonly release: () => void
+    release: () => void
   ) {
-    this.untrack = x.track(this)
+    super(x, peer, release, 'tunnel')
     // A FIN from one side must not close the other direction.
     ;(client as Duplex & { allowHalfOpen: boolean }).allowHalfOpen = true
     ;(upstream as Duplex & { allowHalfOpen: boolean }).allowHalfOpen = true
     if (clientHead.length > 0) { this.fromClient += clientHead.length; upstream.write(clientHead) }
     client.pipe(upstream)
     upstream.pipe(client)
-    const limit = x.readTimeout
-    if (limit > 0) this.idle = setTimeout(() => this.onIdle(limit), limit)
-    client.on('data', (c: Buffer) => { this.fromClient += c.length; this.idle?.refresh() })
-    upstream.on('data', (c: Buffer) => { this.fromUpstream += c.length; this.idle?.refresh() })
-    client.on('error', (err) => { this.error ??= err; this.reason ??= `client error (${(err as NodeJS.ErrnoException).code ?? err.message})` })
-    upstream.on('error', (err) => { this.error ??= err; this.reason ??= `upstream error (${(err as NodeJS.ErrnoException).code ?? err.message})` })
+    client.on('data', (c: Buffer) => { this.fromClient += c.length; this.touch() })
+    upstream.on('data', (c: Buffer) => { this.fromUpstream += c.length; this.touch() })
+    client.on('error', (err) => { this.reason ??= `client error (${(err as NodeJS.ErrnoException).code ?? err.message})` })
+    upstream.on('error', (err) => { this.reason ??= `upstream error (${(err as NodeJS.ErrnoException).code ?? err.message})` })
     client.once('close', (hadError: boolean) => this.sideClosed('client', client, upstream, hadError))
     upstream.once('close', (hadError: boolean) => this.sideClosed('upstream', upstream, client, hadError))
     // A side that closed before we listened (it happens between undici's handoff and here).
     if (upstream.closed) this.sideClosed('upstream', upstream, client, true)
     if (client.closed) this.sideClosed('client', client, upstream, true)
-    x.log.debug({ upstream: x.upstreamName, server: peer.address }, `websocket tunnel open, upstream: "${x.upstreamName}", server: ${peer.address}`)
+    this.logOpen()
   }
 
   private sideClosed (side: 'client' | 'upstream', me: Duplex, other: Duplex, hadError: boolean): void {
     if (this.closedSides.has(side)) return
     this.closedSides.add(side)
     this.reason ??= `${side} closed`
-    if (this.closedSides.size === 2) { this.finish(); return }
+    if (this.closedSides.size === 2) {
+      this.finish({ bytesFromClient: this.fromClient, bytesFromUpstream: this.fromUpstream }, `${this.fromClient} bytes from client, ${this.fromUpstream} bytes from upstream`)
+      return
+    }
     if (other.destroyed) return // its 'close' is on the way
     if (hadError || !me.readableEnded) {
       // Reset or died without a FIN: nothing more can be exchanged.
@@ -392,35 +386,11 @@ class Tunnel {
       return
     }
     other.end()
-    this.guard = setTimeout(() => other.destroy(), CLOSE_GRACE)
+    this.afterGrace(() => other.destroy())
   }
 
-  private onIdle (limit: number): void {
-    this.reason = `idle for ${limit} ms (readTimeout)`
-    this.x.log.warn({ code: 'PROXYCTL_WEBSOCKET_IDLE_TIMEOUT', upstream: this.x.upstreamName, server: this.peer.address, readTimeout: limit },
-      `websocket tunnel idle for ${limit} ms (readTimeout), closing it, upstream: "${this.x.upstreamName}", server: ${this.peer.address}`)
+  protected destroyBoth (): void {
     this.client.destroy()
     this.upstream.destroy()
-  }
-
-  shutdown (): void {
-    this.reason = 'proxy shutting down'
-    this.client.destroy()
-    this.upstream.destroy()
-  }
-
-  private finished = false
-  private finish (): void {
-    if (this.finished) return
-    this.finished = true
-    if (this.idle !== undefined) clearTimeout(this.idle)
-    if (this.guard !== undefined) clearTimeout(this.guard)
-    this.release()
-    this.untrack()
-    const x = this.x
-    const ms = Date.now() - this.opened
-    x.log.info({
-      upstream: x.upstreamName, server: this.peer.address, durationMs: ms, bytesFromClient: this.fromClient, bytesFromUpstream: this.fromUpstream, reason: this.reason
-    }, `websocket tunnel closed (${this.reason ?? 'closed'}) after ${ms} ms, ${this.fromClient} bytes from client, ${this.fromUpstream} bytes from upstream, upstream: "${x.upstreamName}", server: ${this.peer.address}`)
   }
 }
