@@ -8,7 +8,7 @@ import net from 'node:net'
 import { captureLogger, type LogLine } from './log.js'
 export { captureLogger, type LogLine }
 import type { ProxyConfig, RunningProxy } from '@proxyctl/core'
-import type { UpstreamPool } from '@proxyctl/plugins'
+import type { UpstreamPool } from '@proxyctl/plugins/internal'
 import type { Teardown } from './lifecycle.js'
 import { startConfig } from './proxy.js'
 

@@ -4,7 +4,8 @@
  * upstream answers with the case's value, and `nginx -t` for the config errors).
  */
 import t from 'tap'
-import { compileTemplate, parseLocationKey, type RequestContext } from '@proxyctl/core'
+import { type RequestContext } from '@proxyctl/core'
+import { compileTemplate, parseLocationKey } from '@proxyctl/core/internal'
 import { parseProxyTarget } from '../../packages/plugins/src/proxy/target.js'
 import {
   checkRedirectOption, compileRedirect, ProxyRedirectError, REDIRECT_DEFAULT_WITH_VARIABLES,

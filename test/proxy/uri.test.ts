@@ -4,7 +4,8 @@
  * (the request line and Host header an echo server behind nginx received, and `nginx -t`).
  */
 import t from 'tap'
-import { compileTemplate, normalizeUri, parseLocationKey, splitRequestTarget, type RequestContext } from '@proxyctl/core'
+import { type RequestContext } from '@proxyctl/core'
+import { compileTemplate, normalizeUri, parseLocationKey, splitRequestTarget } from '@proxyctl/core/internal'
 import {
   parseProxyTarget, parseRenderedTarget, ProxyTargetError, type ParsedProxyTarget
 } from '../../packages/plugins/src/proxy/target.js'

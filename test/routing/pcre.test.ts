@@ -1,7 +1,8 @@
 // The one PCRE translator (core's routing/pcre.ts) behind server names, locations and
 // proxy_redirect: nginx regex text in, JavaScript RegExp behaviour out.
 import t from 'tap'
-import { compilePcre, compileTemplate, namedGroups, parseLocationKey, type RequestContext } from '@proxyctl/core'
+import { type RequestContext } from '@proxyctl/core'
+import { compilePcre, compileTemplate, namedGroups, parseLocationKey } from '@proxyctl/core/internal'
 import { parseServerName } from '../../packages/core/src/routing/server-select.js'
 import { compileRedirect } from '../../packages/plugins/src/proxy/redirect.js'
 import { parseProxyTarget } from '../../packages/plugins/src/proxy/target.js'

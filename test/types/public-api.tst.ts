@@ -95,3 +95,35 @@ describe('defineConfig', () => {
     proxy('http://app', { nextUpstream: { on: ['http_418'] } })
   })
 })
+
+describe('what proxyctl exports', () => {
+  type Exports = typeof import('proxyctl')
+
+  test('the public API', () => {
+    expect<Exports>().type.toHaveProperty('addPhaseHook')
+    expect<Exports>().type.toHaveProperty('registerVariable')
+    expect<Exports>().type.toHaveProperty('defineHandler')
+    expect<Exports>().type.toHaveProperty('respond')
+    expect<Exports>().type.toHaveProperty('internalRedirect')
+    expect<Exports>().type.toHaveProperty('resolveConfig')
+    expect<Exports>().type.toHaveProperty('startProxy')
+    expect<Exports>().type.toHaveProperty('proxy')
+    expect<Exports>().type.toHaveProperty('websocket')
+    expect<Exports>().type.toHaveProperty('serveStatic')
+    expect<Exports>().type.toHaveProperty('tryFiles')
+    expect<Exports>().type.toHaveProperty('ProxyctlError')
+  })
+
+  test('none of the internals proxyctl\'s own packages share', () => {
+    expect<Exports>().type.not.toHaveProperty('openPhaseScope')
+    expect<Exports>().type.not.toHaveProperty('phaseHooks')
+    expect<Exports>().type.not.toHaveProperty('LocationTree')
+    expect<Exports>().type.not.toHaveProperty('ServerSelector')
+    expect<Exports>().type.not.toHaveProperty('ROUTE_PREFIX')
+    expect<Exports>().type.not.toHaveProperty('buildApp')
+    expect<Exports>().type.not.toHaveProperty('failRequest')
+    expect<Exports>().type.not.toHaveProperty('compileTemplate')
+    expect<Exports>().type.not.toHaveProperty('UpstreamPool')
+    expect<Exports>().type.not.toHaveProperty('PeerGroup')
+  })
+})

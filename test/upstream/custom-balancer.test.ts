@@ -4,6 +4,7 @@ import t from 'tap'
 import { proxy, type RequestContext } from 'proxyctl'
 import { request, startConfig, targetOf, urlOf } from '../helpers/proxy.js'
 import { startUpstream } from '../helpers/upstream.js'
+import { startLogged } from '../helpers/failure.js'
 
 t.test('custom balance function through a real proxy', async (t) => {
   const a = await startUpstream(t, 'a', { port: 0 })
@@ -39,4 +40,23 @@ t.test('custom balance function through a real proxy', async (t) => {
   offered.length = 0
   await request(target, { path: '/', headers: { 'x-pick': 'b' } })
   t.same(offered[0], [a.address], 'b is unavailable for failTimeout: not offered')
+})
+
+t.test('a balance function that fails is the 502 of no server, logged with its own code', async (t) => {
+  const a = await startUpstream(t, 'a', { port: 0 })
+  const cases = [
+    { rule: 'a function that throws', balance: (): number => { throw new Error('boom') }, reason: /custom balancer threw in upstream "app"/ },
+    { rule: 'a function that returns no server', balance: (): number => 7, reason: /custom balancer returned 7 for 1 servers in upstream "app"/ }
+  ]
+  for (const c of cases) {
+    const { proxy: running, errors } = await startLogged(t, {
+      upstreams: { app: { servers: [a.address], balance: c.balance } },
+      servers: [{ listen: '127.0.0.1:0', locations: { '/': proxy('http://app') } }]
+    })
+    const res = await request(targetOf(urlOf(running)), { path: '/' })
+    t.equal(res.status, 502, `${c.rule}: 502`)
+    const lines = errors()
+    t.equal(lines.length, 1, `${c.rule}: one error line`)
+    t.match(lines[0], { code: 'PROXYCTL_BALANCER_ERROR', upstream: 'app', reason: c.reason }, `${c.rule}: its code, upstream and reason`)
+  }
 })

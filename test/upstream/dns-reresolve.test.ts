@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { Pool } from 'undici'
-import { UpstreamPool, type LookupAll, type PoolLogger } from '@proxyctl/plugins'
+import { UpstreamPool, type LookupAll, type PoolLogger } from '@proxyctl/plugins/internal'
 import { startUpstream, type Upstream } from '../helpers/upstream.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { waitFor, type Teardown } from '../helpers/lifecycle.js'

@@ -5,7 +5,7 @@
  */
 import type http from 'node:http'
 import t from 'tap'
-import { UpstreamPool, type PoolLogger, type UpstreamPeer } from '@proxyctl/plugins'
+import { UpstreamPool, type PoolLogger, type UpstreamPeer } from '@proxyctl/plugins/internal'
 import type { UpstreamConfig } from 'proxyctl'
 import { echo, startUpstream, type Upstream, type UpstreamHandler } from '../helpers/upstream.js'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -139,7 +139,7 @@ t.test('active checks (UpstreamPool): a configured-down peer is not checked; one
   t.equal((h.checks.b ?? []).length, 0, 'b (down: true) got no checks')
   t.equal(peer(b).checkDown, false, 'b is down by config, not by check')
   const sel = pool.pick({ tried: new Set() }, Date.now())
-  t.match(sel.reason, { code: 'no-live-upstreams', counts: { total: 2, down: 2 } }, 'nothing to pick: both count as down')
+  t.match(sel.reason, { code: 'PROXYCTL_UPSTREAM_UNAVAILABLE', counts: { total: 2, down: 2 } }, 'nothing to pick: both count as down')
 })
 
 t.test('active checks (UpstreamPool): close() stops the checks', async (t) => {

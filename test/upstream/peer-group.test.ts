@@ -18,7 +18,7 @@ t.test('select adds the peer to tried and marks it selected', async (t) => {
   const q = g.select({ tried }, 20 * SEC)!
   t.not(q, p, 'the retry gets the other peer')
   t.equal(g.select({ tried }, 20 * SEC), null, 'both tried: null')
-  t.equal(g.lastReason?.code, 'no-live-upstreams')
+  t.equal(g.lastReason?.code, 'PROXYCTL_UPSTREAM_UNAVAILABLE')
   t.equal(g.lastReason?.counts.tried, 2)
 })
 
@@ -102,7 +102,7 @@ t.test('when every peer is unavailable: null, "no live upstreams", and no state 
   b.recordFailure(1 * SEC)
   const sel = g.pick({ tried: new Set() }, 2 * SEC)
   t.equal(sel.peer, null)
-  t.match(sel.reason, { code: 'no-live-upstreams', message: 'no live upstreams in upstream "app"', counts: { total: 3, down: 1, failed: 2, maxConns: 0, tried: 0 } })
+  t.match(sel.reason, { code: 'PROXYCTL_UPSTREAM_UNAVAILABLE', message: 'no live upstreams in upstream "app"', counts: { total: 3, down: 1, failed: 2, maxConns: 0, tried: 0 } })
   t.equal(g.lastReason, sel.reason, 'lastReason after select')
   t.equal(a.fails, 1, 'fails not reset')
   t.equal(pickOne(g, 3 * SEC), null, 'the next request: still no live upstreams')
@@ -187,7 +187,7 @@ t.test('a custom policy that misbehaves gives null with a balancer-error reason'
     const g = group(['a', 'b'], fn)
     const sel = g.pick({ tried: new Set() }, 0)
     t.equal(sel.peer, null, name)
-    t.equal(sel.reason?.code, 'balancer-error', `${name}: code`)
+    t.equal(sel.reason?.code, 'PROXYCTL_BALANCER_ERROR', `${name}: code`)
     t.match(sel.reason?.message, message, `${name}: message`)
   }
   const g = group(['a'], () => { throw new Error('boom') })

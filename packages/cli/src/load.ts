@@ -1,4 +1,5 @@
-import { loadConfigFile, type ResolvedConfig } from '@proxyctl/core'
+import { type ResolvedConfig } from '@proxyctl/core'
+import { loadConfigFile } from '@proxyctl/core/internal'
 
 /**
  * Loads a config. A TypeScript config whose folder has not installed proxyctl (`npx proxyctl init`

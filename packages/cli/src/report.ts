@@ -1,6 +1,6 @@
 import path from 'node:path'
 import { ConfigErrors, ConfigLoadError, ListenError, ProxyctlError, type ResolvedConfig } from '@proxyctl/core'
-import { findConfigFile } from '@proxyctl/core'
+import { findConfigFile } from '@proxyctl/core/internal'
 
 /** Resolves `--config`, or finds the default file in the working directory. */
 export function configPath (given: string | undefined): string {

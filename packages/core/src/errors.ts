@@ -21,7 +21,10 @@ export type ProxyctlErrorCode =
   | 'PROXYCTL_UPSTREAM_TIMEOUT'
   | 'PROXYCTL_UPSTREAM_RESET'
   | 'PROXYCTL_UPSTREAM_BAD_RESPONSE'
+  /** No server of the upstream can take a request now (nginx's "no live upstreams"). */
   | 'PROXYCTL_UPSTREAM_UNAVAILABLE'
+  /** A user's balance function threw or returned no server. */
+  | 'PROXYCTL_BALANCER_ERROR'
   | 'PROXYCTL_UPSTREAM_REQUEST_INVALID'
   | 'PROXYCTL_INTERNAL_ERROR'
   | 'PROXYCTL_INTERNAL_REDIRECT_INVALID'

@@ -1,11 +1,9 @@
+// The public API: the handlers a config uses and their option types (README, docs/plugins.md).
+// proxyctl's own packages and tests reach the rest through '@proxyctl/plugins/internal'.
 export { proxy, type ProxyOptions, type NextUpstreamCase } from './proxy/proxy.js'
-export { UpstreamError, classifyUpstreamError } from './proxy/errors.js'
 export type { HeaderOptions, ForwardedOptions } from './proxy/headers.js'
 export type { RedirectOption, RedirectRule } from './proxy/redirect.js'
-export { UpstreamPool, DEFAULT_RESOLVE_INTERVAL, type ConnectionSettings, type UpstreamPeer, type UpstreamPoolOptions, type LookupAll, type PoolLogger } from './upstream/pool.js'
-export { parseUpstreamAddress, type UpstreamAddress } from './upstream/address.js'
-export * from './upstream/index.js'
 export { serveStatic, type StaticOptions } from './static/static.js'
 export { tryFiles, tryFilesWith } from './static/try-files.js'
 export { websocket, type WebSocketOptions } from './websocket/tunnel.js'
-export { type MessageHook, type WebSocketMessage, type MessageModeOptions, type MessageModeOption } from './websocket/message-hooks.js'
+export type { MessageHook, MessageModeOptions, MessageModeOption } from './websocket/message-hooks.js'

@@ -1,4 +1,5 @@
-import { probeListen, type ResolvedConfig, type ResolvedLocation } from '@proxyctl/core'
+import { type ResolvedConfig, type ResolvedLocation } from '@proxyctl/core'
+import { probeListen } from '@proxyctl/core/internal'
 import { loadConfig } from '../load.js'
 import { configPath, reportFailure } from '../report.js'
 

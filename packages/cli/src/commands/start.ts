@@ -1,4 +1,5 @@
-import { isClusterWorker, runPrimary, startProxy, stdoutLogger, flushLogs, workerCount, type ResolvedConfig } from '@proxyctl/core'
+import { startProxy, type ResolvedConfig } from '@proxyctl/core'
+import { isClusterWorker, runPrimary, stdoutLogger, flushLogs, workerCount } from '@proxyctl/core/internal'
 import { loadConfig } from '../load.js'
 import { configPath, reportFailure } from '../report.js'
 

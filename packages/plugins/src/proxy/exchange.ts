@@ -1,9 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
-import {
-  absoluteLocation, errorPageFor, failRequest, followErrorPage, registerVariable, sendErrorPage,
-  type RequestContext, type Template
-} from '@proxyctl/core'
+import { registerVariable, type RequestContext, type Template } from '@proxyctl/core'
+import { absoluteLocation, errorPageFor, failRequest, followErrorPage, sendErrorPage } from '@proxyctl/core/internal'
 import type { UpstreamPeer, UpstreamPool } from '../upstream/pool.js'
 import { classifyUpstreamError, UpstreamError } from './errors.js'
 import { ResponseDownstream, type Downstream } from './downstream.js'
@@ -119,7 +117,7 @@ export abstract class UpstreamExchange {
       request: this.ctx
     }, Date.now())
     if (sel.peer === null) {
-      this.log.error({ code: 'PROXYCTL_UPSTREAM_UNAVAILABLE', upstream: this.upstreamName, reason: sel.reason.message, counts: sel.reason.counts },
+      this.log.error({ code: sel.reason.code, upstream: this.upstreamName, reason: sel.reason.message, counts: sel.reason.counts, err: sel.reason.error },
         `${sel.reason.message} while connecting to upstream`)
       this.finishWithError(undefined, 502)
       return null

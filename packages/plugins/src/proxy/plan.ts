@@ -1,4 +1,5 @@
-import { compileTemplate, type HandlerCompileEnv, type PhaseHooks, type Template } from '@proxyctl/core'
+import { type HandlerCompileEnv, type Template } from '@proxyctl/core'
+import { compileTemplate, type PhaseHooks } from '@proxyctl/core/internal'
 import { UpstreamPool } from '../upstream/pool.js'
 import { compileRequestHeaders, compileResponseHeaders, type CompiledRequestHeaders, type CompiledResponseHeaders, type HeaderOptions } from './headers.js'
 import { compileRedirect, type RedirectOption, type RedirectRewriter } from './redirect.js'

@@ -3,10 +3,8 @@ import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
-import {
-  defineHandler, errorPageFor, failRequest, followErrorPage, phaseHooks,
-  type CompiledHandler, type HandlerCompileEnv, type LocationHandler
-} from '@proxyctl/core'
+import { defineHandler, type CompiledHandler, type HandlerCompileEnv, type LocationHandler } from '@proxyctl/core'
+import { errorPageFor, failRequest, followErrorPage, phaseHooks } from '@proxyctl/core/internal'
 import type { UpstreamPeer } from '../upstream/pool.js'
 import type { H1Handler } from '../upstream/h1/connection.js'
 import { UpstreamError } from './errors.js'

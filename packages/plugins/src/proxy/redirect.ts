@@ -15,7 +15,8 @@
  * For `Refresh` the same applies to what follows the first "url=" (any case); a Refresh without
  * "url=" is left alone.
  */
-import { compilePcre, namedGroups, ProxyctlError, type RequestContext, type Template } from '@proxyctl/core'
+import { ProxyctlError, type RequestContext, type Template } from '@proxyctl/core'
+import { compilePcre, namedGroups } from '@proxyctl/core/internal'
 import type { ProxyTarget } from './target.js'
 import type { LocationKind } from './uri.js'
 

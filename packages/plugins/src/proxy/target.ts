@@ -16,7 +16,8 @@
  * is left out of `$proxy_host`; a unix socket's `$proxy_host` is "localhost"; an upstream name is
  * matched case-insensitively and may not carry a port in a static target.
  */
-import { parseAddress, ProxyctlError } from '@proxyctl/core'
+import { ProxyctlError } from '@proxyctl/core'
+import { parseAddress } from '@proxyctl/core/internal'
 
 export type ProxyScheme = 'http' | 'https'
 

@@ -18,7 +18,7 @@
  * added (no `?$args`, no escaping); without one, as a static target without URI part.
  */
 import { Buffer } from 'node:buffer'
-import { normalizeUri } from '@proxyctl/core'
+import { normalizeUri } from '@proxyctl/core/internal'
 
 /** nginx's location modifiers, as core's routing names them. */
 export type LocationKind = 'exact' | 'prefix' | 'prefix-noregex' | 'regex' | 'regex-i' | 'named'

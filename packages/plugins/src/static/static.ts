@@ -1,6 +1,7 @@
 import path from 'node:path'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { absoluteLocation, defineHandler, errorPageBody, internalRedirect, sendStatus, type HandlerCompileEnv, type LocationHandler } from '@proxyctl/core'
+import { defineHandler, internalRedirect, type HandlerCompileEnv, type LocationHandler } from '@proxyctl/core'
+import { absoluteLocation, errorPageBody, sendStatus } from '@proxyctl/core/internal'
 import { fileMapping, inspect, type FileMapping, type SafetyOptions } from './files.js'
 
 export interface StaticOptions extends SafetyOptions {

@@ -1,5 +1,6 @@
 import path from 'node:path'
-import { defineHandler, internalRedirect, sendStatus, type LocationHandler, type Template } from '@proxyctl/core'
+import { defineHandler, internalRedirect, type LocationHandler, type Template } from '@proxyctl/core'
+import { sendStatus } from '@proxyctl/core/internal'
 import { inspect, type FileMapping } from './files.js'
 import { compileStatic, registerSendFile, serveUri, type StaticOptions } from './static.js'
 

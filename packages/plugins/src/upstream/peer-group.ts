@@ -1,3 +1,4 @@
+import { ProxyctlError, type ProxyctlErrorCode } from '@proxyctl/core'
 import { Peer, type PeerOptions } from './peer.js'
 import { usable, type Balancer, type SelectInput } from './balancer/balancer.js'
 import { RoundRobinBalancer } from './balancer/round-robin.js'
@@ -35,16 +36,16 @@ export interface PeerGroupOptions {
 /** Why `select` found no peer. */
 export interface NoPeer {
   /**
-   * `no-live-upstreams`: nginx's NGX_BUSY, answered 502 and logged
+   * `PROXYCTL_UPSTREAM_UNAVAILABLE`: nginx's NGX_BUSY, answered 502 and logged
    * "no live upstreams while connecting to upstream".
-   * `balancer-error`: a custom policy threw or returned an index out of range.
+   * `PROXYCTL_BALANCER_ERROR`: a custom policy threw or returned an index out of range.
    */
-  code: 'no-live-upstreams' | 'balancer-error'
+  code: Extract<ProxyctlErrorCode, 'PROXYCTL_UPSTREAM_UNAVAILABLE' | 'PROXYCTL_BALANCER_ERROR'>
   /** A line for the error log. */
   message: string
   /** How many peers (primary and backup) were down (configured or by health check), failed, at maxConns, already tried. */
   counts: { total: number, down: number, failed: number, maxConns: number, tried: number }
-  /** For `balancer-error`: what the custom policy threw, if it threw. */
+  /** For `PROXYCTL_BALANCER_ERROR`: what the custom policy threw, if it threw. */
   error?: unknown
 }
 
@@ -126,9 +127,9 @@ export class PeerGroup<T = unknown> {
       }
     } catch (error) {
       if (!(error instanceof CustomPolicyError)) throw error
-      return this.fail('balancer-error', `${error.message} in upstream "${this.name}"`, input, now, error.cause)
+      return this.fail('PROXYCTL_BALANCER_ERROR', `${error.message} in upstream "${this.name}"`, input, now, error.cause)
     }
-    if (peer === null) return this.fail('no-live-upstreams', `no live upstreams in upstream "${this.name}"`, input, now)
+    if (peer === null) return this.fail('PROXYCTL_UPSTREAM_UNAVAILABLE', `no live upstreams in upstream "${this.name}"`, input, now)
 
     peer.markSelected(now)
     input.tried.add(peer)
@@ -167,9 +168,9 @@ export class PeerGroup<T = unknown> {
   }
 }
 
-class CustomPolicyError extends Error {
+class CustomPolicyError extends ProxyctlError {
   constructor (message: string, cause?: unknown) {
-    super(message, cause === undefined ? undefined : { cause })
+    super('PROXYCTL_BALANCER_ERROR', message, cause === undefined ? undefined : { cause })
   }
 }
 

@@ -1,4 +1,5 @@
-import type { PhaseHooks, WebSocketMessage } from '@proxyctl/core'
+import type { WebSocketMessage } from '@proxyctl/core'
+import type { PhaseHooks } from '@proxyctl/core/internal'
 
 export type { WebSocketMessage }
 
