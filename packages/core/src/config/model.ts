@@ -8,6 +8,7 @@ import type { LocationTree } from '../routing/location-tree.js'
 import type { ServerSelector } from '../routing/server-select.js'
 import type { LocationKind, LocationNode } from '../routing/types.js'
 import type { CompileScope, Template } from '../variables/types.js'
+import type { ResolvedConnectionLimits, ResolvedRequestLimits } from './limits.js'
 import type { CompiledHandler, LocationHandler, PluginEntry, ProxyConfig, UpstreamConfig } from './types.js'
 
 /**
@@ -26,6 +27,10 @@ export interface ResolvedConfig {
   readonly logLevel: NonNullable<ProxyConfig['logLevel']>
   readonly shutdownTimeout: number
   readonly workers: number | 'auto'
+  /** Absolute folder for bodies buffered to disk. */
+  readonly tempPath: string
+  /** The top level's client limits (servers inherit them). */
+  readonly limits: ResolvedConnectionLimits
   /** Objects handlers share across locations (upstream pools). Created at compile time. */
   readonly shared: Map<string, unknown>
   /** Warnings worth printing (conflicting server names), not errors. */
@@ -66,6 +71,8 @@ export interface ResolvedServer {
   readonly listens: ResolvedListen[]
   /** nginx's error_page rules of the server (locations without their own inherit them). */
   readonly errorPages: ErrorPageRules | undefined
+  /** Client limits of the server (its locations inherit them); a listener applies its default server's connection ones. */
+  readonly limits: ResolvedConnectionLimits
   /** Answers when no location matches (404 unless the server sets `handler`). */
   fallback: { handler: LocationHandler, compiled?: CompiledHandler, routeUrl: string }
 }
@@ -92,6 +99,8 @@ export interface ResolvedLocation extends LocationNode {
   readonly index: string[]
   /** error_page rules in force here: its own, else the enclosing location's, else the server's. */
   readonly errorPages: ErrorPageRules | undefined
+  /** Client limits in force here. */
+  readonly limits: ResolvedRequestLimits
   /** Variables templates may use here (named groups of every location regex, as nginx). */
   readonly scope: CompileScope
   /** The internal Fastify route of this location. */

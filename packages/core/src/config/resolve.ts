@@ -1,3 +1,4 @@
+import os from 'node:os'
 import path from 'node:path'
 import { ConfigError, ConfigErrors } from '../errors.js'
 import { LocationTree, parseLocationKey, validateLocationTree } from '../routing/location-tree.js'
@@ -12,6 +13,7 @@ import { isHandler } from '../handlers/define-handler.js'
 import { locationRoute, serverFallbackRoute } from '../routing/route-urls.js'
 import { defaultListen, parseListenAddress, type ParsedListen } from './listen.js'
 import { checkShape } from './schema.js'
+import { LIMIT_DEFAULTS, resolveConnectionLimits, resolveRequestLimits } from './limits.js'
 import type { ResolvedConfig, ResolvedListen, ResolvedLocation, ResolvedServer } from './model.js'
 import type { HandlerCompileEnv, ListenConfig, LocationConfig, LocationHandler } from './types.js'
 
@@ -48,6 +50,8 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
     logLevel: config.logLevel ?? 'info',
     shutdownTimeout: config.shutdownTimeout ?? 10_000,
     workers: config.workers ?? 1,
+    tempPath: path.resolve(baseDir, config.tempPath ?? os.tmpdir()),
+    limits: resolveConnectionLimits(config, LIMIT_DEFAULTS),
     shared: new Map(),
     warnings
   }
@@ -82,6 +86,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
       tree: undefined as never,
       listens: [],
       errorPages: sc.errorPages === undefined ? undefined : parseErrorPages(sc.errorPages, keyPath, scope, errors),
+      limits: resolveConnectionLimits(sc, resolved.limits),
       fallback: { handler: sc.handler ?? respond(404), routeUrl: serverFallbackRoute(si) }
     }
     resolved.servers.push(server)
@@ -154,6 +159,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
           alias: lc.alias === undefined ? undefined : path.resolve(baseDir, lc.alias),
           index: lc.index ?? parent?.index ?? server.index ?? ['index.html'],
           errorPages: lc.errorPages !== undefined ? parseErrorPages(lc.errorPages, lpath, scope, errors) : (parent?.errorPages ?? server.errorPages),
+          limits: resolveRequestLimits(lc, parent?.limits ?? server.limits),
           scope,
           routeUrl: locationRoute(id)
         }

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { ConfigError } from '../errors.js'
 import { isHandler } from '../handlers/define-handler.js'
+import { connectionLimitKeys, requestLimitKeys } from './limits.js'
 import type { ProxyConfig } from './types.js'
 
 /**
@@ -51,7 +52,8 @@ const location: z.ZodType<LocationShape> = z.lazy(() => z.strictObject({
   root: z.string().optional(),
   alias: z.string().optional(),
   index: stringList.optional(),
-  errorPages: errorPages.optional()
+  errorPages: errorPages.optional(),
+  ...requestLimitKeys
 }))
 
 const locations = z.record(z.string(), z.union([handler, location],
@@ -67,7 +69,8 @@ const server = z.strictObject({
   plugins: z.array(pluginEntry).optional(),
   locations: locations.optional(),
   handler: handler.optional(),
-  errorPages: errorPages.optional()
+  errorPages: errorPages.optional(),
+  ...connectionLimitKeys
 })
 
 const positiveMs = z.number().int().min(0)
@@ -112,7 +115,9 @@ export const configSchema = z.strictObject({
   plugins: z.array(pluginEntry).optional(),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
   shutdownTimeout: positiveMs.optional(),
-  workers: z.union([z.number().int().min(1), z.literal('auto')]).optional()
+  workers: z.union([z.number().int().min(1), z.literal('auto')]).optional(),
+  tempPath: z.string().min(1).optional(),
+  ...connectionLimitKeys
 })
 
 /** `['servers', 0, 'locations', '~ (/']` → `servers[0].locations["~ (/"]`. */

@@ -8,7 +8,7 @@ import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from './model.j
  * The user's config, as written in `proxy.config.ts` and passed to `defineConfig`.
  * Every key is optional unless marked; the validator names the key path of anything wrong.
  */
-export interface ProxyConfig {
+export interface ProxyConfig extends ConnectionLimits {
   /** Virtual servers, as nginx's `server {}` blocks. Selected by listen address, then Host. */
   servers: ServerConfig[]
   /** Named upstream pools, referenced by `proxy('http://NAME')`. */
@@ -21,6 +21,40 @@ export interface ProxyConfig {
   shutdownTimeout?: number
   /** Worker processes serving the same listeners (node:cluster). Default 1 (no cluster). */
   workers?: number | 'auto'
+  /** Folder for request and response bodies buffered to disk (nginx's client_body_temp_path, proxy_temp_path). Default: the OS temp folder. */
+  tempPath?: string
+}
+
+/** nginx's sizes: bytes, or a number with `k`, `m` or `g` (`'8k'`, `'1m'`). */
+export type Size = number | `${number}` | `${number}${'k' | 'K' | 'm' | 'M' | 'g' | 'G'}`
+
+/**
+ * What one request may send and hold, as nginx's directives of the same names; a location's own
+ * replace its enclosing location's, its server's and the top level's. Times in ms.
+ */
+export interface RequestLimits {
+  /** client_max_body_size: a larger body is answered 413 and never reaches an upstream; 0: no limit. Default '1m'. */
+  clientMaxBodySize?: Size
+  /** client_body_buffer_size: a buffered request body larger than this is kept in a temp file. Default '16k'. */
+  clientBodyBufferSize?: Size
+  /** client_body_timeout: the longest wait between two reads of a request body; then the connection is closed. Default 60000. */
+  clientBodyTimeout?: number
+  /** send_timeout: the longest wait between two successful writes to a client; then the connection is closed. Default 60000. */
+  sendTimeout?: number
+  /** keepalive_timeout: how long an idle keep-alive connection stays open; 0 disables keep-alive. Default 75000. */
+  keepaliveTimeout?: number
+  /** keepalive_requests: requests served on one connection before it is closed. Default 1000. */
+  keepaliveRequests?: number
+}
+
+/** What the top level and a server may set: the request limits plus those applied before a location is known. */
+export interface ConnectionLimits extends RequestLimits {
+  /** client_header_timeout: the longest a client may take to send a whole request head; then the connection is closed. Default 60000. */
+  clientHeaderTimeout?: number
+  /** large_client_header_buffers, as nginx writes it: a request line longer than SIZE is 414, a header line 400, a head over NUMBER × SIZE 400. Default '4 8k'. */
+  largeClientHeaderBuffers?: `${number} ${Size}`
+  /** More header lines than this in one request: 400. Default 1000. */
+  maxHeaders?: number
 }
 
 /**
@@ -43,7 +77,7 @@ export interface ListenObject {
   ipv6Only?: boolean
 }
 
-export interface ServerConfig {
+export interface ServerConfig extends ConnectionLimits {
   /** Addresses this server answers on. Default `80` when running as root, else `8000` (as nginx). */
   listen?: ListenConfig | ListenConfig[]
   /**
@@ -69,7 +103,7 @@ export interface ServerConfig {
   index?: string[]
 }
 
-export interface LocationConfig {
+export interface LocationConfig extends RequestLimits {
   /** What answers requests selected for this location (`respond(...)`, `proxy(...)`, ...). */
   handler?: LocationHandler
   /** Fastify plugins registered in this location's encapsulated context, before its handler. */
