@@ -66,7 +66,7 @@ t.test('examples/rails365.config.ts: static files first, else the app over a uni
     { rule: '/ is $uri/index.html of the root', target: '/', status: 200, body: /<h1>Home of rails365<\/h1>/ },
     { rule: '/docs/ is its own index.html', target: '/docs/', status: 200, body: /<h1>Docs index<\/h1>/ },
     { rule: '/docs (no slash) is served from $uri/index.html at once, no redirect', target: '/docs', status: 200, body: /<h1>Docs index<\/h1>/ },
-    { rule: 'POST to a static file is 405, as nginx\'s static module', method: 'POST', target: '/about.html', status: 405, body: /405 Method Not Allowed/ }
+    { rule: 'POST to a static file is 405, as nginx\'s static module', method: 'POST', target: '/about.html', status: 405, body: /405 Not Allowed/ }
   ]
   for (const c of tree) {
     const r = await exchange(v4, c.target, { host: 'www.rails365.net', ...(c.method ? { method: c.method, body: 'a=1' } : {}) })

@@ -14,6 +14,8 @@ export type ProxyctlErrorCode =
   | 'PROXYCTL_CONFIG_LOAD_FAILED'
   | 'PROXYCTL_LISTEN_FAILED'
   | 'PROXYCTL_BAD_REQUEST'
+  /** A client was slower than a limit allows (clientHeaderTimeout, clientBodyTimeout, sendTimeout): its connection is closed. */
+  | 'PROXYCTL_CLIENT_TIMEOUT'
   /** The client closed its connection before the answer was complete (nginx's 499). */
   | 'PROXYCTL_CLIENT_CLOSED'
   | 'PROXYCTL_INTERNAL_REDIRECT_CYCLE'

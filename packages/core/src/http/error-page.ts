@@ -8,19 +8,30 @@ const pages = new Map<number, Buffer>()
 
 /** Where nginx's wording differs from Node's STATUS_CODES. */
 const NGINX_TITLES: Record<number, string> = {
-  408: 'Request Time-out', 413: 'Request Entity Too Large', 414: 'Request-URI Too Large', 416: 'Requested Range Not Satisfiable', 504: 'Gateway Time-out'
+  405: 'Not Allowed', 408: 'Request Time-out', 413: 'Request Entity Too Large', 414: 'Request-URI Too Large', 416: 'Requested Range Not Satisfiable', 504: 'Gateway Time-out'
 }
+
+/** nginx's internal statuses, answered as 400 with a page of their own (494: a head too large for its buffers). */
+const NGINX_400S: Record<number, string> = { 494: 'Request Header Or Cookie Too Large' }
 
 /** The reason phrase nginx gives a status ("Request Time-out" for 408). */
 export function statusReason (status: number): string {
   return NGINX_TITLES[status] ?? STATUS_CODES[status] ?? 'Unknown'
 }
 
+/** The status on the wire: nginx's internal ones (494) go out as 400. */
+export function wireStatus (status: number): number {
+  return NGINX_400S[status] === undefined ? status : 400
+}
+
 export function errorPageBody (status: number): Buffer {
   let page = pages.get(status)
   if (page === undefined) {
-    const title = `${status} ${statusReason(status)}`
-    page = Buffer.from(`<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>proxyctl</center>\r\n</body>\r\n</html>\r\n`)
+    const detail = NGINX_400S[status]
+    const title = detail === undefined ? `${status} ${statusReason(status)}` : `400 ${detail}`
+    const heading = detail === undefined ? title : '400 Bad Request'
+    const extra = detail === undefined ? '' : `<center>${detail}</center>\r\n`
+    page = Buffer.from(`<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${heading}</h1></center>\r\n${extra}<hr><center>proxyctl</center>\r\n</body>\r\n</html>\r\n`)
     pages.set(status, page)
   }
   return page

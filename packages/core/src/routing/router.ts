@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ResolvedListen, ResolvedLocation } from '../config/model.js'
 import { BAD_REQUEST_ROUTE } from './route-urls.js'
 import { BadRequestError } from '../errors.js'
+import { checkRequestHead } from '../http/request-head.js'
 import { RequestContext } from './request-context.js'
 import { normalizeHost } from './server-select.js'
 import { normalizeUri, splitRequestTarget } from './uri.js'
@@ -25,6 +26,8 @@ export interface RoutedRequest extends IncomingMessage {
  */
 export function routeRequest (req: RoutedRequest, listen: ResolvedListen,
   dispatch: (req: IncomingMessage, res: ServerResponse) => void): string {
+  const refused = checkRequestHead(req, listen.defaultServer.limits)
+  if (refused !== undefined) return refuseRequest(req, refused)
   const target = req.url ?? '/'
   const { path, args, host: lineHost } = splitRequestTarget(target)
   let uri: string

@@ -2,7 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyPluginCallback } from 'fastify'
 import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from '../config/model.js'
 import type { AnyFastifyPlugin, PluginEntry } from '../config/types.js'
-import { errorPageBody } from '../http/error-page.js'
+import { errorPageBody, wireStatus } from '../http/error-page.js'
 import { openPhaseScope } from '../phases/phases.js'
 import { sendStatus } from '../handlers/error-pages.js'
 import type { RequestContext } from '../routing/request-context.js'
@@ -103,7 +103,8 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
       const line = requestLine(raw, err?.target)
       request.log.info({ code: err?.code ?? 'PROXYCTL_BAD_REQUEST', client: raw.socket?.remoteAddress, request: line, reason: err?.message },
         `${err?.message ?? 'bad request'}, client: ${raw.socket?.remoteAddress ?? '-'}, request: "${line}"`)
-      return reply.code(err?.status ?? 400).header('connection', 'close').type('text/html').send(errorPageBody(err?.status ?? 400))
+      const status = err?.status ?? 400
+      return reply.code(wireStatus(status)).header('connection', 'close').type('text/html').send(errorPageBody(status))
     }
   })
 

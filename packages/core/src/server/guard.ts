@@ -2,7 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
 import { InternalError, ProxyctlError } from '../errors.js'
-import { errorPageBody, sendErrorPage, statusReason } from '../http/error-page.js'
+import { errorPageBody, sendErrorPage, statusReason, wireStatus } from '../http/error-page.js'
+import { REQUEST_HEADER_TOO_LARGE } from '../http/request-head.js'
+import type { ResolvedConnectionLimits } from '../config/limits.js'
 import { whenNoResponsePending } from '../http/in-order.js'
 
 /**
@@ -53,11 +55,11 @@ export function failConnection (log: FastifyBaseLogger, req: IncomingMessage, so
   socket.destroy()
 }
 
-/** Node's answers to what its parser refuses (its defaults), as nginx-style pages. */
+/** Node's answers to what its parser refuses (its defaults), as nginx's pages. */
 const PARSER_STATUS: Record<string, number> = {
-  HPE_HEADER_OVERFLOW: 431,
-  HPE_CHUNK_EXTENSIONS_OVERFLOW: 413,
-  ERR_HTTP_REQUEST_TIMEOUT: 408
+  // A head over every header buffer: nginx's 494 page (answered 400), or 414 for the request line.
+  HPE_HEADER_OVERFLOW: REQUEST_HEADER_TOO_LARGE,
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 413
 }
 
 /** Connection errors that are the client leaving, not a bad request. */
@@ -88,7 +90,7 @@ const kRefused = Symbol('proxyctl.refused')
  * ended at once, which aborts what it started upstream. (Node's errored parser reports every
  * later chunk again: one answer per connection.)
  */
-export function answerClientError (log: FastifyBaseLogger, err: ParserError, socket: ClientSocket): void {
+export function answerClientError (log: FastifyBaseLogger, err: ParserError, socket: ClientSocket, limits: ResolvedConnectionLimits): void {
   if (socket[kRefused] === true) return
   socket[kRefused] = true
   const code = err.code ?? 'unknown'
@@ -97,7 +99,17 @@ export function answerClientError (log: FastifyBaseLogger, err: ParserError, soc
     socket.destroy()
     return
   }
-  const status = PARSER_STATUS[code] ?? 400
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    // nginx closes without an answer when client_header_timeout passes (it logs 408).
+    log.info({ code: 'PROXYCTL_CLIENT_TIMEOUT', client: socket.remoteAddress, limit: 'clientHeaderTimeout', clientHeaderTimeout: limits.clientHeaderTimeout },
+      `client timed out while reading client request headers (clientHeaderTimeout ${limits.clientHeaderTimeout} ms), client: ${socket.remoteAddress ?? '-'}`)
+    socket.destroy()
+    return
+  }
+  let status = PARSER_STATUS[code] ?? 400
+  if (code === 'HPE_HEADER_OVERFLOW' && requestLineTooLong(err, limits.largeClientHeaderBuffers.size)) status = 414
+  // llhttp knows HTTP/1.x and 2.0 only; nginx answers any later major version 505.
+  if (code === 'HPE_INVALID_VERSION' && LATER_HTTP.test(String((err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 8192).toString('latin1') ?? ''))) status = 505
   const reason = err.reason ?? err.message
   log.info({ code: 'PROXYCTL_BAD_REQUEST', client: socket.remoteAddress, reason, parserCode: code, status },
     `client sent a request the parser refused (${reason}), answered ${status}, client: ${socket.remoteAddress ?? '-'}`)
@@ -113,11 +125,33 @@ export function answerClientError (log: FastifyBaseLogger, err: ParserError, soc
   })
 }
 
+/** CONNECT: nginx does not tunnel; it answers 400 and closes, after the answers before it. */
+export function refuseConnect (log: FastifyBaseLogger, req: IncomingMessage, socket: ClientSocket): void {
+  log.info({ code: 'PROXYCTL_BAD_REQUEST', client: socket.remoteAddress, request: requestLine(req, req.url), status: 400 },
+    `client sent invalid method CONNECT, answered 400, client: ${socket.remoteAddress ?? '-'}`)
+  socket.on('error', () => {})
+  whenNoResponsePending(socket, () => {
+    writeAnswer(socket, 400)
+    socket.destroy()
+  })
+}
+
+const LATER_HTTP = /^[^\r\n]* HTTP\/(?:[2-9]|[1-9]\d+)\.\d+\r?\n/
+
+/** Whether the bytes Node refused for size are still the request line (no line end within one header buffer). */
+function requestLineTooLong (err: ParserError, size: number): boolean {
+  const raw = (err as { rawPacket?: Buffer }).rawPacket
+  if (raw === undefined) return false
+  const lf = raw.indexOf(10)
+  return lf === -1 || lf > size
+}
+
 /** One write, then the caller destroys, as Node's own answer: a client that does not read cannot hold the connection. */
 function writeAnswer (socket: Duplex, status: number): void {
   if (!socket.writable) return
   const body = errorPageBody(status)
-  const head = `HTTP/1.1 ${status} ${statusReason(status)}\r\nDate: ${new Date().toUTCString()}\r\n` +
+  const wire = wireStatus(status)
+  const head = `HTTP/1.1 ${wire} ${statusReason(wire)}\r\nDate: ${new Date().toUTCString()}\r\n` +
     `Content-Type: text/html\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`
   socket.write(Buffer.concat([Buffer.from(head, 'latin1'), body]))
 }

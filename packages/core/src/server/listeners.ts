@@ -1,14 +1,16 @@
 import cluster from 'node:cluster'
 import fs from 'node:fs'
-import http from 'node:http'
+import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import https from 'node:https'
 import net from 'node:net'
+import type { Duplex } from 'node:stream'
 import type { ResolvedListen } from '../config/model.js'
 import { BadRequestError, ListenError } from '../errors.js'
 import { acceptUpgrade, upgradeBodyError } from '../http/upgrade.js'
 import { kRequestContext, refuseRequest, routeRequest, type RoutedRequest } from '../routing/router.js'
-import { answerClientError, failConnection, failRequest } from './guard.js'
+import { answerClientError, failConnection, failRequest, refuseConnect } from './guard.js'
 import type { ProxyApp } from './app.js'
+import { ClientConnections, nodeKeepAliveTimeout, sendSweepInterval } from './connection.js'
 
 export interface BoundListener {
   readonly listen: ResolvedListen
@@ -26,16 +28,29 @@ const REASONS: Record<string, string> = {
   ENOENT: 'no such directory for the socket'
 }
 
-/** Node's http server, tuned as nginx's defaults: 75 s keep-alive, no overall request deadline. */
+/**
+ * Node's http server with the connection limits of the address's default server, as nginx reads
+ * them before it knows the Host: client_header_timeout for the whole head (checked often enough to
+ * close a slow head within a second of it), keepalive_timeout, and a parser that takes as much as
+ * nginx's header buffers could hold (request-head.ts then refuses what they would not). No
+ * overall request deadline, as nginx.
+ */
 function createServer (listen: ResolvedListen): http.Server {
+  const limits = listen.defaultServer.limits
+  const { number, size } = limits.largeClientHeaderBuffers
   const options: http.ServerOptions = {
-    keepAliveTimeout: 75_000,
+    keepAliveTimeout: nodeKeepAliveTimeout(limits.keepaliveTimeout),
     requestTimeout: 0,
-    headersTimeout: 60_000
+    headersTimeout: limits.clientHeaderTimeout,
+    connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(limits.clientHeaderTimeout / 10))),
+    maxHeaderSize: 1024 + number * size
   }
-  return listen.https === undefined
+  const server = listen.https === undefined
     ? http.createServer(options)
     : https.createServer({ ...options, cert: listen.https.cert, key: listen.https.key, ...(listen.https.ca ? { ca: listen.https.ca } : {}) })
+  // One more than allowed, so request-head.ts sees that there were too many instead of Node dropping them.
+  server.maxHeadersCount = limits.maxHeaders + 1
+  return server
 }
 
 /** Whether a live process accepts connections on the socket file. */
@@ -89,11 +104,14 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
   const server = createServer(listen)
   const dispatch = app.dispatch
   const log = app.fastify.log
-  server.on('request', (req, res) => {
+  const connections = new ClientConnections(listen, log, sendSweepInterval(app.config))
+  server.once('close', () => { connections.close() })
+  const serve = (req: IncomingMessage, res: ServerResponse): void => {
     const target = req.url
     try {
       const route = routeRequest(req, listen, dispatch)
       const ctx = (req as RoutedRequest)[kRequestContext]
+      if (ctx !== undefined) connections.served(ctx, res)
       const fast = ctx?.location?.fastPath
       if (fast !== undefined && ctx !== undefined) {
         fast(ctx, req, res)
@@ -104,6 +122,13 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
     } catch (err) {
       failRequest(log, req, res, target, err)
     }
+  }
+  server.on('request', (req, res) => {
+    // One request at a time per connection, as nginx: a pipelined request waits until the answer
+    // before it is complete (Node hands it the socket then), so it reaches no upstream earlier
+    // and out of order.
+    if (res.socket === null) res.once('socket', () => { serve(req, res) })
+    else serve(req, res)
   })
   server.on('upgrade', (req: RoutedRequest, socket, head) => {
     const target = req.url
@@ -121,7 +146,8 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
       failConnection(log, req, socket, target, err)
     }
   })
-  server.on('clientError', (err, socket) => { answerClientError(log, err, socket) })
+  server.on('clientError', (err, socket) => { answerClientError(log, err, socket, listen.defaultServer.limits) })
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => { refuseConnect(log, req, socket) })
   // A socket file left by a dead process is removed; one with a live listener is "in use".
   // Cluster workers share the primary's socket, which cleared stale files before forking.
   if (listen.kind === 'unix' && !cluster.isWorker && await checkSocketFile(listen.path)) fs.unlinkSync(listen.path)

@@ -1,0 +1,105 @@
+import type { ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
+import type { FastifyBaseLogger } from 'fastify'
+import type { ResolvedConfig, ResolvedListen } from '../config/model.js'
+import type { RequestContext } from '../routing/request-context.js'
+
+const NODE_KEEP_ALIVE_MARGIN = 1000
+
+/**
+ * Node keeps an idle connection open 1 s longer than its keepAliveTimeout (its margin against
+ * clients that reuse a connection as it closes); nginx closes it at keepalive_timeout. Below
+ * that margin ClientConnections sets each connection's timer itself.
+ */
+export function nodeKeepAliveTimeout (ms: number): number {
+  return ms > NODE_KEEP_ALIVE_MARGIN ? ms - NODE_KEEP_ALIVE_MARGIN : ms
+}
+
+const kServed = Symbol('proxyctl.served')
+const kSendTimeout = Symbol('proxyctl.sendTimeout')
+const kStalledSince = Symbol('proxyctl.stalledSince')
+const kFlushed = Symbol('proxyctl.flushed')
+
+type ClientSocket = Socket & {
+  [kServed]?: number
+  [kSendTimeout]?: number
+  [kStalledSince]?: number
+  [kFlushed]?: number
+}
+
+/**
+ * The client connections of one listener and the limits nginx applies to them per location once
+ * a request is routed: keepalive_requests and keepalive_timeout (0: no keep-alive), and
+ * send_timeout, the longest a client may leave a response unread between two successful writes.
+ * A sweep finds stalled sends instead of a timer per write, so the per-request cost is a few
+ * property writes whatever writes the answer (the fast path, Fastify, a stream's pipe).
+ */
+export class ClientConnections {
+  readonly #open = new Set<ClientSocket>()
+  readonly #timer: NodeJS.Timeout
+  /** The keep-alive timeout Node's own timer keeps exactly (see nodeKeepAliveTimeout); others are set per answer. */
+  readonly #nodeKeepAlive: number
+
+  constructor (private readonly listen: ResolvedListen, private readonly log: FastifyBaseLogger, sweepMs: number) {
+    this.#timer = setInterval(() => { this.sweep() }, sweepMs).unref()
+    const listener = listen.defaultServer.limits.keepaliveTimeout
+    this.#nodeKeepAlive = nodeKeepAliveTimeout(listener) === listener ? -1 : listener
+  }
+
+  /** A routed request on its connection: counts it and applies its location's limits. */
+  served (ctx: RequestContext, res: ServerResponse): void {
+    const limits = ctx.location?.limits ?? ctx.server.limits
+    const socket = ctx.socket as ClientSocket
+    const served = (socket[kServed] ?? 0) + 1
+    socket[kServed] = served
+    socket[kSendTimeout] = limits.sendTimeout
+    if (served === 1) {
+      this.#open.add(socket)
+      socket.once('close', () => { this.#open.delete(socket) })
+    }
+    // nginx sends no Keep-Alive header; Node would announce its own timeout.
+    ;(res as ServerResponse & { _keepAliveTimeout: number })._keepAliveTimeout = 0
+    if (served >= limits.keepaliveRequests || limits.keepaliveTimeout === 0) {
+      res.shouldKeepAlive = false
+    } else if (limits.keepaliveTimeout !== this.#nodeKeepAlive) {
+      // Node arms the listener's keep-alive timer when the answer is complete (in a 'finish'
+      // listener added before ours); this location's own timeout replaces it.
+      res.once('finish', () => {
+        if (!socket.destroyed && (socket as { _httpMessage?: unknown })._httpMessage == null) socket.setTimeout(limits.keepaliveTimeout)
+      })
+    }
+  }
+
+  private sweep (): void {
+    const now = Date.now()
+    for (const socket of this.#open) {
+      const pending = socket.writableLength
+      if (pending === 0) { socket[kStalledSince] = 0; continue }
+      const flushed = socket.bytesWritten - pending
+      if (socket[kStalledSince] === 0 || socket[kStalledSince] === undefined || flushed !== socket[kFlushed]) {
+        socket[kStalledSince] = now
+        socket[kFlushed] = flushed
+        continue
+      }
+      const limit = socket[kSendTimeout] ?? this.listen.defaultServer.limits.sendTimeout
+      if (now - socket[kStalledSince] < limit) continue
+      this.log.info({ code: 'PROXYCTL_CLIENT_TIMEOUT', client: socket.remoteAddress, limit: 'sendTimeout', sendTimeout: limit, pending },
+        `client timed out while sending response to client (sendTimeout ${limit} ms, ${pending} bytes unread), client: ${socket.remoteAddress ?? '-'}`)
+      socket.destroy()
+    }
+  }
+
+  close (): void {
+    clearInterval(this.#timer)
+  }
+}
+
+/** How often the sweep runs: often enough that the shortest sendTimeout in the config is kept within a quarter of itself, at most once a second. */
+export function sendSweepInterval (config: ResolvedConfig): number {
+  let shortest = config.limits.sendTimeout
+  for (const server of config.servers) {
+    shortest = Math.min(shortest, server.limits.sendTimeout)
+    for (const loc of server.all) shortest = Math.min(shortest, loc.limits.sendTimeout)
+  }
+  return Math.min(1000, Math.max(25, Math.floor(shortest / 4)))
+}

@@ -1,0 +1,51 @@
+/**
+ * The front door's limits and protocol answers (fixtures/limits-cases.ts) through a real proxyctl
+ * in front of a real upstream on a unix socket: every answer, when the connection closes, and
+ * what reached the upstream. fixtures/limits-nginx-compare.ts runs the same table against nginx.
+ */
+import path from 'node:path'
+import t from 'tap'
+import { proxy } from 'proxyctl'
+import { freePort } from '../helpers/failure.js'
+import { startConfig, tmpDir } from '../helpers/proxy.js'
+import { limitCases, playLimitCase, startLimitsUpstream, type Server } from './fixtures/limits-cases.js'
+
+t.test('connection limits and protocol answers, as nginx', async (t) => {
+  const dir = tmpDir(t)
+  const sock = path.join(dir, 'app.sock')
+  const up = await startLimitsUpstream(t, sock)
+  const app = `http://unix:${sock}`
+  const ports: Record<Server, number> = { defaults: await freePort(), tight: await freePort() }
+  await startConfig(t, {
+    servers: [
+      { listen: `127.0.0.1:${ports.defaults}`, locations: { '/': proxy(app) } },
+      {
+        listen: `127.0.0.1:${ports.tight}`,
+        clientHeaderTimeout: 1000,
+        keepaliveTimeout: 2000,
+        keepaliveRequests: 3,
+        sendTimeout: 1000,
+        largeClientHeaderBuffers: '2 1k',
+        locations: { '/': proxy(app), '/ka0': { keepaliveTimeout: 0, handler: proxy(app) } }
+      }
+    ]
+  })
+  // Cases run two at a time: the timed ones wait seconds each.
+  const queue = [...limitCases]
+  const results = new Map<string, unknown>()
+  await Promise.all([0, 1].map(async () => {
+    for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
+      const got = await playLimitCase(ports[c.server], c)
+      results.set(c.name, got)
+    }
+  }))
+  for (const c of limitCases) t.same(results.get(c.name), { answers: c.expected.answers, closed: c.expected.closed }, c.name)
+
+  // What reached the upstream, one case at a time (run alone, so the upstream's record is the case's).
+  for (const c of limitCases.filter((c) => c.closeWithin === undefined)) {
+    up.reset()
+    await playLimitCase(ports[c.server], c)
+    t.same(up.seen, c.expected.upstream, `${c.name}: the upstream received ${c.expected.upstream.length === 0 ? 'nothing' : c.expected.upstream.join(', ')}`)
+    t.ok(up.maxInFlight <= 1, `${c.name}: at most one request of the connection at the upstream at a time (${up.maxInFlight})`)
+  }
+})
