@@ -15,27 +15,24 @@ export function nodeKeepAliveTimeout (ms: number): number {
   return ms > NODE_KEEP_ALIVE_MARGIN ? ms - NODE_KEEP_ALIVE_MARGIN : ms
 }
 
-const kServed = Symbol('proxyctl.served')
-const kSendTimeout = Symbol('proxyctl.sendTimeout')
-const kStalledSince = Symbol('proxyctl.stalledSince')
-const kFlushed = Symbol('proxyctl.flushed')
-
-type ClientSocket = Socket & {
-  [kServed]?: number
-  [kSendTimeout]?: number
-  [kStalledSince]?: number
-  [kFlushed]?: number
+/** What the listener keeps per client connection (beside the socket: adding fields to Node's sockets slows every access to them). */
+interface Connection {
+  served: number
+  sendTimeout: number
+  /** When the sweep first saw unread bytes not moving; 0: not stalled. */
+  stalledSince: number
+  flushed: number
 }
 
 /**
  * The client connections of one listener and the limits nginx applies to them per location once
  * a request is routed: keepalive_requests and keepalive_timeout (0: no keep-alive), and
  * send_timeout, the longest a client may leave a response unread between two successful writes.
- * A sweep finds stalled sends instead of a timer per write, so the per-request cost is a few
- * property writes whatever writes the answer (the fast path, Fastify, a stream's pipe).
+ * A sweep finds stalled sends instead of a timer per write, so the per-request cost is one map
+ * lookup whatever writes the answer (the fast path, Fastify, a stream's pipe).
  */
 export class ClientConnections {
-  readonly #open = new Set<ClientSocket>()
+  readonly #open = new Map<Socket, Connection>()
   readonly #timer: NodeJS.Timeout
   /** The keep-alive timeout Node's own timer keeps exactly (see nodeKeepAliveTimeout); others are set per answer. */
   readonly #nodeKeepAlive: number
@@ -49,14 +46,15 @@ export class ClientConnections {
   /** A routed request on its connection: counts it and applies its location's limits. */
   served (ctx: RequestContext, res: ServerResponse): void {
     const limits = ctx.location?.limits ?? ctx.server.limits
-    const socket = ctx.socket as ClientSocket
-    const served = (socket[kServed] ?? 0) + 1
-    socket[kServed] = served
-    socket[kSendTimeout] = limits.sendTimeout
-    if (served === 1) {
-      this.#open.add(socket)
+    const socket = ctx.socket
+    let conn = this.#open.get(socket)
+    if (conn === undefined) {
+      conn = { served: 0, sendTimeout: limits.sendTimeout, stalledSince: 0, flushed: 0 }
+      this.#open.set(socket, conn)
       socket.once('close', () => { this.#open.delete(socket) })
     }
+    const served = ++conn.served
+    conn.sendTimeout = limits.sendTimeout
     // nginx sends no Keep-Alive header; Node would announce its own timeout.
     ;(res as ServerResponse & { _keepAliveTimeout: number })._keepAliveTimeout = 0
     if (served >= limits.keepaliveRequests || limits.keepaliveTimeout === 0) {
@@ -72,17 +70,17 @@ export class ClientConnections {
 
   private sweep (): void {
     const now = Date.now()
-    for (const socket of this.#open) {
+    for (const [socket, conn] of this.#open) {
       const pending = socket.writableLength
-      if (pending === 0) { socket[kStalledSince] = 0; continue }
+      if (pending === 0) { conn.stalledSince = 0; continue }
       const flushed = socket.bytesWritten - pending
-      if (socket[kStalledSince] === 0 || socket[kStalledSince] === undefined || flushed !== socket[kFlushed]) {
-        socket[kStalledSince] = now
-        socket[kFlushed] = flushed
+      if (conn.stalledSince === 0 || flushed !== conn.flushed) {
+        conn.stalledSince = now
+        conn.flushed = flushed
         continue
       }
-      const limit = socket[kSendTimeout] ?? this.listen.defaultServer.limits.sendTimeout
-      if (now - socket[kStalledSince] < limit) continue
+      if (now - conn.stalledSince < conn.sendTimeout) continue
+      const limit = conn.sendTimeout
       this.log.info({ code: 'PROXYCTL_CLIENT_TIMEOUT', client: socket.remoteAddress, limit: 'sendTimeout', sendTimeout: limit, pending },
         `client timed out while sending response to client (sendTimeout ${limit} ms, ${pending} bytes unread), client: ${socket.remoteAddress ?? '-'}`)
       socket.destroy()
