@@ -10,7 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  start, stop, stopAll, killAllNow, tail, freePort, request, waitReady, monitor, memory, fdCount, PINNING, isShuttingDown
+  start, stop, stopAll, killAllNow, tail, freePort, request, waitReady, monitor, memory, fdCount, connectionsTo, PINNING, isShuttingDown
 } from './lib/proc.mjs'
 import { runWrk } from './lib/wrk.mjs'
 
@@ -325,6 +325,48 @@ async function idleCost (target) {
   }
 }
 
+/* -------------------------------------------------------------- front door */
+
+const SLOWLORIS_CONNS = Number(env.SLOWLORIS_CONNS ?? 5000)
+const PIPELINE_REQUESTS = Number(env.PIPELINE_REQUESTS ?? 2000)
+
+/** Runs bench/load/front-door.mjs MODE against the target; resolves with its JSON lines. */
+function frontDoorLoad (target, mode, count, onLine) {
+  const proc = start(`front-door-${mode}`, process.execPath, [path.join(BENCH, 'load', 'front-door.mjs'), mode, '127.0.0.1', String(target.port), String(count), '/tcp/small'], { cpu: LOAD_CPU, stdout: 'pipe' })
+  const lines = []
+  let buf = ''
+  proc.child.stdout.on('data', (d) => {
+    buf += d
+    let i
+    while ((i = buf.indexOf('\n')) >= 0) { const line = JSON.parse(buf.slice(0, i)); buf = buf.slice(i + 1); lines.push(line); onLine?.(line) }
+  })
+  return proc.exitPromise.then(() => lines)
+}
+
+/**
+ * 2,000 GETs pipelined on one connection (how many upstream connections the proxy uses for them,
+ * sampled every 20 ms, and its RSS growth), then 5,000 slowloris connections (RSS growth, and the
+ * longest any stayed open: the proxy's clientHeaderTimeout / client_header_timeout, 10 s in both
+ * bench configs). A fresh process of each, so pooled connections from earlier runs do not count.
+ */
+async function frontDoorCost (target, upstreamPort) {
+  for (let i = 0; i < 20; i++) await request({ port: target.port, path: '/health' })
+  await new Promise((r) => setTimeout(r, 500))
+  const pid = target.proc.pid
+  const sample = (state) => { state.peak = Math.max(state.peak, memory(pid).rss); state.conns = Math.max(state.conns, connectionsTo(pid, upstreamPort)) }
+  const pipe = { before: memory(pid).rss, peak: 0, conns: 0 }
+  let timer = setInterval(() => sample(pipe), 20)
+  const [piped] = await frontDoorLoad(target, 'pipeline', PIPELINE_REQUESTS)
+  sample(pipe)
+  clearInterval(timer)
+  await new Promise((r) => setTimeout(r, 1000))
+  const loris = { before: memory(pid).rss, peak: 0, conns: 0 }
+  timer = setInterval(() => sample(loris), 100)
+  const [opened, closed] = await frontDoorLoad(target, 'slowloris', SLOWLORIS_CONNS)
+  clearInterval(timer)
+  return { label: target.label, piped, pipe, opened, closed, loris }
+}
+
 /* -------------------------------------------------------------- report */
 
 const fmtInt = (n) => n === null || n === undefined ? '—' : Math.round(n).toLocaleString('en-US')
@@ -333,7 +375,7 @@ const fmtPct = (n) => n === null || n === undefined ? '—' : `${Math.round(n * 
 const fmtMiB = (kib) => kib === null || kib === undefined ? '—' : (kib / 1024).toFixed(1)
 const fmtRatio = (a, b) => a === null || b === null || a === undefined || b === undefined || b === 0 ? '—' : `${(a / b).toFixed(2)}×`
 
-function report ({ info, targets, broken, incidents, results, ws, idle, fresh, elapsed }) {
+function report ({ info, targets, broken, incidents, results, ws, idle, fresh, frontDoor = [], elapsed }) {
   const L = []
   const p = (s = '') => L.push(s)
   p('# proxyctl benchmark')
@@ -452,6 +494,19 @@ function report ({ info, targets, broken, incidents, results, ws, idle, fresh, e
     p(`| ${r.label} | ${fmtInt(r.opened)}${r.failed ? ` (${r.failed} failed: ${r.firstError})` : ''} | ${fmtInt(r.stillOpen)} | ${fmtMiB(r.before.rss)} | ${fmtMiB(r.after.rss)} | ${fmtMiB(growth)} | ${r.stillOpen > 0 ? (growth / r.stillOpen).toFixed(2) : '—'} | ${r.before.fds} → ${r.after.fds} |`)
   }
   p()
+  if (frontDoor.length > 0) {
+    p(`## The front door: ${fmtInt(PIPELINE_REQUESTS)} pipelined GETs on one connection, then ${fmtInt(SLOWLORIS_CONNS)} slowloris connections`)
+    p()
+    p('A fresh process of each proxy. Pipelined: the most upstream connections the proxy held while answering them (sampled every 20 ms), RSS growth at peak. Slowloris: each connection sends a request line, then a header line a second, never ending the head; RSS growth at peak, and the longest any one stayed open (both configs close a head after 10 s: clientHeaderTimeout / client_header_timeout).')
+    p()
+    p('| proxy | pipelined answered | ms | upstream conns at most | RSS growth MiB | slowloris opened | closed | longest open s | RSS growth MiB |')
+    p('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+    for (const r of frontDoor) {
+      if (r.error) { p(`| ${r.label} | failed: ${r.error} | | | | | | | |`); continue }
+      p(`| ${r.label} | ${fmtInt(r.piped?.answers)} | ${fmtInt(r.piped?.ms)} | ${r.pipe.conns} | ${fmtMiB(r.pipe.peak - r.pipe.before)} | ${fmtInt(r.opened?.opened)} | ${fmtInt(r.closed?.closed)} | ${r.closed ? (r.closed.longestMs / 1000).toFixed(1) : '—'} | ${fmtMiB(r.loris.peak - r.loris.before)} |`)
+    }
+    p()
+  }
   return L.join('\n')
 }
 
@@ -598,6 +653,25 @@ async function main () {
   }
 
   if (isShuttingDown()) return
+  const frontDoor = []
+  if (env.SCENARIOS === undefined || env.SCENARIOS.split(',').includes('front-door')) {
+    const fresh = { ...peerDefs()[0], id: 'proxyctl-front-door', label: 'proxyctl (fresh process)' }
+    const nginxDef = peerDefs().find((d) => d.id === 'nginx')
+    for (const def of [fresh, nginxDef && { ...nginxDef, id: 'nginx-front-door', label: `${nginxDef.label} (fresh process)` }].filter(Boolean)) {
+      let t
+      try {
+        t = await startTarget(def, upstream)
+        progress(`front door: ${def.label}`)
+        frontDoor.push(await frontDoorCost(t, upstream.port))
+      } catch (err) {
+        frontDoor.push({ label: def.label, error: err.message.split('\n')[0] })
+      } finally {
+        if (t?.proc !== undefined) await stop(t.proc)
+      }
+    }
+  }
+
+  if (isShuttingDown()) return
   // Anything a target logged at warn or above during the runs is worth a look.
   for (const t of targets) {
     const errLog = t.nginx !== undefined ? tail(path.join(tmp, `${t.id}-proxy-error.log`), 200) + '\n' + tail(path.join(tmp, `${t.id}-error.log`), 200) : tail(t.proc.log, 200)
@@ -609,7 +683,7 @@ async function main () {
   await stop(up)
 
   if (isShuttingDown()) return
-  const md = report({ info, targets, broken, incidents, results, ws, idle, fresh, elapsed: (Date.now() - t0) / 1000 })
+  const md = report({ info, targets, broken, incidents, results, ws, idle, fresh, frontDoor, elapsed: (Date.now() - t0) / 1000 })
   fs.mkdirSync(path.join(BENCH, 'results'), { recursive: true })
   fs.writeFileSync(path.join(BENCH, 'results', 'latest.md'), md + '\n')
   process.stdout.write(md + '\n')

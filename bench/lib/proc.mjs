@@ -144,6 +144,23 @@ export function memory (pid) {
   } catch { return { rss: 0, hwm: 0 } }
 }
 
+/** TCP connections the process holds to 127.0.0.1:`port` (its fds' socket inodes matched in /proc/net/tcp). */
+export function connectionsTo (pid, port) {
+  try {
+    const inodes = new Set()
+    for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+      try { const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`)); if (m) inodes.add(m[1]) } catch { /* closed meanwhile */ }
+    }
+    const want = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`
+    let n = 0
+    for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/)
+      if (f[2] === want && f[3] === '01' && inodes.has(f[9])) n++
+    }
+    return n
+  } catch { return 0 }
+}
+
 export function fdCount (pid) {
   try { return fs.readdirSync(`/proc/${pid}/fd`).length } catch { return 0 }
 }

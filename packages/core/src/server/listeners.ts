@@ -31,7 +31,7 @@ const REASONS: Record<string, string> = {
 /**
  * Node's http server with the connection limits of the address's default server, as nginx reads
  * them before it knows the Host: client_header_timeout for the whole head (checked often enough to
- * close a slow head within a second of it), keepalive_timeout, and a parser that takes as much as
+ * close a slow head within half a second of it), keepalive_timeout, and a parser that takes as much as
  * nginx's header buffers could hold (request-head.ts then refuses what they would not). No
  * overall request deadline, as nginx.
  */
@@ -42,7 +42,7 @@ function createServer (listen: ResolvedListen): http.Server {
     keepAliveTimeout: nodeKeepAliveTimeout(limits.keepaliveTimeout),
     requestTimeout: 0,
     headersTimeout: limits.clientHeaderTimeout,
-    connectionsCheckingInterval: Math.min(1000, Math.max(50, Math.floor(limits.clientHeaderTimeout / 10))),
+    connectionsCheckingInterval: Math.min(500, Math.max(50, Math.floor(limits.clientHeaderTimeout / 20))),
     maxHeaderSize: 1024 + number * size
   }
   const server = listen.https === undefined
