@@ -6,7 +6,7 @@
 import path from 'node:path'
 import t from 'tap'
 import { proxy } from 'proxyctl'
-import { freePort } from '../helpers/failure.js'
+import { captureLogger, freePort } from '../helpers/failure.js'
 import { startConfig, tmpDir } from '../helpers/proxy.js'
 import { limitCases, playLimitCase, startLimitsUpstream, type Server } from './fixtures/limits-cases.js'
 
@@ -16,6 +16,7 @@ t.test('connection limits and protocol answers, as nginx', async (t) => {
   const up = await startLimitsUpstream(t, sock)
   const app = `http://unix:${sock}`
   const ports: Record<Server, number> = { defaults: await freePort(), tight: await freePort() }
+  const { logger, lines } = captureLogger()
   await startConfig(t, {
     servers: [
       { listen: `127.0.0.1:${ports.defaults}`, locations: { '/': proxy(app) } },
@@ -29,7 +30,7 @@ t.test('connection limits and protocol answers, as nginx', async (t) => {
         locations: { '/': proxy(app), '/ka0': { keepaliveTimeout: 0, handler: proxy(app) } }
       }
     ]
-  })
+  }, logger)
   // Cases run two at a time: the timed ones wait seconds each.
   const queue = [...limitCases]
   const results = new Map<string, unknown>()
@@ -40,6 +41,21 @@ t.test('connection limits and protocol answers, as nginx', async (t) => {
     }
   }))
   for (const c of limitCases) t.same(results.get(c.name), { answers: c.expected.answers, closed: c.expected.closed }, c.name)
+
+  // Each limit hit is an info line naming the client and the limit.
+  const logged = [
+    { rule: 'a head too slow', line: { code: 'PROXYCTL_CLIENT_TIMEOUT', limit: 'clientHeaderTimeout', clientHeaderTimeout: 1000 } },
+    { rule: 'an answer left unread', line: { code: 'PROXYCTL_CLIENT_TIMEOUT', limit: 'sendTimeout', sendTimeout: 1000 } },
+    { rule: 'a header line too long', line: { code: 'PROXYCTL_BAD_REQUEST', limit: 'largeClientHeaderBuffers', reason: 'client sent too long header line' } },
+    { rule: 'a URI too long', line: { code: 'PROXYCTL_BAD_REQUEST', limit: 'largeClientHeaderBuffers', reason: 'client sent too long URI' } },
+    { rule: 'too many header lines', line: { code: 'PROXYCTL_BAD_REQUEST', limit: 'maxHeaders', reason: 'client sent too many header lines' } },
+    { rule: 'a head over every buffer', line: { code: 'PROXYCTL_BAD_REQUEST', limit: 'largeClientHeaderBuffers', parserCode: 'HPE_HEADER_OVERFLOW' } },
+    { rule: 'a TRACE', line: { code: 'PROXYCTL_BAD_REQUEST', reason: 'client sent TRACE method', request: 'TRACE /t HTTP/1.1' } }
+  ]
+  for (const l of logged) {
+    const want = { level: 'info', client: '127.0.0.1', ...l.line }
+    t.ok(lines.some((line) => Object.entries(want).every(([k, v]) => line[k] === v)), `${l.rule}: an info line with ${JSON.stringify(l.line)}`)
+  }
 
   // What reached the upstream, one case at a time (run alone, so the upstream's record is the case's).
   for (const c of limitCases.filter((c) => c.closeWithin === undefined)) {

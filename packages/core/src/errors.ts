@@ -113,9 +113,12 @@ export class BadRequestError extends ProxyctlError {
   readonly status: number
   /** The request target as received, for the log line. */
   target: string | undefined
-  constructor (message: string, status = 400) {
+  /** The config key whose limit the request broke, for the log line (`largeClientHeaderBuffers`). */
+  readonly limit: string | undefined
+  constructor (message: string, status = 400, limit?: string) {
     super('PROXYCTL_BAD_REQUEST', message)
     this.status = status
+    this.limit = limit
   }
 }
 

@@ -25,7 +25,7 @@ export function checkRequestHead (req: IncomingMessage, limits: ResolvedConnecti
   }
   if (req.method === 'TRACE') return new BadRequestError('client sent TRACE method', 405)
   const raw = req.rawHeaders
-  if (raw.length > limits.maxHeaders * 2) return new BadRequestError('client sent too many header lines', REQUEST_HEADER_TOO_LARGE)
+  if (raw.length > limits.maxHeaders * 2) return new BadRequestError('client sent too many header lines', REQUEST_HEADER_TOO_LARGE, 'maxHeaders')
   let hosts = 0
   let te = false
   let bytes = 0
@@ -60,10 +60,10 @@ function checkHeaderBuffers (requestLine: number, raw: string[], buffers: { numb
     if (length <= room) { room -= length; return undefined }
     if (length > buffers.size && what !== 'header end') {
       return what === 'request line'
-        ? new BadRequestError('client sent too long URI', 414)
-        : new BadRequestError('client sent too long header line', REQUEST_HEADER_TOO_LARGE)
+        ? new BadRequestError('client sent too long URI', 414, 'largeClientHeaderBuffers')
+        : new BadRequestError('client sent too long header line', REQUEST_HEADER_TOO_LARGE, 'largeClientHeaderBuffers')
     }
-    if (large === buffers.number) return new BadRequestError('client sent too large request headers', REQUEST_HEADER_TOO_LARGE)
+    if (large === buffers.number) return new BadRequestError('client sent too large request headers', REQUEST_HEADER_TOO_LARGE, 'largeClientHeaderBuffers')
     large++
     room = buffers.size - length
     return undefined

@@ -101,7 +101,7 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
       const raw = request.raw as unknown as RoutedRequest
       const err = raw[kRouteError]
       const line = requestLine(raw, err?.target)
-      request.log.info({ code: err?.code ?? 'PROXYCTL_BAD_REQUEST', client: raw.socket?.remoteAddress, request: line, reason: err?.message },
+      request.log.info({ code: err?.code ?? 'PROXYCTL_BAD_REQUEST', client: raw.socket?.remoteAddress, request: line, reason: err?.message, ...(err?.limit === undefined ? {} : { limit: err.limit }) },
         `${err?.message ?? 'bad request'}, client: ${raw.socket?.remoteAddress ?? '-'}, request: "${line}"`)
       const status = err?.status ?? 400
       return reply.code(wireStatus(status)).header('connection', 'close').type('text/html').send(errorPageBody(status))

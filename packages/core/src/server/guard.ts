@@ -111,7 +111,7 @@ export function answerClientError (log: FastifyBaseLogger, err: ParserError, soc
   // llhttp knows HTTP/1.x and 2.0 only; nginx answers any later major version 505.
   if (code === 'HPE_INVALID_VERSION' && LATER_HTTP.test(String((err as { rawPacket?: Buffer }).rawPacket?.subarray(0, 8192).toString('latin1') ?? ''))) status = 505
   const reason = err.reason ?? err.message
-  log.info({ code: 'PROXYCTL_BAD_REQUEST', client: socket.remoteAddress, reason, parserCode: code, status },
+  log.info({ code: 'PROXYCTL_BAD_REQUEST', client: socket.remoteAddress, reason, parserCode: code, status, ...(code === 'HPE_HEADER_OVERFLOW' ? { limit: 'largeClientHeaderBuffers' } : {}) },
     `client sent a request the parser refused (${reason}), answered ${status}, client: ${socket.remoteAddress ?? '-'}`)
   const reading = socket.parser?.incoming
   if (code === 'HPE_INVALID_EOF_STATE' || (reading != null && !reading.complete)) {
