@@ -1,8 +1,7 @@
 // The one address parser (core's config/address.ts) behind `listen`, upstream servers and the host
 // of `proxy()`: the forms it reads (the union of what those accept), then what each caller adds.
 import t from 'tap'
-import { parseAddress, parseListenAddress, type AddressOptions } from '@proxyctl/core/internal'
-import { parseUpstreamAddress } from '@proxyctl/plugins/internal'
+import { parseAddress, parseListenAddress, parseUpstreamAddress, type AddressOptions } from '@proxyctl/core/internal'
 import { parseProxyTarget } from '../../packages/plugins/src/proxy/target.js'
 
 const http: AddressOptions = { defaultPort: 80 }

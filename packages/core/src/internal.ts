@@ -3,6 +3,8 @@
 export { kHandlerBrand } from './config/types.js'
 export { parseListenAddress } from './config/listen.js'
 export { parseAddress, type AddressOptions, type ParsedAddress, type AddressProblem } from './config/address.js'
+export { parseUpstreamAddress, type UpstreamAddress } from './config/upstream-address.js'
+export { runPreflight } from './config/preflight.js'
 export type { ErrorPageRule, ErrorPageRules } from './config/model.js'
 export { formatKeyPath } from './config/schema.js'
 export { loadConfigFile, findConfigFile, type LoadConfigOptions } from './config/load.js'

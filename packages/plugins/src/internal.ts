@@ -2,5 +2,4 @@
 // authors: these names may change in any release.
 export { UpstreamError, classifyUpstreamError } from './proxy/errors.js'
 export { UpstreamPool, DEFAULT_RESOLVE_INTERVAL, type ConnectionSettings, type UpstreamPeer, type UpstreamPoolOptions, type LookupAll, type PoolLogger } from './upstream/pool.js'
-export { parseUpstreamAddress, type UpstreamAddress } from './upstream/address.js'
 export * from './upstream/index.js'

@@ -1,3 +1,4 @@
+import { runPreflight } from './preflight.js'
 import fs from 'node:fs'
 import { isBuiltin } from 'node:module'
 import os from 'node:os'
@@ -137,10 +138,13 @@ export async function loadConfigFile (file: string, options: LoadConfigOptions =
   if (config === undefined || config === null || typeof config !== 'object') {
     throw new ConfigLoadError(file, 'the config module must `export default defineConfig({ ... })`')
   }
+  let resolved: ResolvedConfig
   try {
-    return resolveConfig(config, { file: abs })
+    resolved = resolveConfig(config, { file: abs })
   } catch (err) {
     if (err instanceof ConfigErrors) err.setFile(abs)
     throw err
   }
+  await runPreflight(resolved)
+  return resolved
 }

@@ -8,6 +8,7 @@ import type { LocationTree } from '../routing/location-tree.js'
 import type { ServerSelector } from '../routing/server-select.js'
 import type { LocationKind, LocationNode } from '../routing/types.js'
 import type { CompileScope, Template } from '../variables/types.js'
+import type { PreflightCheck } from './preflight.js'
 import type { ResolvedConnectionLimits, ResolvedRequestLimits } from './limits.js'
 import type { CompiledHandler, LocationHandler, PluginEntry, ProxyConfig, UpstreamConfig } from './types.js'
 
@@ -33,6 +34,8 @@ export interface ResolvedConfig {
   readonly limits: ResolvedConnectionLimits
   /** Objects handlers share across locations (upstream pools). Created at compile time. */
   readonly shared: Map<string, unknown>
+  /** Checks `check` and `start` run before listening (hostnames resolve): preflight.ts. */
+  readonly preflight: PreflightCheck[]
   /** Warnings worth printing (conflicting server names), not errors. */
   readonly warnings: string[]
 }
@@ -45,6 +48,7 @@ export interface ResolvedListen {
   readonly port: number
   readonly path: string
   readonly scheme: 'http' | 'https'
+  /** PEM contents (files named in the config are read at load). */
   readonly https: { cert: string | Buffer, key: string | Buffer, ca?: string | Buffer } | undefined
   readonly ipv6Only: boolean
   readonly servers: ResolvedServer[]

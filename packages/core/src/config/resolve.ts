@@ -1,5 +1,7 @@
+import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import tls from 'node:tls'
 import { ConfigError, ConfigErrors } from '../errors.js'
 import { LocationTree, parseLocationKey, validateLocationTree } from '../routing/location-tree.js'
 import { conflictingServerNames, parseServerName, ServerSelector } from '../routing/server-select.js'
@@ -12,10 +14,12 @@ import { namedGroups } from '../routing/pcre.js'
 import { isHandler } from '../handlers/define-handler.js'
 import { locationRoute, serverFallbackRoute } from '../routing/route-urls.js'
 import { defaultListen, parseListenAddress, type ParsedListen } from './listen.js'
-import { checkShape } from './schema.js'
+import { checkShape, formatKeyPath } from './schema.js'
+import { hostResolves } from './preflight.js'
+import { parseUpstreamAddress } from './upstream-address.js'
 import { LIMIT_DEFAULTS, resolveConnectionLimits, resolveRequestLimits } from './limits.js'
 import type { ResolvedConfig, ResolvedListen, ResolvedLocation, ResolvedServer } from './model.js'
-import type { HandlerCompileEnv, ListenConfig, LocationConfig, LocationHandler } from './types.js'
+import type { HandlerCompileEnv, ListenConfig, ListenObject, LocationConfig, LocationHandler } from './types.js'
 
 function toList<T> (v: T | T[] | undefined): T[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v]
@@ -53,7 +57,20 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
     tempPath: path.resolve(baseDir, config.tempPath ?? os.tmpdir()),
     limits: resolveConnectionLimits(config, LIMIT_DEFAULTS),
     shared: new Map(),
+    preflight: [],
     warnings
+  }
+
+  // Upstream servers are read here, so a bad address names its upstream; hostnames must resolve.
+  for (const [name, u] of upstreams) {
+    u.servers.forEach((entry, i) => {
+      const raw = typeof entry === 'string' ? entry : entry.address
+      const keyPath = formatKeyPath(typeof entry === 'string' ? ['upstreams', name, 'servers', i] : ['upstreams', name, 'servers', i, 'address'])
+      try {
+        const a = parseUpstreamAddress(raw)
+        if (a.kind === 'hostname') resolved.preflight.push(hostResolves(keyPath, a.host, `host not found in upstream "${raw}"`))
+      } catch (err) { errors.push(new ConfigError(keyPath, (err as Error).message)) }
+    })
   }
 
   // As in nginx, a named group of any location regex is a variable everywhere (empty where unset).
@@ -105,7 +122,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
         listen = {
           ...parsed,
           scheme: obj.https ? 'https' : 'http',
-          https: obj.https,
+          https: obj.https === undefined ? undefined : loadTls(obj.https, baseDir, `${lp}.https`, errors),
           ipv6Only: obj.ipv6Only ?? true,
           servers: [],
           defaultServer: server,
@@ -221,6 +238,35 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
   return resolved
 }
 
+/**
+ * A listen's TLS material: PEM contents as given, or files read now (relative to the config's
+ * folder, as nginx's ssl_certificate), then tried together so a key that does not match its
+ * certificate is a config error with its key path, not a failure at start.
+ */
+function loadTls (https: NonNullable<ListenObject['https']>, baseDir: string, keyPath: string,
+  errors: ConfigError[]): ResolvedListen['https'] {
+  const read = (v: string | Buffer, key: string): string | Buffer | undefined => {
+    if (Buffer.isBuffer(v) || v.includes('-----BEGIN')) return v
+    const file = path.resolve(baseDir, v)
+    try { return fs.readFileSync(file) } catch (err) {
+      errors.push(new ConfigError(`${keyPath}.${key}`, `cannot read "${file}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`))
+      return undefined
+    }
+  }
+  const cert = read(https.cert, 'cert')
+  const key = read(https.key, 'key')
+  const ca = https.ca === undefined ? undefined : read(https.ca, 'ca')
+  if (cert === undefined || key === undefined || (https.ca !== undefined && ca === undefined)) return undefined
+  try {
+    tls.createSecureContext({ cert, key, ...(ca === undefined ? {} : { ca }) })
+  } catch (err) {
+    const why = (err as Error).message
+    errors.push(new ConfigError(keyPath, /key values mismatch/.test(why) ? `the key does not match the certificate (${why})` : `cannot use the certificate and key (${why})`))
+    return undefined
+  }
+  return { cert, key, ...(ca === undefined ? {} : { ca }) }
+}
+
 function toConfigError (err: unknown, keyPath: string): ConfigError {
   if (err instanceof ConfigError) return err
   return new ConfigError(keyPath, (err as Error).message ?? String(err))
@@ -250,7 +296,9 @@ function compileEnv (config: ResolvedConfig, server: ResolvedServer, location: R
     shared <T>(key: string, create: () => T): T {
       if (!config.shared.has(key)) config.shared.set(key, create())
       return config.shared.get(key) as T
-    }
+    },
+    preflight (run, subPath = '') { config.preflight.push({ keyPath: keyPath + subPath, run }) },
+    hostResolves (host, subPath = '') { config.preflight.push(hostResolves(keyPath + subPath, host, `host not found in upstream "${host}"`)) }
   }
 }
 

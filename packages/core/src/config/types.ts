@@ -71,7 +71,7 @@ export interface ListenObject {
   address: string | number
   /** This server answers requests whose Host matches no server on this address. */
   defaultServer?: boolean
-  /** Serve TLS on this address. PEM strings or Buffers (read files yourself, e.g. with readFileSync). */
+  /** Serve TLS on this address: PEM contents (strings or Buffers), or paths to PEM files (relative to the config's folder), as nginx's ssl_certificate. */
   https?: { cert: string | Buffer, key: string | Buffer, ca?: string | Buffer }
   /** For `[::]`: accept only IPv6 (nginx's default, `ipv6only=on`). Default true. */
   ipv6Only?: boolean
@@ -249,4 +249,8 @@ export interface HandlerCompileEnv {
   error (message: string, subPath?: string): Error
   /** One object per key for the whole app: upstream pools, caches shared by locations. */
   shared <T>(key: string, create: () => T): T
+  /** A check `proxyctl check` and `start` run before listening (a hostname resolves), reported at `keyPath + subPath`. */
+  preflight (run: () => Promise<string | undefined>, subPath?: string): void
+  /** A check that `host` resolves, worded as nginx's "host not found in upstream". */
+  hostResolves (host: string, subPath?: string): void
 }

@@ -1,3 +1,4 @@
+import { runPreflight } from '../config/preflight.js'
 import type { FastifyBaseLogger } from 'fastify'
 import { fstatSync } from 'node:fs'
 import net from 'node:net'
@@ -61,6 +62,7 @@ export function flushLogs (ms = 500): Promise<void> {
  * already bound are closed and the ListenError is thrown.
  */
 export async function startProxy (config: ResolvedConfig, options: StartOptions = {}): Promise<RunningProxy> {
+  await runPreflight(config)
   const app = await buildApp(config, { logger: options.logger ?? stdoutLogger(config.logLevel) })
   const listeners: BoundListener[] = []
   try {

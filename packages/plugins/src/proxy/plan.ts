@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { type HandlerCompileEnv, type Template } from '@proxyctl/core'
 import { compileTemplate, type PhaseHooks } from '@proxyctl/core/internal'
 import { UpstreamPool } from '../upstream/pool.js'
@@ -92,6 +93,7 @@ export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCom
     const key = `${t.scheme}://${t.peer}|${options.connectTimeout ?? ''}`
     let pool = direct.get(key)
     if (pool === undefined) {
+      if (t.address.type === 'tcp' && isIP(t.address.host) === 0) env.hostResolves(t.address.host)
       // A direct URL is resolved once, as nginx resolves a static proxy_pass host at load.
       pool = new UpstreamPool(t.peer, { servers: [t.peer], resolveInterval: 0 }, { scheme: t.scheme, ...(options.connectTimeout !== undefined ? { connectTimeout: options.connectTimeout } : {}) })
       direct.set(key, pool)

@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises'
 import { Pool } from './undici-pool.js'
 import type { UpstreamConfig, UpstreamServerConfig } from '@proxyctl/core'
-import { parseUpstreamAddress, type UpstreamAddress } from './address.js'
+import { parseUpstreamAddress, type UpstreamAddress } from '@proxyctl/core/internal'
 import { Peer } from './peer.js'
 import { PeerGroup, type GroupPolicy, type Selection } from './peer-group.js'
 import type { SelectInput } from './balancer/balancer.js'

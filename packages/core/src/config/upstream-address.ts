@@ -1,5 +1,5 @@
 import { isIP } from 'node:net'
-import { parseAddress } from '@proxyctl/core/internal'
+import { parseAddress } from './address.js'
 
 /** Where one upstream server is reached. */
 export type UpstreamAddress =
