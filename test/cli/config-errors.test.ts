@@ -44,6 +44,7 @@ const cases: Case[] = [
   { rule: 'a size nginx would not read', source: server("clientMaxBodySize: '1x' as never"), expect: /: servers\[0\]\.clientMaxBodySize: expected a size: bytes, or a number with k, m or g \('8k', '1m'\)$/m },
   { rule: 'large_client_header_buffers without a size', source: server("largeClientHeaderBuffers: '4' as never"), expect: /: servers\[0\]\.largeClientHeaderBuffers: expected 'NUMBER SIZE' as nginx's large_client_header_buffers \('4 8k'\)$/m },
   { rule: 'a connection limit set on a location (nginx allows it in http and server only)', source: server("locations: { '/': { clientHeaderTimeout: 5 } as never }"), expect: /: servers\[0\]\.locations\["\/"\]\.clientHeaderTimeout: unknown key$/m },
+  { rule: 'setHeaders naming a header the proxy writes itself', source: `${head.replace('respond, ', 'respond, proxy, ')}export default defineConfig({ servers: [{ listen: '127.0.0.1:0', locations: { '/': proxy('http://127.0.0.1:9', { setHeaders: { Connection: 'upgrade' } }) } }] })\n`, expect: /: servers\[0\]\.locations\["\/"\]\.setHeaders\["Connection"\]: the proxy sets "Connection" itself \(keep-alive to the upstream\); to pass WebSocket upgrades, use websocket\(target\) for this location$/m },
   { rule: 'no default export', source: `${head}export const config = {}\n`, expect: /proxy\.config\.ts: the config module must `export default defineConfig\(\{ \.\.\. \}\)`$/m },
   { rule: 'a syntax error in the module', source: `${head}export default defineConfig({ servers: [ }\n`, expect: /proxy\.config\.ts: cannot load config: /m }
 ]

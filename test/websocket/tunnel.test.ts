@@ -55,6 +55,13 @@ for (const transport of ['tcp', 'unix'] as const) {
     }
   }
 
+  t.test(`${transport}: /ws answers 301 to /ws/, as a proxy() location (nginx's auto redirect)`, async (t) => {
+    const s = await setup(t)
+    const res = await request(s.http, { path: '/ws?a=1', headers: { host: 'proxy.test' } })
+    t.equal(res.status, 301, 'status')
+    t.match(String(res.headers.location), /\/ws\/\?a=1$/, 'Location keeps the query')
+  })
+
   t.test(`${transport}: text and binary echo, a 16 MiB binary message`, async (t) => {
     const s = await setup(t)
     const ws = await openWs(t, s.url('/ws/echo'))

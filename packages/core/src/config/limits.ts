@@ -30,6 +30,8 @@ export interface ResolvedConnectionLimits extends ResolvedRequestLimits {
   readonly largeClientHeaderBuffers: { readonly number: number, readonly size: number }
   /** More header lines than this: 400. */
   readonly maxHeaders: number
+  /** underscores_in_headers: keep request headers whose name has `_` (else they are dropped). */
+  readonly underscoresInHeaders: boolean
 }
 
 /** nginx's defaults (64-bit Linux). */
@@ -42,7 +44,8 @@ export const LIMIT_DEFAULTS: ResolvedConnectionLimits = {
   keepaliveRequests: 1000,
   clientHeaderTimeout: 60_000,
   largeClientHeaderBuffers: { number: 4, size: 8 * 1024 },
-  maxHeaders: 1000
+  maxHeaders: 1000,
+  underscoresInHeaders: false
 }
 
 const SIZE = /^(\d+)([kKmMgG]?)$/
@@ -77,7 +80,8 @@ export const connectionLimitKeys = {
   clientHeaderTimeout: z.number().int().min(1).optional(),
   largeClientHeaderBuffers: z.string().refine((v) => parseHeaderBuffers(v) !== undefined,
     { error: "expected 'NUMBER SIZE' as nginx's large_client_header_buffers ('4 8k')" }).optional(),
-  maxHeaders: z.number().int().min(1).optional()
+  maxHeaders: z.number().int().min(1).optional(),
+  underscoresInHeaders: z.boolean().optional()
 }
 
 function parseHeaderBuffers (v: string): { number: number, size: number } | undefined {
@@ -106,6 +110,7 @@ export function resolveConnectionLimits (own: ConnectionLimits, outer: ResolvedC
     ...resolveRequestLimits(own, outer),
     clientHeaderTimeout: own.clientHeaderTimeout ?? outer.clientHeaderTimeout,
     largeClientHeaderBuffers: own.largeClientHeaderBuffers === undefined ? outer.largeClientHeaderBuffers : parseHeaderBuffers(own.largeClientHeaderBuffers) as { number: number, size: number },
-    maxHeaders: own.maxHeaders ?? outer.maxHeaders
+    maxHeaders: own.maxHeaders ?? outer.maxHeaders,
+    underscoresInHeaders: own.underscoresInHeaders ?? outer.underscoresInHeaders
   }
 }

@@ -84,16 +84,22 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
     const keyPath = `servers[${si}]`
     const names = toList(sc.serverName)
     names.forEach((n, ni) => {
-      try { parseServerName(n) } catch (err) {
+      try {
+        const parsed = parseServerName(n)
+        // As a location regex's, a server name regex's named groups are variables everywhere.
+        if (parsed.kind === 'regex' && parsed.regex !== undefined) for (const name of namedGroups(parsed.regex)) namedCaptures.add(name)
+      } catch (err) {
         errors.push(new ConfigError(`${keyPath}.serverName${Array.isArray(sc.serverName) ? `[${ni}]` : ''}`, (err as Error).message))
       }
     })
-    const primary = names.find((n): n is string => typeof n === 'string' && !n.startsWith('~')) ?? ''
+    // $server_name: the first name as written (a regex with its "~"), nginx's ".example.org" without its dot.
+    const first = names[0]
+    const primary = first === undefined ? '' : typeof first === 'string' ? first.replace(/^\.(?=.)/, '') : `~${first.source}`
     const server: ResolvedServer = {
       position: si,
       keyPath,
       names,
-      primaryName: primary.replace(/^\*\.|^\.|\.\*$/g, ''),
+      primaryName: primary,
       root: sc.root === undefined ? undefined : path.resolve(baseDir, sc.root),
       index: sc.index,
       plugins: sc.plugins ?? [],

@@ -55,6 +55,8 @@ export interface ConnectionLimits extends RequestLimits {
   largeClientHeaderBuffers?: `${number} ${Size}`
   /** More header lines than this in one request: 400. Default 1000. */
   maxHeaders?: number
+  /** underscores_in_headers: keep request headers whose name has `_`; by default they are dropped, as nginx. */
+  underscoresInHeaders?: boolean
 }
 
 /**

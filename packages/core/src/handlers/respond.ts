@@ -1,3 +1,4 @@
+import { asHeaderValue } from '../http/header-value.js'
 import type { LocationHandler } from '../config/types.js'
 import type { RequestContext } from '../routing/request-context.js'
 import { errorPageBody } from '../http/error-page.js'
@@ -43,11 +44,19 @@ export function respond (statusOrOptions: number | RespondOptions, text?: string
       handle (request, reply) {
         const ctx = request.proxyctl
         reply.code(status)
-        for (const [name, t] of headers) reply.header(name, t.render(ctx))
-        if (redirect !== undefined) reply.header('location', absoluteLocation(redirect.render(ctx), ctx))
+        // A value beyond ASCII is its UTF-8 bytes as Latin-1 (header-value.ts); Node writes such a
+        // head in the body's encoding when both go out as one string, so the body goes as bytes.
+        let bytesBody = false
+        for (const [name, t] of headers) {
+          const v = asHeaderValue(t.render(ctx))
+          if (!bytesBody && !ASCII.test(v)) bytesBody = true
+          reply.header(name, v)
+        }
+        if (redirect !== undefined) reply.header('location', asHeaderValue(absoluteLocation(redirect.render(ctx), ctx)))
         if (body !== undefined) {
           if (!reply.hasHeader('content-type')) reply.type('text/plain')
-          return reply.send(body.render(ctx))
+          const text = body.render(ctx)
+          return reply.send(bytesBody ? Buffer.from(text) : text)
         }
         if (fallbackBody !== undefined && redirect === undefined && headers.length === 0) {
           // nginx's `return 4xx/5xx` goes through error_page.
@@ -65,11 +74,15 @@ export function respond (statusOrOptions: number | RespondOptions, text?: string
   })
 }
 
+const ASCII = /^[\x00-\x7f]*$/
+
 /** nginx's absolute_redirect: a path becomes `scheme://host[:port]path`. */
 export function absoluteLocation (target: string, ctx: RequestContext): string {
   if (!target.startsWith('/')) return target
   const l = ctx.listen
-  const host = ctx.host !== '' ? ctx.host : ctx.server.primaryName
+  // server_name_in_redirect off: the client's Host, else the address it connected to.
+  const local = ctx.socket.localAddress ?? ''
+  const host = ctx.host !== '' ? ctx.host : local.includes(':') ? `[${local}]` : local
   // nginx's port_in_redirect: the port the request came in on, left out when it is the default.
   const port = ctx.socket.localPort ?? l.port
   const defaultPort = l.kind === 'unix' || (l.scheme === 'https' ? port === 443 : port === 80)

@@ -29,17 +29,36 @@ export function checkRequestHead (req: IncomingMessage, limits: ResolvedConnecti
   let hosts = 0
   let te = false
   let bytes = 0
+  let underscores = false
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string
     bytes += name.length + (raw[i + 1] as string).length + 4
     if (name.length === 4 && name.toLowerCase() === 'host') hosts++
     else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') te = true
+    else if (name.includes('_')) underscores = true
   }
+  if (underscores && !limits.underscoresInHeaders) dropUnderscoreHeaders(req)
   if (hosts > 1) return new BadRequestError('client sent duplicate host header')
   if (te && req.httpVersionMinor === 0) return new BadRequestError('client sent "Transfer-Encoding" in HTTP/1.0 request')
   const line = requestLineLength(req)
   if (line + bytes + 2 > CLIENT_HEADER_BUFFER) return checkHeaderBuffers(line, raw, limits.largeClientHeaderBuffers)
   return undefined
+}
+
+/**
+ * nginx's underscores_in_headers off: a header whose name has `_` is ignored, so `X_Remote_User`
+ * cannot pass for `X-Remote-User` at a CGI, WSGI or Rack app, which read both as one variable.
+ */
+function dropUnderscoreHeaders (req: IncomingMessage): void {
+  const raw = req.rawHeaders
+  let to = 0
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string
+    if (name.includes('_')) { delete req.headers[name.toLowerCase()]; continue }
+    raw[to++] = name
+    raw[to++] = raw[i + 1] as string
+  }
+  raw.length = to
 }
 
 function requestLineLength (req: IncomingMessage): number {

@@ -23,8 +23,10 @@ export class RequestContext {
   args: string
   /** Host from the request line or Host header, normalised (lower case, no port); '' if none. */
   readonly host: string
-  /** Match of the selected regex location: `$1`..`$9` and named groups. */
+  /** Match of the selected regex location, else of the server's regex name: `$1`..`$9` and named groups. */
   captures: RegExpExecArray | null
+  /** Match of the server's regex name, if a regex selected the server (its named groups stay variables, as nginx). */
+  serverCaptures: RegExpExecArray | null
   /** Internal redirects taken so far (try_files, error pages); nginx stops at 10. */
   internalRedirects = 0
   /**
@@ -57,6 +59,7 @@ export class RequestContext {
     this.args = args
     this.host = host
     this.captures = null
+    this.serverCaptures = null
     this.cookies = undefined
     this.argMap = undefined
     this.dispatch = dispatch

@@ -44,10 +44,19 @@ export function routeRequest (req: RoutedRequest, listen: ResolvedListen,
   if (host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) {
     return refuseRequest(req, new BadRequestError('client sent HTTP/1.1 request without "Host" header'))
   }
-  const { server } = listen.selector.select(host ?? '')
-  const ctx = new RequestContext(req, listen, server, target, uri, args, host ?? '', dispatch)
+  const { server, captures } = listen.selector.select(host ?? '')
+  const ctx = new RequestContext(req, listen, server, lineHost === undefined ? target : originForm(target), uri, args, host ?? '', dispatch)
+  if (captures !== null) { ctx.serverCaptures = captures; ctx.captures = captures }
   req[kRequestContext] = ctx
   return selectLocation(ctx)
+}
+
+/** `$request_uri` of an absolute-form target, as nginx: `http://host/x?y` is `/x?y` (kept whole when no path follows the host). */
+function originForm (target: string): string {
+  const from = target.indexOf('://') + 3
+  let i = from
+  while (i < target.length && target.charCodeAt(i) !== 0x2f && target.charCodeAt(i) !== 0x3f) i++
+  return target.charCodeAt(i) === 0x2f ? target.slice(i) : target
 }
 
 /** Sends the request to the 400 route with its reason (and its target, for the log line). */
@@ -62,11 +71,11 @@ export function selectLocation (ctx: RequestContext): string {
   const match = ctx.server.tree.match(ctx.uri)
   if (match === null) {
     ctx.location = undefined
-    ctx.captures = null
+    ctx.captures = ctx.serverCaptures
     return ctx.server.fallback.routeUrl
   }
   ctx.location = match.location
-  ctx.captures = match.captures
+  ctx.captures = match.captures ?? ctx.serverCaptures
   return match.location.routeUrl
 }
 

@@ -41,9 +41,10 @@ export const builtinVariables: ReadonlyMap<string, VariableGetter> = new Map<str
   ['server_protocol', (c) => `HTTP/${c.req.httpVersion}`],
   ['content_length', (c) => header(c, 'content-length')],
   ['content_type', (c) => header(c, 'content-type')],
+  // A header sent empty still gets its comma, as nginx (", 10.0.0.1").
   ['proxy_add_x_forwarded_for', (c) => {
-    const xff = header(c, 'x-forwarded-for')
-    return xff === '' ? remoteAddr(c) : `${xff}, ${remoteAddr(c)}`
+    const xff = c.req.headers['x-forwarded-for']
+    return xff === undefined ? remoteAddr(c) : `${Array.isArray(xff) ? xff.join(', ') : xff}, ${remoteAddr(c)}`
   }]
 ])
 
@@ -79,7 +80,8 @@ function parseCookies (raw: string): Map<string, string> {
 export const prefixVariables: ReadonlyArray<[prefix: string, make: (rest: string) => VariableGetter]> = [
   ['http_', (rest) => {
     const name = rest.replace(/_/g, '-').toLowerCase()
-    return (c) => header(c, name)
+    // nginx reads "_" and "-" alike: with underscoresInHeaders, X_Remote_User is $http_x_remote_user too.
+    return (c) => c.req.headers[name] !== undefined ? header(c, name) : underscored(c, name)
   }],
   ['arg_', (rest) => {
     const name = rest.toLowerCase()
@@ -94,12 +96,20 @@ export const prefixVariables: ReadonlyArray<[prefix: string, make: (rest: string
   }]
 ]
 
+/** A header whose name spells some `-` as `_` (only present with underscoresInHeaders). */
+function underscored (c: RequestContext, name: string): string {
+  for (const key in c.req.headers) {
+    if (key.length === name.length && key.includes('_') && key.replace(/_/g, '-') === name) return header(c, key)
+  }
+  return ''
+}
+
 /** `$1`..`$9`: groups of the selected regex location's match. */
 export function captureVariable (n: number): VariableGetter {
   return (c) => c.captures?.[n] ?? ''
 }
 
-/** `$name` for a named group `(?<name>...)` of the selected regex location. */
+/** `$name` for a named group `(?<name>...)` of the selected regex location, or of the server's regex name. */
 export function namedCaptureVariable (name: string): VariableGetter {
-  return (c) => c.captures?.groups?.[name] ?? ''
+  return (c) => c.captures?.groups?.[name] ?? c.serverCaptures?.groups?.[name] ?? ''
 }

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import type { HandlerCompileEnv, RequestContext, Template } from '@proxyctl/core'
+import { asHeaderValue } from '@proxyctl/core/internal'
 
 /**
  * Header rules of the proxy, compiled at config load.
@@ -15,6 +16,16 @@ import type { HandlerCompileEnv, RequestContext, Template } from '@proxyctl/core
  * (`Date` — we send our own —, `Server`, `X-Pad`, `X-Accel-*`), plus `hideHeaders`, minus
  * `passHeaders`.
  */
+
+/** Request headers the proxy writes itself for its hop; setHeaders naming one is a config error saying what to use. */
+const PROXY_OWNED: Record<string, string> = {
+  connection: 'the proxy sets "Connection" itself (keep-alive to the upstream); to pass WebSocket upgrades, use websocket(target) for this location',
+  upgrade: 'the proxy sets "Upgrade" itself; to pass WebSocket upgrades, use websocket(target) for this location',
+  'keep-alive': 'the proxy manages the upstream connection itself ("Keep-Alive" is hop-by-hop)',
+  te: 'the proxy decides "TE" for its hop itself',
+  'transfer-encoding': 'the proxy frames the request body itself ("Transfer-Encoding" follows the body it sends)',
+  'content-length': 'the proxy frames the request body itself ("Content-Length" follows the body it sends)'
+}
 
 const REQUEST_DROP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'host', 'http2-settings'])
 const RESPONSE_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
@@ -83,6 +94,8 @@ export function compileRequestHeaders (options: HeaderOptions, env: HandlerCompi
   if (options.forwarded === true) set.push(['Forwarded', forwardedValue])
   for (const [name, value] of Object.entries(options.setHeaders ?? {})) {
     const lower = name.toLowerCase()
+    const owned = PROXY_OWNED[lower]
+    if (owned !== undefined) throw env.error(owned, `.setHeaders[${JSON.stringify(name)}]`)
     const i = set.findIndex(([n]) => n.toLowerCase() === lower)
     const entry: [string, Template] = [name, env.template(value, `.setHeaders[${JSON.stringify(name)}]`)]
     if (i === -1) set.push(entry); else set[i] = entry
@@ -106,7 +119,7 @@ export function compileRequestHeaders (options: HeaderOptions, env: HandlerCompi
       if (!setsHost) out.push('Host', proxyHost)
       for (const [name, fn] of render) {
         const v = fn(ctx)
-        if (v !== '') out.push(name, v)
+        if (v !== '') out.push(name, asHeaderValue(v))
       }
       return out
     }

@@ -93,6 +93,8 @@ export function websocket (target: string, options: WebSocketOptions = {}): Loca
           for (const t of [...state.tunnels]) t.shutdown()
         })
       },
+      // `/ws` answers 301 to `/ws/`, as a proxy() location does.
+      autoRedirect: true,
       handle (request, reply) {
         const conn = upgradeOf(request.raw)
         if (conn === undefined) return plain.handle(request, reply)
