@@ -19,6 +19,8 @@ export type ProxyctlErrorCode =
   /** The client closed its connection before the answer was complete (nginx's 499). */
   | 'PROXYCTL_CLIENT_CLOSED'
   | 'PROXYCTL_INTERNAL_REDIRECT_CYCLE'
+  /** A client denied by a location's allow/deny rules (403). */
+  | 'PROXYCTL_ACCESS_DENIED'
   | 'PROXYCTL_UPSTREAM_CONNECT_FAILED'
   | 'PROXYCTL_UPSTREAM_TIMEOUT'
   | 'PROXYCTL_UPSTREAM_RESET'

@@ -8,6 +8,7 @@ import type { LocationTree } from '../routing/location-tree.js'
 import type { ServerSelector } from '../routing/server-select.js'
 import type { LocationKind, LocationNode } from '../routing/types.js'
 import type { CompileScope, Template } from '../variables/types.js'
+import type { AccessRule } from './access.js'
 import type { PreflightCheck } from './preflight.js'
 import type { ResolvedConnectionLimits, ResolvedRequestLimits } from './limits.js'
 import type { CompiledHandler, LocationHandler, PluginEntry, ProxyConfig, UpstreamConfig } from './types.js'
@@ -75,6 +76,8 @@ export interface ResolvedServer {
   readonly listens: ResolvedListen[]
   /** nginx's error_page rules of the server (locations without their own inherit them). */
   readonly errorPages: ErrorPageRules | undefined
+  /** allow/deny rules of the server (locations without their own inherit them). */
+  readonly access: readonly AccessRule[]
   /** Client limits of the server (its locations inherit them); a listener applies its default server's connection ones. */
   readonly limits: ResolvedConnectionLimits
   /** Answers when no location matches (404 unless the server sets `handler`). */
@@ -103,6 +106,8 @@ export interface ResolvedLocation extends LocationNode {
   readonly index: string[]
   /** error_page rules in force here: its own, else the enclosing location's, else the server's. */
   readonly errorPages: ErrorPageRules | undefined
+  /** allow/deny rules in force here (empty: everyone). */
+  readonly access: readonly AccessRule[]
   /** Client limits in force here. */
   readonly limits: ResolvedRequestLimits
   /** Variables templates may use here (named groups of every location regex, as nginx). */

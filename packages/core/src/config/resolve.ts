@@ -16,6 +16,7 @@ import { locationRoute, serverFallbackRoute } from '../routing/route-urls.js'
 import { defaultListen, parseListenAddress, type ParsedListen } from './listen.js'
 import { checkShape, formatKeyPath } from './schema.js'
 import { hostResolves } from './preflight.js'
+import { parseAccessRule, type AccessRule } from './access.js'
 import { parseUpstreamAddress } from './upstream-address.js'
 import { LIMIT_DEFAULTS, resolveConnectionLimits, resolveRequestLimits } from './limits.js'
 import type { ResolvedConfig, ResolvedListen, ResolvedLocation, ResolvedServer } from './model.js'
@@ -110,6 +111,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
       listens: [],
       errorPages: sc.errorPages === undefined ? undefined : parseErrorPages(sc.errorPages, keyPath, scope, errors),
       limits: resolveConnectionLimits(sc, resolved.limits),
+      access: sc.access === undefined ? [] : parseAccess(sc.access, `${keyPath}.access`, errors),
       fallback: { handler: sc.handler ?? respond(404), routeUrl: serverFallbackRoute(si) }
     }
     resolved.servers.push(server)
@@ -183,6 +185,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
           index: lc.index ?? parent?.index ?? server.index ?? ['index.html'],
           errorPages: lc.errorPages !== undefined ? parseErrorPages(lc.errorPages, lpath, scope, errors) : (parent?.errorPages ?? server.errorPages),
           limits: resolveRequestLimits(lc, parent?.limits ?? server.limits),
+          access: lc.access === undefined ? (parent?.access ?? server.access) : parseAccess(lc.access, `${lpath}.access`, errors),
           scope,
           routeUrl: locationRoute(id)
         }
@@ -271,6 +274,14 @@ function loadTls (https: NonNullable<ListenObject['https']>, baseDir: string, ke
     return undefined
   }
   return { cert, key, ...(ca === undefined ? {} : { ca }) }
+}
+
+function parseAccess (rules: string[], keyPath: string, errors: ConfigError[]): AccessRule[] {
+  const out: AccessRule[] = []
+  rules.forEach((r, i) => {
+    try { out.push(parseAccessRule(r)) } catch (err) { errors.push(new ConfigError(`${keyPath}[${i}]`, (err as Error).message)) }
+  })
+  return out
 }
 
 function toConfigError (err: unknown, keyPath: string): ConfigError {

@@ -53,6 +53,7 @@ const location: z.ZodType<LocationShape> = z.lazy(() => z.strictObject({
   alias: z.string().optional(),
   index: stringList.optional(),
   errorPages: errorPages.optional(),
+  access: stringList.optional(),
   ...requestLimitKeys
 }))
 
@@ -70,6 +71,7 @@ const server = z.strictObject({
   locations: locations.optional(),
   handler: handler.optional(),
   errorPages: errorPages.optional(),
+  access: stringList.optional(),
   ...connectionLimitKeys
 })
 

@@ -103,6 +103,8 @@ export interface ServerConfig extends ConnectionLimits {
   errorPages?: ErrorPages
   /** Options for handlers of this server (e.g. `index` for static files), inherited by locations. */
   index?: string[]
+  /** nginx's allow/deny, in order, first match wins: `['allow 10.0.0.0/8', 'allow unix:', 'deny all']`; denied: 403. Locations without their own inherit these. */
+  access?: string[]
 }
 
 export interface LocationConfig extends RequestLimits {
@@ -120,6 +122,8 @@ export interface LocationConfig extends RequestLimits {
   index?: string[]
   /** nginx's error_page; replaces the server's (and an enclosing location's) entirely, as nginx. */
   errorPages?: ErrorPages
+  /** nginx's allow/deny for this location (replacing the server's and an enclosing location's): `['allow 127.0.0.1', 'deny all']`. */
+  access?: string[]
 }
 
 /**

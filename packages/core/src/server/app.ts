@@ -1,7 +1,8 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyPluginCallback } from 'fastify'
+import Fastify, { LogController, type onRequestHookHandler, type FastifyBaseLogger, type FastifyInstance, type FastifyPluginAsync, type FastifyPluginCallback } from 'fastify'
 import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from '../config/model.js'
 import type { AnyFastifyPlugin, PluginEntry } from '../config/types.js'
+import { accessAllowed, type AccessRule } from '../config/access.js'
 import { errorPageBody, wireStatus } from '../http/error-page.js'
 import { openPhaseScope } from '../phases/phases.js'
 import { sendStatus } from '../handlers/error-pages.js'
@@ -124,7 +125,7 @@ function serverScope (server: ResolvedServer, globalPlugins: number): FastifyPlu
     const fallback = server.fallback.compiled
     if (fallback !== undefined) {
       if (fallback.plugin) await fallback.plugin(s)
-      s.route({ method: ALL_METHODS, url: server.fallback.routeUrl, handler: fallback.handle })
+      s.route({ method: ALL_METHODS, url: server.fallback.routeUrl, handler: fallback.handle, ...(server.access.length > 0 ? { onRequest: accessCheck(server.access) } : {}) })
     }
     for (const loc of server.locations) await s.register(locationScope(loc, globalPlugins))
     for (const loc of server.named.values()) await s.register(locationScope(loc, globalPlugins))
@@ -139,7 +140,7 @@ function serverScope (server: ResolvedServer, globalPlugins: number): FastifyPlu
  * the Fastify chain (CompiledHandler.direct).
  */
 function nothingHooksIn (loc: ResolvedLocation, globalPlugins: number): boolean {
-  if (loc.errorPages !== undefined || loc.server.plugins.length > 0 || globalPlugins > 0) return false
+  if (loc.errorPages !== undefined || loc.access.length > 0 || loc.server.plugins.length > 0 || globalPlugins > 0) return false
   for (let l: ResolvedLocation | undefined = loc; l !== undefined; l = l.parent) if (l.plugins.length > 0) return false
   return true
 }
@@ -147,6 +148,7 @@ function nothingHooksIn (loc: ResolvedLocation, globalPlugins: number): boolean 
 function locationScope (loc: ResolvedLocation, globalPlugins: number): FastifyPluginAsync {
   const scope: FastifyPluginAsync = async (l) => {
     openPhaseScope(l)
+    if (loc.access.length > 0) l.addHook('onRequest', accessCheck(loc.access))
     for (const entry of loc.plugins) await applyInPlace(l, entry)
     const compiled = loc.compiled
     if (compiled !== undefined) {
@@ -165,6 +167,17 @@ function locationScope (loc: ResolvedLocation, globalPlugins: number): FastifyPl
   }
   Object.defineProperty(scope, 'name', { value: `location ${loc.key}` })
   return scope
+}
+
+/** nginx's access phase: before the location's plugins and handler, after every internal redirect too. */
+function accessCheck (rules: readonly AccessRule[]): onRequestHookHandler {
+  return function (request, reply, done) {
+    const client = request.raw.socket.remoteAddress
+    if (accessAllowed(rules, client)) { done(); return }
+    const line = requestLine(request.raw, request.proxyctl?.requestUri)
+    request.log.error({ code: 'PROXYCTL_ACCESS_DENIED', client: client ?? 'unix:', request: line }, `access forbidden by rule, client: ${client ?? 'unix:'}, request: "${line}"`)
+    sendStatus(request, reply, 403)
+  }
 }
 
 const kSkipOverride = Symbol.for('skip-override')
