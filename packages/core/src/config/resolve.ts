@@ -6,7 +6,9 @@ import { ConfigError, ConfigErrors } from '../errors.js'
 import { LocationTree, parseLocationKey, validateLocationTree } from '../routing/location-tree.js'
 import { conflictingServerNames, parseServerName, ServerSelector } from '../routing/server-select.js'
 import { compileTemplate, TemplateError } from '../variables/compile.js'
-import type { CompileScope } from '../variables/types.js'
+import type { CompileScope, Template } from '../variables/types.js'
+import { compileMap, mapValue, type CompiledMap } from '../variables/map.js'
+import type { RequestContext } from '../routing/request-context.js'
 import { respond } from '../handlers/respond.js'
 import { checkErrorPageTargets, parseErrorPages } from '../handlers/error-pages.js'
 import { addAutoRedirects } from '../routing/auto-redirect.js'
@@ -76,7 +78,13 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
 
   // As in nginx, a named group of any location regex is a variable everywhere (empty where unset).
   const namedCaptures = new Set<string>()
-  const scope: CompileScope = { namedCaptures }
+  const defined = new Map<string, (ctx: RequestContext) => string>()
+  const scope: CompileScope = { namedCaptures, defined }
+  // A map is a variable everywhere, as nginx's: declared now, compiled below.
+  const compiledMaps = new Map<string, CompiledMap>()
+  for (const name of Object.keys(config.maps ?? {})) {
+    defined.set(name, (ctx) => { const m = compiledMaps.get(name); return m === undefined ? '' : mapValue(m, ctx) })
+  }
   let nextLocationId = 0
   const listensByKey = new Map<string, ResolvedListen>()
   const defaultClaims = new Map<string, string>()
@@ -208,6 +216,17 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
       errors.push(new ConfigError(`${keyPath}.locations`, (err as Error).message))
     }
   })
+
+  // Maps compile once every regex's named groups are known (their names were declared first).
+  for (const [name, m] of Object.entries(config.maps ?? {})) {
+    const keyPath = formatKeyPath(['maps', name])
+    try {
+      const compile = (source: string, sub: string): Template => {
+        try { return compileTemplate(source, scope) } catch (err) { throw new ConfigError(sub, (err as Error).message) }
+      }
+      compiledMaps.set(name, compileMap(compile(m.source, `${keyPath}.source`), m.values, m.hostnames === true, (v, key) => compile(v, formatKeyPath(['maps', name, 'values', key]))))
+    } catch (err) { errors.push(err instanceof ConfigError ? err : new ConfigError(`${keyPath}.values`, (err as Error).message)) }
+  }
 
   // error_page targets naming a location must name one of the server's.
   for (const server of resolved.servers) errors.push(...checkErrorPageTargets(server))

@@ -119,6 +119,8 @@ export const configSchema = z.strictObject({
   shutdownTimeout: positiveMs.optional(),
   workers: z.union([z.number().int().min(1), z.literal('auto')]).optional(),
   tempPath: z.string().min(1).optional(),
+  maps: z.record(z.string().regex(/^[A-Za-z0-9_]+$/, { error: 'map names use letters, digits and "_" (the variable is $NAME)' }),
+    z.strictObject({ source: z.string(), values: z.record(z.string(), z.string()), hostnames: z.boolean().optional() })).optional(),
   ...connectionLimitKeys
 })
 

@@ -21,8 +21,24 @@ export interface ProxyConfig extends ConnectionLimits {
   shutdownTimeout?: number
   /** Worker processes serving the same listeners (node:cluster). Default 1 (no cluster). */
   workers?: number | 'auto'
+  /**
+   * nginx's `map`: variables computed from another when read, by name without `$`:
+   * `{ connection_upgrade: { source: '$http_upgrade', values: { default: 'upgrade', '': 'close' } } }`.
+   * Variants: exact strings (case-insensitive), `~regex` / `~*regex` (captures usable in the value),
+   * with `hostnames` also `*.example.com`, `example.*`, `.example.com`; `default` when none matches.
+   */
+  maps?: Record<string, MapConfig>
   /** Folder for request and response bodies buffered to disk (nginx's client_body_temp_path, proxy_temp_path). Default: the OS temp folder. */
   tempPath?: string
+}
+
+export interface MapConfig {
+  /** The template matched: `$http_host`, `$uri`, `$http_upgrade`... */
+  source: string
+  /** Variant → value (a template). */
+  values: Record<string, string>
+  /** nginx's `hostnames`: variants may be host masks (`*.example.com`, `example.*`, `.example.com`). */
+  hostnames?: boolean
 }
 
 /** nginx's sizes: bytes, or a number with `k`, `m` or `g` (`'8k'`, `'1m'`). */

@@ -24,6 +24,8 @@ export function registerVariable (name: string, getter: VariableGetter): void {
 function resolveVariable (name: string, scope: CompileScope): VariableGetter | undefined {
   if (/^[1-9]$/.test(name)) return captureVariable(Number(name))
   if (scope.namedCaptures.has(name)) return namedCaptureVariable(name)
+  const defined = scope.defined?.get(name)
+  if (defined !== undefined) return defined
   const fixed = builtinVariables.get(name) ?? pluginVariables.get(name)
   if (fixed !== undefined) return fixed
   for (const [prefix, make] of prefixVariables) {

@@ -15,4 +15,6 @@ export interface Template {
 export interface CompileScope {
   /** Named groups of enclosing regex locations, usable as `$name`. */
   readonly namedCaptures: ReadonlySet<string>
+  /** Variables the config defines (`maps`), by name. */
+  readonly defined?: ReadonlyMap<string, (ctx: RequestContext) => string>
 }
