@@ -9,6 +9,7 @@ import type { ServerSelector } from '../routing/server-select.js'
 import type { LocationKind, LocationNode } from '../routing/types.js'
 import type { CompileScope, Template } from '../variables/types.js'
 import type { AccessRule } from './access.js'
+import type { RewriteRule } from '../routing/rewrite.js'
 import type { PreflightCheck } from './preflight.js'
 import type { ResolvedConnectionLimits, ResolvedRequestLimits } from './limits.js'
 import type { CompiledHandler, LocationHandler, PluginEntry, ProxyConfig, UpstreamConfig } from './types.js'
@@ -76,6 +77,10 @@ export interface ResolvedServer {
   readonly listens: ResolvedListen[]
   /** nginx's error_page rules of the server (locations without their own inherit them). */
   readonly errorPages: ErrorPageRules | undefined
+  /** Server-level rewrites, run before a location is selected. */
+  readonly rewrites: readonly RewriteRule[]
+  /** Server-level return: answers every request before any location. */
+  returnTo: { handler: LocationHandler, compiled?: CompiledHandler, routeUrl: string } | undefined
   /** allow/deny rules of the server (locations without their own inherit them). */
   readonly access: readonly AccessRule[]
   /** Client limits of the server (its locations inherit them); a listener applies its default server's connection ones. */
@@ -106,6 +111,8 @@ export interface ResolvedLocation extends LocationNode {
   readonly index: string[]
   /** error_page rules in force here: its own, else the enclosing location's, else the server's. */
   readonly errorPages: ErrorPageRules | undefined
+  /** The location's own rewrites, run after it is selected. */
+  readonly rewrites: readonly RewriteRule[]
   /** allow/deny rules in force here (empty: everyone). */
   readonly access: readonly AccessRule[]
   /** Client limits in force here. */

@@ -12,9 +12,10 @@ import type { RequestContext } from '../routing/request-context.js'
 import { respond } from '../handlers/respond.js'
 import { checkErrorPageTargets, parseErrorPages } from '../handlers/error-pages.js'
 import { addAutoRedirects } from '../routing/auto-redirect.js'
-import { namedGroups } from '../routing/pcre.js'
+import { compilePcre, namedGroups } from '../routing/pcre.js'
+import type { RewriteFlag, RewriteRule } from '../routing/rewrite.js'
 import { isHandler } from '../handlers/define-handler.js'
-import { locationRoute, serverFallbackRoute } from '../routing/route-urls.js'
+import { locationRoute, serverFallbackRoute, serverReturnRoute } from '../routing/route-urls.js'
 import { defaultListen, parseListenAddress, type ParsedListen } from './listen.js'
 import { checkShape, formatKeyPath } from './schema.js'
 import { hostResolves } from './preflight.js'
@@ -22,7 +23,7 @@ import { parseAccessRule, type AccessRule } from './access.js'
 import { parseUpstreamAddress } from './upstream-address.js'
 import { LIMIT_DEFAULTS, resolveConnectionLimits, resolveRequestLimits } from './limits.js'
 import type { ResolvedConfig, ResolvedListen, ResolvedLocation, ResolvedServer } from './model.js'
-import type { HandlerCompileEnv, ListenConfig, ListenObject, LocationConfig, LocationHandler } from './types.js'
+import type { HandlerCompileEnv, ListenConfig, ListenObject, LocationConfig, LocationHandler, RewriteConfig } from './types.js'
 
 function toList<T> (v: T | T[] | undefined): T[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v]
@@ -120,6 +121,8 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
       errorPages: sc.errorPages === undefined ? undefined : parseErrorPages(sc.errorPages, keyPath, scope, errors),
       limits: resolveConnectionLimits(sc, resolved.limits),
       access: sc.access === undefined ? [] : parseAccess(sc.access, `${keyPath}.access`, errors),
+      rewrites: parseRewrites(sc.rewrite, `${keyPath}.rewrite`, scope, namedCaptures, errors),
+      returnTo: sc.return === undefined ? undefined : { handler: sc.return, routeUrl: serverReturnRoute(si) },
       fallback: { handler: sc.handler ?? respond(404), routeUrl: serverFallbackRoute(si) }
     }
     resolved.servers.push(server)
@@ -194,6 +197,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
           errorPages: lc.errorPages !== undefined ? parseErrorPages(lc.errorPages, lpath, scope, errors) : (parent?.errorPages ?? server.errorPages),
           limits: resolveRequestLimits(lc, parent?.limits ?? server.limits),
           access: lc.access === undefined ? (parent?.access ?? server.access) : parseAccess(lc.access, `${lpath}.access`, errors),
+          rewrites: parseRewrites(lc.rewrite, `${lpath}.rewrite`, scope, namedCaptures, errors),
           scope,
           routeUrl: locationRoute(id)
         }
@@ -256,6 +260,9 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
         errors.push(toConfigError(err, `${loc.keyPath}`))
       }
     }
+    if (server.returnTo !== undefined) {
+      try { server.returnTo.compiled = server.returnTo.handler.compile(compileEnv(resolved, server, undefined, `${server.keyPath}.return`)) } catch (err) { errors.push(toConfigError(err, `${server.keyPath}.return`)) }
+    }
     try {
       server.fallback.compiled = server.fallback.handler.compile(compileEnv(resolved, server, undefined, `${server.keyPath}.handler`))
     } catch (err) { errors.push(toConfigError(err, `${server.keyPath}.handler`)) }
@@ -293,6 +300,27 @@ function loadTls (https: NonNullable<ListenObject['https']>, baseDir: string, ke
     return undefined
   }
   return { cert, key, ...(ca === undefined ? {} : { ca }) }
+}
+
+function parseRewrites (rules: RewriteConfig[] | undefined, keyPath: string, scope: CompileScope, namedCaptures: Set<string>, errors: ConfigError[]): RewriteRule[] {
+  const out: RewriteRule[] = []
+  for (const [i, r] of (rules ?? []).entries()) {
+    const at = `${keyPath}[${i}]`
+    let parts: { regex: string, replacement: string, flag?: string }
+    if (typeof r === 'string') {
+      const [regex, replacement, flag, ...rest] = r.trim().split(/\s+/)
+      if (regex === undefined || replacement === undefined || rest.length > 0) { errors.push(new ConfigError(at, `expected "REGEX REPLACEMENT [last|break|redirect|permanent]", got "${r}"`)); continue }
+      parts = { regex, replacement, ...(flag === undefined ? {} : { flag }) }
+    } else parts = r
+    if (parts.flag !== undefined && !['last', 'break', 'redirect', 'permanent'].includes(parts.flag)) { errors.push(new ConfigError(at, `unknown flag "${parts.flag}" (last, break, redirect or permanent)`)); continue }
+    let regex: RegExp
+    try { regex = compilePcre(parts.regex, false) } catch (err) { errors.push(new ConfigError(at, `invalid regular expression: ${(err as Error).message}`)); continue }
+    for (const name of namedGroups(regex)) namedCaptures.add(name)
+    let replacement: Template
+    try { replacement = compileTemplate(parts.replacement, scope) } catch (err) { errors.push(new ConfigError(at, (err as Error).message)); continue }
+    out.push({ regex, replacement, flag: parts.flag as RewriteFlag | undefined, absolute: /^(https?:\/\/|\$scheme)/.test(parts.replacement) })
+  }
+  return out
 }
 
 function parseAccess (rules: string[], keyPath: string, errors: ConfigError[]): AccessRule[] {

@@ -42,6 +42,9 @@ const listen = z.union([
 
 const stringList = z.array(z.string())
 
+const rewrite = z.array(z.union([z.string(), z.strictObject({ regex: z.string(), replacement: z.string(), flag: z.enum(['last', 'break', 'redirect', 'permanent']).optional() })],
+  { error: "expected 'REGEX REPLACEMENT [last|break|redirect|permanent]' or { regex, replacement, flag? }" }))
+
 const errorPages = z.record(z.string().regex(/^\s*[1-5]\d\d(\s+[1-5]\d\d)*\s*$/, { error: 'keys are status codes (300-599), several separated by spaces' }), z.string().min(1))
 
 interface LocationShape { [key: string]: unknown }
@@ -54,6 +57,7 @@ const location: z.ZodType<LocationShape> = z.lazy(() => z.strictObject({
   index: stringList.optional(),
   errorPages: errorPages.optional(),
   access: stringList.optional(),
+  rewrite: rewrite.optional(),
   ...requestLimitKeys
 }))
 
@@ -72,6 +76,8 @@ const server = z.strictObject({
   handler: handler.optional(),
   errorPages: errorPages.optional(),
   access: stringList.optional(),
+  rewrite: rewrite.optional(),
+  return: handler.optional(),
   ...connectionLimitKeys
 })
 

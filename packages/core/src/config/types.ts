@@ -121,7 +121,17 @@ export interface ServerConfig extends ConnectionLimits {
   index?: string[]
   /** nginx's allow/deny, in order, first match wins: `['allow 10.0.0.0/8', 'allow unix:', 'deny all']`; denied: 403. Locations without their own inherit these. */
   access?: string[]
+  /** nginx's server-level rewrite: run on every request before a location is selected. */
+  rewrite?: RewriteConfig[]
+  /** nginx's server-level return: this handler answers every request, after the server's rewrites and before any location (`respond(301, 'https://$host$request_uri')`). */
+  return?: LocationHandler
 }
+
+/**
+ * nginx's `rewrite`: `'^/old/(.*)$ /new/$1 permanent'` (REGEX REPLACEMENT [last|break|redirect|permanent])
+ * or the same as an object.
+ */
+export type RewriteConfig = string | { regex: string, replacement: string, flag?: 'last' | 'break' | 'redirect' | 'permanent' }
 
 export interface LocationConfig extends RequestLimits {
   /** What answers requests selected for this location (`respond(...)`, `proxy(...)`, ...). */
@@ -140,6 +150,8 @@ export interface LocationConfig extends RequestLimits {
   errorPages?: ErrorPages
   /** nginx's allow/deny for this location (replacing the server's and an enclosing location's): `['allow 127.0.0.1', 'deny all']`. */
   access?: string[]
+  /** nginx's rewrite in this location, run after it is selected (not inherited, as nginx). */
+  rewrite?: RewriteConfig[]
 }
 
 /**

@@ -30,6 +30,7 @@ export function addAutoRedirects (server: ResolvedServer, nextId: () => number,
       handler,
       compiled: undefined,
       plugins: [],
+      rewrites: [],
       routeUrl: locationRoute(id)
     }
     synthetic.compiled = compile(handler, synthetic)

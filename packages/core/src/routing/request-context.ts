@@ -34,6 +34,8 @@ export class RequestContext {
    * without a URI part then sends the normalised URI instead of the client's raw one.
    */
   uriChanged = false
+  /** What a rewrite answers instead of a location: its redirect, or 500 for a cycle (REWRITE_ROUTE). */
+  rewriteAnswer: { status: number, location?: string } | undefined = undefined
   /** An error_page redirect happened; nginx (recursive_error_pages off) takes no second one. */
   errorPageUsed = false
   /** The status the final response is sent with, when an error_page rule fixed it. */

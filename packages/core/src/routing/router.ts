@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ResolvedListen, ResolvedLocation } from '../config/model.js'
-import { BAD_REQUEST_ROUTE } from './route-urls.js'
+import { BAD_REQUEST_ROUTE, REWRITE_ROUTE } from './route-urls.js'
+import { runRewrites } from './rewrite.js'
 import { BadRequestError } from '../errors.js'
 import { checkRequestHead } from '../http/request-head.js'
 import { RequestContext } from './request-context.js'
@@ -48,6 +49,11 @@ export function routeRequest (req: RoutedRequest, listen: ResolvedListen,
   const ctx = new RequestContext(req, listen, server, lineHost === undefined ? target : originForm(target), uri, args, host ?? '', dispatch)
   if (captures !== null) { ctx.serverCaptures = captures; ctx.captures = captures }
   req[kRequestContext] = ctx
+  if (server.rewrites.length > 0) {
+    const out = runRewrites(server.rewrites, ctx)
+    if (out.kind === 'redirect') return rewriteAnswer(ctx, out.status, out.location)
+  }
+  if (server.returnTo !== undefined) return server.returnTo.routeUrl
   return selectLocation(ctx)
 }
 
@@ -66,17 +72,38 @@ export function refuseRequest (req: RoutedRequest, error: BadRequestError): stri
   return BAD_REQUEST_ROUTE
 }
 
-/** Runs location selection for `ctx.uri` on its server; sets location and captures. */
+/**
+ * Runs location selection for `ctx.uri` on its server; sets location and captures. Then the
+ * location's rewrites: `last` or a changed URI selects again (at most MAX_INTERNAL_REDIRECTS times
+ * in all, as nginx), `break` stays, a redirect is answered.
+ */
 export function selectLocation (ctx: RequestContext): string {
-  const match = ctx.server.tree.match(ctx.uri)
-  if (match === null) {
-    ctx.location = undefined
-    ctx.captures = ctx.serverCaptures
-    return ctx.server.fallback.routeUrl
+  for (;;) {
+    const match = ctx.server.tree.match(ctx.uri)
+    if (match === null) {
+      ctx.location = undefined
+      ctx.captures = ctx.serverCaptures
+      return ctx.server.fallback.routeUrl
+    }
+    const loc = match.location
+    ctx.location = loc
+    ctx.captures = match.captures ?? ctx.serverCaptures
+    if (loc.rewrites.length === 0) return loc.routeUrl
+    const out = runRewrites(loc.rewrites, ctx)
+    if (out.kind === 'redirect') return rewriteAnswer(ctx, out.status, out.location)
+    if (out.kind === 'unchanged' || out.kind === 'break') return loc.routeUrl
+    if (++ctx.internalRedirects > MAX_URI_CHANGES) return rewriteAnswer(ctx, 500)
   }
-  ctx.location = match.location
-  ctx.captures = match.captures ?? ctx.serverCaptures
-  return match.location.routeUrl
+}
+
+/** nginx gives up after 10 URI changes (rewrites and internal redirects together). */
+const MAX_URI_CHANGES = 10
+
+function rewriteAnswer (ctx: RequestContext, status: number, location?: string): string {
+  // No location answers: the core's rewrite route does (and no location's fast path).
+  ctx.location = undefined
+  ctx.rewriteAnswer = location === undefined ? { status } : { status, location }
+  return REWRITE_ROUTE
 }
 
 /** Points the context at a named location (captures are kept, as nginx keeps them). */

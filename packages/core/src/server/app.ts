@@ -9,6 +9,9 @@ import { sendStatus } from '../handlers/error-pages.js'
 import type { RequestContext } from '../routing/request-context.js'
 import { failRequest, requestLine } from './guard.js'
 import { BAD_REQUEST_ROUTE, kRequestContext, kRouteError, type RoutedRequest } from '../routing/router.js'
+import { REWRITE_ROUTE } from '../routing/route-urls.js'
+import { absoluteLocation } from '../handlers/respond.js'
+import { asHeaderValue } from '../http/header-value.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -109,6 +112,22 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
     }
   })
 
+  // A rewrite's redirect (301/302 to an absolute URL, as respond()'s), or 500 after too many URI changes.
+  fastify.route({
+    method: ALL_METHODS,
+    url: REWRITE_ROUTE,
+    handler (request, reply) {
+      const ctx = request.proxyctl
+      const answer = ctx.rewriteAnswer ?? { status: 500 }
+      if (answer.location === undefined) {
+        request.log.error({ code: 'PROXYCTL_INTERNAL_REDIRECT_CYCLE', uri: ctx.uri, request: requestLine(request.raw, ctx.requestUri) }, `rewrite or internal redirection cycle while processing "${ctx.uri}"`)
+        sendStatus(request, reply, answer.status)
+        return reply
+      }
+      return reply.code(answer.status).header('location', asHeaderValue(absoluteLocation(answer.location, ctx))).send()
+    }
+  })
+
   await fastify.register(async function proxyctl (root) {
     openPhaseScope(root)
     for (const entry of config.plugins) await applyInPlace(root, entry)
@@ -122,6 +141,11 @@ function serverScope (server: ResolvedServer, globalPlugins: number): FastifyPlu
   const scope: FastifyPluginAsync = async (s) => {
     openPhaseScope(s)
     for (const entry of server.plugins) await applyInPlace(s, entry)
+    const ret = server.returnTo
+    if (ret?.compiled !== undefined) {
+      if (ret.compiled.plugin) await ret.compiled.plugin(s)
+      s.route({ method: ALL_METHODS, url: ret.routeUrl, handler: ret.compiled.handle })
+    }
     const fallback = server.fallback.compiled
     if (fallback !== undefined) {
       if (fallback.plugin) await fallback.plugin(s)
