@@ -186,6 +186,8 @@ export interface SendOptions {
   firstByteMs?: number
   /** Stop reading after this long in all; default 10 s. */
   ms?: number
+  /** Called after part `i` was handed to the socket. */
+  onWritten?: (i: number) => void
 }
 
 export interface Sent {
@@ -232,6 +234,7 @@ export function send (to: Target, parts: string | Buffer | ReadonlyArray<string 
       while (!done && i < list.length) {
         const part = list[i++] as string | Buffer
         sock.write(part)
+        opts.onWritten?.(i - 1)
         if ((opts.gapMs ?? 0) > 0) { setTimeout(next, opts.gapMs); return }
       }
     }

@@ -313,7 +313,8 @@ for (const named of [false, true]) {
 t.test('sendTimeout: an upstream that stops reading a large request body is a 504 after ~sendTimeout', async (t) => {
   let upstreamReq: http.IncomingMessage | undefined
   const up = await startUpstream(t, 'deaf', { port: 0 }, (req) => { upstreamReq = req; req.pause() /* reads nothing, answers nothing */ })
-  const p = await startLogged(t, config(`http://${up.address}`, { sendTimeout: 500, readTimeout: 20_000 }))
+  // Streamed (requestBuffering false) and unlimited: the upstream stops taking a body still on its way.
+  const p = await startLogged(t, { servers: [{ listen: '127.0.0.1:0', clientMaxBodySize: 0, locations: { '/': proxy(`http://${up.address}`, { sendTimeout: 500, readTimeout: 20_000, requestBuffering: false }) } }] })
   const t0 = performance.now()
   const chunk = Buffer.alloc(64 * 1024, 120)
   const total = 256 * 1024 * 1024
@@ -564,7 +565,7 @@ interface AbortCase { rule: string, when: 'waiting' | 'mid-response' | 'mid-uplo
 const abortCases: AbortCase[] = [
   { rule: 'a client that disconnects while the upstream has not answered aborts the upstream request', when: 'waiting' },
   { rule: 'a client that disconnects mid-response aborts the upstream request', when: 'mid-response' },
-  { rule: 'a client that disconnects mid-upload aborts the upstream request', when: 'mid-upload' }
+  { rule: 'a client that disconnects mid-upload (a streamed body) aborts the upstream request', when: 'mid-upload' }
 ]
 
 for (const c of abortCases) {
@@ -582,7 +583,10 @@ for (const c of abortCases) {
         streaming = setInterval(() => { res.write(chunk) }, 5)
       } else req.resume() // 'waiting' and 'mid-upload': read, never answer
     })
-    const p = await startLogged(t, poolConfig([up.address]))
+    // An upload reaches the upstream before it is complete only when streamed (requestBuffering false).
+    const upload = c.when === 'mid-upload'
+    const cfg = poolConfig([up.address], upload ? { requestBuffering: false } : {})
+    const p = await startLogged(t, upload ? { ...cfg, clientMaxBodySize: 0 } : cfg)
     const baseline = { upstreamSockets: up.sockets.size, active: activeConnections(p.proxy) }
     await new Promise<void>((resolve) => {
       const req = http.request({ port: p.port, method: c.when === 'mid-upload' ? 'POST' : 'GET', path: '/', agent: false, headers: c.when === 'mid-upload' ? { 'content-length': '10000000' } : {} })

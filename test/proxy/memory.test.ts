@@ -117,7 +117,8 @@ t.test('memory: 1 GiB each way through the CLI proxy, slow then fast, RSS stays 
   const file = writeConfig(dir, [
     "import { defineConfig, proxy } from 'proxyctl'",
     'export default defineConfig({',
-    `  servers: [{ listen: '127.0.0.1:0', locations: { '/': proxy('http://${up.address}', { readTimeout: 30000, sendTimeout: 30000 }) } }]`,
+    // Streamed bodies (requestBuffering false), no size limit: backpressure must reach the client.
+    `  servers: [{ listen: '127.0.0.1:0', clientMaxBodySize: 0, locations: { '/': proxy('http://${up.address}', { readTimeout: 30000, sendTimeout: 30000, requestBuffering: false }) } }]`,
     '})',
     ''
   ].join('\n'))
@@ -182,4 +183,50 @@ t.test('memory: 1 GiB each way through the CLI proxy, slow then fast, RSS stays 
     t.equal(upGot[0]?.hash, res.hash, 'sha256 matches what the client sent')
     t.ok(peak - baseline <= MAX_GROWTH, `RSS growth ${mb(peak - baseline)} <= ${mb(MAX_GROWTH)}`)
   })
+})
+
+t.test('memory: 100 concurrent 10 MiB uploads, buffered to temp files, do not grow RSS by anything like their 1 GiB', { timeout: 120_000 }, async (t) => {
+  const UPLOADS = 100
+  const SIZE = 10 * MiB
+  const got: number[] = []
+  const up = await startUpstream(t, 'sink', { port: 0 }, (req, res) => {
+    let n = 0
+    req.on('data', (d: Buffer) => { n += d.length })
+    req.on('end', () => { got.push(n); res.writeHead(200, { 'content-length': '2' }).end('ok') })
+  })
+  const dir = configDir(t)
+  const temp = fs.mkdtempSync(`${dir}/temp-`)
+  const file = writeConfig(dir, [
+    "import { defineConfig, proxy } from 'proxyctl'",
+    'export default defineConfig({',
+    `  tempPath: ${JSON.stringify(temp)},`,
+    `  servers: [{ listen: '127.0.0.1:0', clientMaxBodySize: '20m', locations: { '/': proxy('http://${up.address}') } }]`,
+    '})',
+    ''
+  ].join('\n'))
+  const cli = await startCli(t, ['-c', file])
+  const pid = cli.child.pid as number
+  const port = targetOf(cli.urls[0] as string).port as number
+  t.teardown(() => cli.stop())
+  const upload = (): Promise<number> => new Promise((resolve, reject) => {
+    const req = http.request({ port, method: 'POST', path: '/up', agent: false, headers: { 'content-length': String(SIZE) } }, (res) => {
+      res.resume()
+      res.on('end', () => resolve(res.statusCode ?? 0))
+    })
+    req.on('error', reject)
+    void writeGenerated(req, SIZE, () => req.end())
+  })
+  for (let i = 0; i < 3; i++) await Promise.all(Array.from({ length: 10 }, upload))
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  const baseline = rssOf(pid)
+  got.length = 0
+  const s = sampler(pid)
+  const t0 = Date.now()
+  const statuses = await Promise.all(Array.from({ length: UPLOADS }, upload))
+  const { peak, samples } = s.stop()
+  t.comment(`${UPLOADS} × ${mb(SIZE)} uploads: ${((Date.now() - t0) / 1000).toFixed(1)} s, ${samples} samples, RSS peak ${mb(peak)} (baseline ${mb(baseline)}, growth ${mb(peak - baseline)})`)
+  t.same(new Set(statuses), new Set([200]), 'every upload answered 200') || t.comment(cli.output().split('\n').filter((l) => /"level":[45]0/.test(l)).slice(0, 3).join('\n'))
+  t.equal(got.filter((n) => n === SIZE).length, UPLOADS, 'the upstream got every body whole')
+  t.ok(peak - baseline <= 128 * MiB, `RSS growth ${mb(peak - baseline)} <= 128 MiB`)
+  t.same(fs.readdirSync(temp), [], 'no temp file left')
 })

@@ -41,8 +41,15 @@ async function upstreamWith (t: Teardown, routes: Record<string, (req: http.Inco
   return Object.assign(up, { got })
 }
 
+/** `/` buffers request bodies (the default), `/stream/` streams them (requestBuffering false); neither limits their size. */
 async function startProxyTo (t: Teardown, up: Upstream): Promise<{ port: number }> {
-  const p = await startConfig(t, { servers: [{ listen: '127.0.0.1:0', locations: { '/': proxy(`http://${up.address}`) } }] })
+  const p = await startConfig(t, {
+    servers: [{
+      listen: '127.0.0.1:0',
+      clientMaxBodySize: 0,
+      locations: { '/': proxy(`http://${up.address}`), '/stream/': proxy(`http://${up.address}`, { requestBuffering: false }) }
+    }]
+  })
   return { port: targetOf(urlOf(p)).port as number }
 }
 
@@ -122,12 +129,16 @@ t.test('download framing', async (t) => {
   }
 })
 
-interface UpCase { rule: string, body: Buffer, framing: 'content-length' | 'chunked', pieces: number }
+interface UpCase { rule: string, path: string, body: Buffer, framing: 'content-length' | 'chunked', pieces: number, upstreamGets: 'content-length' | 'chunked' }
 const upCases: UpCase[] = [
-  { rule: 'a Content-Length upload reaches the upstream with the same Content-Length', body: small, framing: 'content-length', pieces: 7 },
-  { rule: 'a chunked upload reaches the upstream chunked (streamed, as nginx with proxy_request_buffering off)', body: small, framing: 'chunked', pieces: 7 },
-  { rule: 'a 64 MiB Content-Length upload arrives intact (sha256)', body: large, framing: 'content-length', pieces: 64 },
-  { rule: 'a 64 MiB chunked upload arrives intact (sha256)', body: large, framing: 'chunked', pieces: 64 }
+  { rule: 'a Content-Length upload reaches the upstream with the same Content-Length', path: '/up', body: small, framing: 'content-length', pieces: 7, upstreamGets: 'content-length' },
+  { rule: 'a chunked upload reaches the upstream with Content-Length (buffered, as nginx with proxy_request_buffering on)', path: '/up', body: small, framing: 'chunked', pieces: 7, upstreamGets: 'content-length' },
+  { rule: 'a 64 MiB Content-Length upload arrives intact (sha256), buffered through a temp file', path: '/up', body: large, framing: 'content-length', pieces: 64, upstreamGets: 'content-length' },
+  { rule: 'a 64 MiB chunked upload arrives intact (sha256), buffered through a temp file', path: '/up', body: large, framing: 'chunked', pieces: 64, upstreamGets: 'content-length' },
+  { rule: 'streamed: a Content-Length upload reaches the upstream with the same Content-Length', path: '/stream/up', body: small, framing: 'content-length', pieces: 7, upstreamGets: 'content-length' },
+  { rule: 'streamed: a chunked upload reaches the upstream chunked (as nginx with proxy_request_buffering off)', path: '/stream/up', body: small, framing: 'chunked', pieces: 7, upstreamGets: 'chunked' },
+  { rule: 'streamed: a 64 MiB Content-Length upload arrives intact (sha256)', path: '/stream/up', body: large, framing: 'content-length', pieces: 64, upstreamGets: 'content-length' },
+  { rule: 'streamed: a 64 MiB chunked upload arrives intact (sha256)', path: '/stream/up', body: large, framing: 'chunked', pieces: 64, upstreamGets: 'chunked' }
 ]
 
 t.test('upload framing', async (t) => {
@@ -137,7 +148,7 @@ t.test('upload framing', async (t) => {
     up.got.length = 0
     const got = await send(port, {
       method: 'PUT',
-      path: '/up',
+      path: c.path,
       headers: c.framing === 'content-length' ? { 'content-length': String(c.body.length) } : { 'transfer-encoding': 'chunked' },
       body: c.body,
       pieces: c.pieces
@@ -146,8 +157,8 @@ t.test('upload framing', async (t) => {
     const seen = up.got[0]
     t.equal(seen?.bytes, c.body.length, `${c.rule}: size`)
     t.equal(seen?.hash, sha256(c.body), `${c.rule}: sha256`)
-    if (c.framing === 'content-length') {
-      t.equal(seen?.headers['content-length'], String(c.body.length), `${c.rule}: content-length kept`)
+    if (c.upstreamGets === 'content-length') {
+      t.equal(seen?.headers['content-length'], String(c.body.length), `${c.rule}: content-length`)
       t.equal(seen?.headers['transfer-encoding'], undefined)
     } else {
       t.equal(seen?.headers['transfer-encoding'], 'chunked', `${c.rule}: chunked`)
@@ -253,12 +264,12 @@ t.test('Expect: 100-continue: the proxy answers 100, the client then sends its b
   t.equal(up.got[0]?.headers['content-length'], String(body.length))
 })
 
-t.test('an upstream that answers before the whole body arrived: the client gets the answer at once', async (t) => {
-  const up = await upstreamWith(t, { '/reject': (_req, res) => res.writeHead(413, { 'content-type': 'text/plain', 'content-length': '8' }).end('too big\n') })
+t.test('a streamed body: an upstream that answers before the whole body arrived, the client gets the answer at once', async (t) => {
+  const up = await upstreamWith(t, { '/stream/reject': (_req, res) => res.writeHead(413, { 'content-type': 'text/plain', 'content-length': '8' }).end('too big\n') })
   const { port } = await startProxyTo(t, up)
   const t0 = performance.now()
   const c = rawConnection(t, { port })
-  c.write('PUT /reject HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\nX-Answer-Early: 1\r\n\r\n')
+  c.write('PUT /stream/reject HTTP/1.1\r\nHost: a\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\nX-Answer-Early: 1\r\n\r\n')
   // After 100 Continue, send a tenth of the body, then nothing.
   const answered = (got: string): boolean => got.includes('too big\n')
   if (await c.until((got) => got === 'HTTP/1.1 100 Continue\r\n\r\n' || answered(got), 3000) && !answered(c.received)) c.write(Buffer.alloc(100_000, 97))

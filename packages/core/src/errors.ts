@@ -16,6 +16,10 @@ export type ProxyctlErrorCode =
   | 'PROXYCTL_BAD_REQUEST'
   /** A client was slower than a limit allows (clientHeaderTimeout, clientBodyTimeout, sendTimeout): its connection is closed. */
   | 'PROXYCTL_CLIENT_TIMEOUT'
+  /** A request body larger than clientMaxBodySize (nginx's 413). */
+  | 'PROXYCTL_BODY_TOO_LARGE'
+  /** A request body could not be buffered: its temp file under tempPath could not be written (500). */
+  | 'PROXYCTL_BODY_BUFFER_FAILED'
   /** The client closed its connection before the answer was complete (nginx's 499). */
   | 'PROXYCTL_CLIENT_CLOSED'
   | 'PROXYCTL_INTERNAL_REDIRECT_CYCLE'
@@ -117,10 +121,29 @@ export class BadRequestError extends ProxyctlError {
   target: string | undefined
   /** The config key whose limit the request broke, for the log line (`largeClientHeaderBuffers`). */
   readonly limit: string | undefined
-  constructor (message: string, status = 400, limit?: string) {
-    super('PROXYCTL_BAD_REQUEST', message)
+  constructor (message: string, status = 400, limit?: string, code: ProxyctlErrorCode = 'PROXYCTL_BAD_REQUEST') {
+    super(code, message)
     this.status = status
     this.limit = limit
+  }
+}
+
+/**
+ * A request body refused at the front door or while it was read: too large (413), too slow
+ * (clientBodyTimeout: the connection closed), or not bufferable (500). `limit` names the config
+ * key, `value` is its value (bytes, ms).
+ */
+export class RequestBodyError extends BadRequestError {
+  readonly value: number | undefined
+  constructor (code: 'PROXYCTL_BODY_TOO_LARGE' | 'PROXYCTL_CLIENT_TIMEOUT' | 'PROXYCTL_BODY_BUFFER_FAILED', message: string, status: number, limit: string, value?: number, options?: { cause?: unknown }) {
+    super(message, status, limit, code)
+    this.value = value
+    if (options?.cause !== undefined) this.cause = options.cause
+  }
+
+  /** The log line's fields for the limit: `{ limit: 'clientMaxBodySize', clientMaxBodySize: 1048576 }`. */
+  limitFields (): Record<string, unknown> {
+    return this.value === undefined ? { limit: this.limit } : { limit: this.limit, [this.limit as string]: this.value }
   }
 }
 

@@ -3,9 +3,10 @@ import Fastify, { LogController, type onRequestHookHandler, type FastifyBaseLogg
 import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from '../config/model.js'
 import type { AnyFastifyPlugin, PluginEntry } from '../config/types.js'
 import { accessAllowed, type AccessRule } from '../config/access.js'
+import { RequestBodyError } from '../errors.js'
 import { errorPageBody, wireStatus } from '../http/error-page.js'
 import { openPhaseScope } from '../phases/phases.js'
-import { sendStatus } from '../handlers/error-pages.js'
+import { errorPageFor, followErrorPage, sendStatus } from '../handlers/error-pages.js'
 import type { RequestContext } from '../routing/request-context.js'
 import { failRequest, requestLine } from './guard.js'
 import { BAD_REQUEST_ROUTE, kRequestContext, kRouteError, type RoutedRequest } from '../routing/router.js'
@@ -105,9 +106,17 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
       const raw = request.raw as unknown as RoutedRequest
       const err = raw[kRouteError]
       const line = requestLine(raw, err?.target)
-      request.log.info({ code: err?.code ?? 'PROXYCTL_BAD_REQUEST', client: raw.socket?.remoteAddress, request: line, reason: err?.message, ...(err?.limit === undefined ? {} : { limit: err.limit }) },
+      const limit = err instanceof RequestBodyError ? err.limitFields() : err?.limit === undefined ? {} : { limit: err.limit }
+      request.log.info({ code: err?.code ?? 'PROXYCTL_BAD_REQUEST', client: raw.socket?.remoteAddress, request: line, reason: err?.message, ...limit },
         `${err?.message ?? 'bad request'}, client: ${raw.socket?.remoteAddress ?? '-'}, request: "${line}"`)
       const status = err?.status ?? 400
+      // A routed request (a body refused at the front door) takes error_page as other statuses do.
+      const rule = request.proxyctl === null ? undefined : errorPageFor(request.proxyctl, status)
+      if (rule !== undefined) {
+        reply.raw.setHeader('connection', 'close')
+        followErrorPage(request, reply, rule, status)
+        return reply
+      }
       return reply.code(wireStatus(status)).header('connection', 'close').type('text/html').send(errorPageBody(status))
     }
   })

@@ -6,6 +6,7 @@ import net from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { ResolvedListen } from '../config/model.js'
 import { BadRequestError, ListenError } from '../errors.js'
+import { checkRequestBody } from '../http/request-body-limit.js'
 import { acceptUpgrade, upgradeBodyError } from '../http/upgrade.js'
 import { kRequestContext, refuseRequest, routeRequest, type RoutedRequest } from '../routing/router.js'
 import { answerClientError, failConnection, failRequest, refuseConnect } from './guard.js'
@@ -106,12 +107,17 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
   const log = app.fastify.log
   const connections = new ClientConnections(listen, log, sendSweepInterval(app.config))
   server.once('close', () => { connections.close() })
-  const serve = (req: IncomingMessage, res: ServerResponse): void => {
+  const serve = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void => {
     const target = req.url
     try {
       const route = routeRequest(req, listen, dispatch)
       const ctx = (req as RoutedRequest)[kRequestContext]
       if (ctx !== undefined) connections.served(ctx, res)
+      // clientMaxBodySize and Expect: 100-continue, before the fast path and Fastify alike.
+      if (expectsContinue || req.headers['content-length'] !== undefined) {
+        const refused = checkRequestBody(req, res, expectsContinue)
+        if (refused !== undefined) { req.url = refused; dispatch(req, res); return }
+      }
       const fast = ctx?.location?.fastPath
       if (fast !== undefined && ctx !== undefined) {
         fast(ctx, req, res)
@@ -123,13 +129,16 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
       failRequest(log, req, res, target, err)
     }
   }
-  server.on('request', (req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void => {
     // One request at a time per connection, as nginx: a pipelined request waits until the answer
     // before it is complete (Node hands it the socket then), so it reaches no upstream earlier
     // and out of order.
-    if (res.socket === null) res.once('socket', () => { serve(req, res) })
-    else serve(req, res)
-  })
+    if (res.socket === null) res.once('socket', () => { serve(req, res, expectsContinue) })
+    else serve(req, res, expectsContinue)
+  }
+  server.on('request', (req, res) => { onRequest(req, res, false) })
+  // With this listener Node leaves the 100 to us: none before a 413.
+  server.on('checkContinue', (req, res) => { onRequest(req, res, true) })
   server.on('upgrade', (req: RoutedRequest, socket, head) => {
     const target = req.url
     try {

@@ -46,8 +46,12 @@ export abstract class UpstreamExchange {
   /** Something (a head, an error page) went to the client: a later failure can only cut the connection. */
   responded = false
   clientGone = false
-  /** A request body is streamed upstream (never for a tunnel). */
+  /** The request has a body to send upstream (never for a tunnel). */
   hasBody = false
+  /** The body was read whole first (requestBuffering), so it may be sent again to another server. */
+  bodyBuffered = false
+  /** Reading the client's body failed (too large, too slow): what the upstream leg reports after that is not the server's doing. */
+  bodyFailed = false
   /** Said after each failure in the log, e.g. " (websocket handshake)". */
   protected readonly logSuffix: string = ''
 
@@ -205,9 +209,9 @@ export abstract class UpstreamExchange {
     if (this.clientGone || !plan.next.has(kind)) return false
     if (this.attempts >= this.tryBudget() + this.extraTries) return false
     if (plan.tryTimeout > 0 && Date.now() - this.started >= plan.tryTimeout) return false
-    // A body we streamed cannot be sent again (we do not buffer it, unlike nginx).
-    if (this.hasBody && this.req.readableDidRead) return false
-    if (sent && !IDEMPOTENT.has(this.req.method ?? 'GET') && !plan.next.has('non_idempotent')) return false
+    // A body streamed (requestBuffering false) cannot be sent again once it started.
+    if (this.hasBody && !this.bodyBuffered && this.req.readableDidRead) return false
+    if (sent && NON_IDEMPOTENT.has(this.req.method ?? 'GET') && !plan.next.has('non_idempotent')) return false
     return true
   }
 
@@ -218,7 +222,8 @@ export abstract class UpstreamExchange {
    * connection that failed before the response head, which nginx tries once more.
    */
   attemptFailed (err: unknown, peer: UpstreamPeer, sent: boolean, cachedConnection = false): void {
-    if (this.clientGone) return // the client left: nothing to answer, no failure to count (nginx's 499)
+    // The client left (nginx's 499), or its body was refused (and answered) meanwhile: nothing to answer, no failure to count.
+    if (this.clientGone || this.bodyFailed) return
     const error = classifyUpstreamError(err, sent ? 'reading' : 'connecting')
     if (error.code === 'PROXYCTL_UPSTREAM_REQUEST_INVALID') {
       // The request we built was refused before it left (a bad header value, a path undici
@@ -273,7 +278,8 @@ export abstract class UpstreamExchange {
   }
 }
 
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'TRACE'])
+/** What nginx does not send to the next server once sent, without non_idempotent (ngx_http_upstream_next). */
+const NON_IDEMPOTENT = new Set(['POST', 'LOCK', 'PATCH'])
 
 const kProxyState = Symbol.for('proxyctl.proxy.request')
 

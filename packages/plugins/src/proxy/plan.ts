@@ -36,6 +36,13 @@ export interface ProxyOptions extends HeaderOptions {
   nextUpstream?: false | { on?: NextUpstreamCase[], tries?: number, timeout?: number }
   /** nginx's proxy_intercept_errors: upstream answers >= 300 with an `errorPages` rule go through it. Default false. */
   interceptErrors?: boolean
+  /**
+   * nginx's proxy_request_buffering: read the whole request body (in memory up to the location's
+   * clientBodyBufferSize, beyond it in a temp file under tempPath) before the upstream is
+   * contacted, then send it with Content-Length; such a request may be retried on the next server.
+   * `false` streams the body as it comes (no retry once it started). Default true.
+   */
+  requestBuffering?: boolean
 }
 
 type UpstreamPhase = 'upstreamRequest' | 'upstreamResponse' | 'upstreamError'
@@ -59,6 +66,9 @@ export interface ProxyPlan {
   readonly tries: number
   readonly tryTimeout: number
   readonly interceptErrors: boolean
+  readonly requestBuffering: boolean
+  /** Where buffered bodies beyond clientBodyBufferSize go (the config's tempPath). */
+  readonly tempPath: string
   /** The upstream phases' hooks in the location's scope (message hooks are message mode's: websocket/messages.ts). */
   hooks: { [P in UpstreamPhase]: Array<PhaseHooks[P]> }
 }
@@ -137,6 +147,8 @@ export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCom
     tries: next.tries ?? 0,
     tryTimeout: next.timeout ?? 0,
     interceptErrors: options.interceptErrors ?? false,
+    requestBuffering: options.requestBuffering ?? true,
+    tempPath: env.config.tempPath,
     hooks: { upstreamRequest: [], upstreamResponse: [], upstreamError: [] }
   }
 }

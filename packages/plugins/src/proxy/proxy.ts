@@ -1,16 +1,18 @@
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+import type { Readable } from 'node:stream'
 import { performance } from 'node:perf_hooks'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
-import { defineHandler, type CompiledHandler, type HandlerCompileEnv, type LocationHandler } from '@proxyctl/core'
-import { errorPageFor, failRequest, followErrorPage, phaseHooks } from '@proxyctl/core/internal'
+import { defineHandler, type CompiledHandler, type HandlerCompileEnv, type LocationHandler, type RequestBodyError } from '@proxyctl/core'
+import { errorPageFor, failRequest, followErrorPage, phaseHooks, requestLine } from '@proxyctl/core/internal'
 import type { UpstreamPeer } from '../upstream/pool.js'
 import type { H1Handler } from '../upstream/h1/connection.js'
 import { UpstreamError } from './errors.js'
 import { UpstreamAttempt } from './attempt.js'
 import { UpstreamExchange } from './exchange.js'
 import { compilePlan, directPools, type ProxyOptions, type ProxyPlan } from './plan.js'
+import { BufferedBody, CountedBody, type BodyLimits } from './request-body.js'
 
 export type { NextUpstreamCase, ProxyOptions, ProxyPlan } from './plan.js'
 
@@ -64,21 +66,26 @@ function startExchange (plan: ProxyPlan, request: FastifyRequest, reply: Fastify
 
 /**
  * One client request through the proxy (exchange.ts tells the phases): the request body, when
- * there is one, streams to the chosen server; the answer streams back through the Attempt.
+ * there is one, is read whole first (request-body.ts; requestBuffering) or streams to the chosen
+ * server; the answer streams back through the Attempt.
  */
 class ProxyExchange extends UpstreamExchange {
-  /** A body another location already streamed (an error page after a proxied POST) is gone. */
+  /** A body another location already read (an error page after a proxied POST) is gone. */
   readonly bodyGone: boolean
   /** The attempt in flight; callbacks of an older one are ignored. */
   current: Attempt | undefined
   /** An exchange on the same connection still answering when this one began (pipelining). */
   pipelinedAfter: ProxyExchange | undefined
+  /** The request body, read whole (requestBuffering). */
+  body: BufferedBody | undefined
+  /** The request body on its way through (requestBuffering false). */
+  counted: CountedBody | undefined
 
   constructor (plan: ProxyPlan, request: FastifyRequest, reply: FastifyReply) {
     super(plan, request, reply)
     const req = this.req
     const h = req.headers
-    // Send none, as a GET (we do not buffer bodies to send them twice, unlike nginx).
+    // Send none, as a GET (the body belonged to the exchange that read it).
     this.bodyGone = req.readableDidRead
     this.hasBody = !this.bodyGone && ((h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined)
   }
@@ -86,7 +93,44 @@ class ProxyExchange extends UpstreamExchange {
   start (): void {
     if (!this.begin()) return
     watchClient(this)
+    if (this.hasBody && this.plan.requestBuffering) { this.readBody(); return }
     this.firstAttempt()
+  }
+
+  /** proxy_request_buffering on: the whole body first, then the upstream. */
+  private readBody (): void {
+    const body = new BufferedBody(this.req, bodyLimits(this), (err) => {
+      if (err !== undefined) this.refuseBody(err)
+      else if (!this.clientGone) this.firstAttempt()
+    })
+    this.body = body
+    this.bodyBuffered = true
+    // Whatever ends the answer (sent, cut, the client gone, shutdown) lets go of the body and its temp file.
+    this.res.once('close', () => { body.dispose() })
+  }
+
+  /**
+   * Reading the body failed: one log line; then nginx's answer. clientBodyTimeout closes the
+   * connection without one (nginx logs 408 and sends nothing); too large is a 413 (through
+   * errorPages), a temp file that cannot be written a 500, each closing the connection after it.
+   * An upstream request under way (a streamed body) is aborted.
+   */
+  refuseBody (err: RequestBodyError): void {
+    if (this.bodyFailed || this.clientGone) return
+    this.bodyFailed = true
+    const client = this.ctx.socket.remoteAddress
+    const line = requestLine(this.req, this.ctx.requestUri)
+    const fields = { code: err.code, client, request: line, ...err.limitFields(), ...(err.cause !== undefined ? { err: err.cause } : {}) }
+    const msg = `${err.message}, client: ${client ?? '-'}, request: "${line}"`
+    if (err.status === 500) this.log.error(fields, msg); else this.log.info(fields, msg)
+    this.current?.abort()
+    if (err.status === 408) {
+      this.clientGone = true
+      this.ctx.socket.destroy()
+      return
+    }
+    if (this.responded) { this.res.destroy(); return }
+    this.finishWithError(undefined, err.status)
   }
 
   /** The client's connection closed: if this exchange was still answering, stop its upstream request. */
@@ -94,6 +138,15 @@ class ProxyExchange extends UpstreamExchange {
     if (this.res.writableFinished) return
     this.clientGone = true
     this.current?.abort()
+  }
+
+  /** What goes upstream as the body: the buffered one (again, on a retry), or the client's, counted on its way. */
+  private bodyToSend (): Buffer | Readable {
+    if (this.body !== undefined) return this.body.payload()
+    if (this.counted === undefined || this.counted.destroyed) {
+      this.counted = new CountedBody(this.req, bodyLimits(this), (err) => { this.refuseBody(err) })
+    }
+    return this.counted
   }
 
   /** upstream_peer, upstream_request, then the request goes out on the peer's client. */
@@ -104,14 +157,16 @@ class ProxyExchange extends UpstreamExchange {
     const { method, path, headers } = this.requestHead(peer, this.bodyGone)
     const attempt = new Attempt(this, peer)
     this.current = attempt
-    const body = this.hasBody ? this.req : null
+    const body = this.hasBody ? this.bodyToSend() : null
+    // A buffered chunked body goes with its length, as nginx sends it (Transfer-Encoding is hop-by-hop).
+    if (this.body !== undefined && this.req.headers['content-length'] === undefined) headers.push('Content-Length', String(this.body.length))
     if (body === null && peer.h1 !== undefined) {
       // The hot path: proxyctl's own HTTP/1.1 client reads into reused buffers and hands body
       // pieces over without a copy (upstream/h1/). Bodies to send, TLS and upgrades stay on undici.
       peer.h1.dispatch({ method, path: wirePath(path), headers }, attempt)
       return
     }
-    if (body !== null) attempt.watchSend(plan.sendTimeout)
+    if (body !== null && this.body === undefined) attempt.watchSend(plan.sendTimeout)
     ;(peer.pool as Dispatcher).dispatch({
       method,
       path: wirePath(path),
@@ -124,6 +179,12 @@ class ProxyExchange extends UpstreamExchange {
       idempotent: false
     }, attempt)
   }
+}
+
+/** The limits of the location answering now (an error page's location may differ from the first). */
+function bodyLimits (x: ProxyExchange): BodyLimits {
+  const l = (x.ctx.location ?? x.ctx.server).limits
+  return { maxSize: l.clientMaxBodySize, bufferSize: l.clientBodyBufferSize, timeout: l.clientBodyTimeout, tempPath: x.plan.tempPath }
 }
 
 const kAnswering = Symbol('proxyctl.proxy.answering')

@@ -1,0 +1,303 @@
+import fs from 'node:fs'
+import type { IncomingMessage } from 'node:http'
+import path from 'node:path'
+import { Readable, Transform, type TransformCallback } from 'node:stream'
+import { RequestBodyError } from '@proxyctl/core'
+
+/**
+ * Reading a client's request body, in one place, as nginx reads it: clientMaxBodySize counted on
+ * the bytes as they come (a declared Content-Length was checked at the front door, core's
+ * request-body-limit.ts; a chunked body is only known as it grows), clientBodyTimeout between two
+ * reads (only while we want to read: not while the body waits on the upstream or the disk), and
+ * either the whole body buffered before the upstream is contacted (proxy_request_buffering on:
+ * `BufferedBody`) or counted on its way through (`CountedBody`, proxy_request_buffering off).
+ */
+
+/** A location's limits for one body. */
+export interface BodyLimits {
+  /** clientMaxBodySize; 0: none. */
+  readonly maxSize: number
+  /** clientBodyBufferSize: a buffered body beyond this goes to a temp file. */
+  readonly bufferSize: number
+  /** clientBodyTimeout, ms. */
+  readonly timeout: number
+  /** Where temp files go (the config's tempPath). */
+  readonly tempPath: string
+}
+
+function tooLarge (n: number, max: number): RequestBodyError {
+  return new RequestBodyError('PROXYCTL_BODY_TOO_LARGE', `client intended to send too large chunked body: ${n} bytes`, 413, 'clientMaxBodySize', max)
+}
+
+function timedOut (limit: number): RequestBodyError {
+  return new RequestBodyError('PROXYCTL_CLIENT_TIMEOUT', 'client timed out while reading client request body', 408, 'clientBodyTimeout', limit)
+}
+
+/**
+ * clientBodyTimeout on one timer per body: a read notes the time, and the timer, when it fires,
+ * arms itself again for what is left, or for the whole span while we are not reading (`idle()`
+ * false: the body waits on the upstream or the disk, which is not the client's fault).
+ */
+class BodyTimer {
+  private timer: NodeJS.Timeout | undefined
+  private last = Date.now()
+
+  constructor (private readonly limit: number, private readonly reading: () => boolean, private readonly fire: () => void) {
+    if (limit > 0) this.timer = setTimeout(onBodyTimer, limit, this).unref()
+  }
+
+  read (): void { this.last = Date.now() }
+
+  check (): void {
+    const idle = this.reading() ? Date.now() - this.last : 0
+    if (idle < this.limit) {
+      if (!this.reading()) this.last = Date.now()
+      this.timer = setTimeout(onBodyTimer, this.limit - idle, this).unref()
+      return
+    }
+    this.timer = undefined
+    this.fire()
+  }
+
+  stop (): void {
+    if (this.timer !== undefined) clearTimeout(this.timer)
+    this.timer = undefined
+  }
+}
+
+function onBodyTimer (t: BodyTimer): void { t.check() }
+
+let serial = 0
+
+/**
+ * A request body read whole before the upstream is contacted: in memory up to bufferSize, beyond
+ * it in one temp file under tempPath. The file is unlinked as soon as it is open (as nginx does),
+ * so nothing is left behind whatever happens to the process; its descriptor closes on `dispose()`.
+ * In memory the body never holds more than bufferSize plus one read piece: past it, the client
+ * is paused while a piece is written to the file.
+ */
+export class BufferedBody {
+  /** Bytes read so far (the whole body once `done` was called without error). */
+  length = 0
+  private chunks: Buffer[] = []
+  private memory: Buffer | undefined
+  private fd = -1
+  private opening = false
+  private writing = false
+  private queued: Buffer[] = []
+  /** Bytes on disk (the next write's position). */
+  private written = 0
+  /** fs calls under way on the descriptor. */
+  private busy = 0
+  private ended = false
+  private finished = false
+  private disposed = false
+  private readonly timer: BodyTimer
+
+  /**
+   * Starts reading `req`; `done` is called once: with no error when the body is whole (then
+   * `payload()` gives it), else with a 413 (too large), 408 (clientBodyTimeout) or 500 (the temp
+   * file failed). A client that leaves ends nothing here: the caller aborts on the connection's close.
+   */
+  constructor (private readonly req: IncomingMessage, private readonly limits: BodyLimits, private readonly done: (err: RequestBodyError | undefined) => void) {
+    this.timer = new BodyTimer(limits.timeout, () => !this.writing && !this.opening, () => this.fail(timedOut(limits.timeout)))
+    req.on('data', this.onData)
+    req.once('end', this.onEnd)
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this.finished) return
+    this.timer.read()
+    const n = this.length += chunk.length
+    const max = this.limits.maxSize
+    if (max > 0 && n > max) { this.fail(tooLarge(n, max)); return }
+    if (this.fd === -1 && !this.opening) {
+      if (n <= this.limits.bufferSize) { this.chunks.push(chunk); return }
+      this.openFile(chunk)
+      return
+    }
+    this.write(chunk)
+  }
+
+  private readonly onEnd = (): void => {
+    this.ended = true
+    this.settle()
+  }
+
+  /** The body is whole once read to its end and every piece is on disk. */
+  private settle (): void {
+    if (!this.ended || this.writing || this.opening || this.finished) return
+    this.finished = true
+    this.timer.stop()
+    this.done(undefined)
+  }
+
+  private openFile (first: Buffer): void {
+    this.opening = true
+    this.req.pause()
+    this.queued = [...this.chunks, first]
+    this.chunks = []
+    const file = path.join(this.limits.tempPath, `proxyctl-body-${process.pid}-${++serial}`)
+    fs.open(file, 'wx+', 0o600, (err, fd) => {
+      this.opening = false
+      if (err !== null) { this.fail(bufferFailed(file, err)); return }
+      if (this.disposed) { fs.close(fd, () => {}); fs.unlink(file, () => {}); return }
+      this.fd = fd
+      fs.unlink(file, (err) => {
+        if (err !== null && !this.finished) this.fail(bufferFailed(file, err))
+      })
+      this.flush()
+    })
+  }
+
+  private write (chunk: Buffer): void {
+    this.queued.push(chunk)
+    if (!this.writing && !this.opening) this.flush()
+  }
+
+  /** Writes what is queued, one piece at a time, pausing the client meanwhile. */
+  private flush (): void {
+    const chunk = this.queued.shift()
+    if (chunk === undefined || this.finished) {
+      this.writing = false
+      if (!this.finished) this.req.resume()
+      this.settle()
+      return
+    }
+    this.writing = true
+    this.req.pause()
+    const position = this.written
+    this.written += chunk.length
+    this.busy++
+    fs.write(this.fd, chunk, 0, chunk.length, position, (err) => {
+      this.idle()
+      if (err !== null) { this.fail(bufferFailed(this.limits.tempPath, err)); return }
+      this.flush()
+    })
+  }
+
+  /**
+   * Reads `length` bytes at `position` of the temp file for a FileBody. False once disposed: the
+   * descriptor may be closed, and its number another file's or socket's.
+   */
+  readAt (buf: Buffer, length: number, position: number, cb: (err: NodeJS.ErrnoException | null, bytes: number) => void): boolean {
+    if (this.disposed) return false
+    this.busy++
+    fs.read(this.fd, buf, 0, length, position, (err, bytes) => {
+      this.idle()
+      cb(err, bytes)
+    })
+    return true
+  }
+
+  /** An fs call on the descriptor ended; after dispose(), the last one closes it (never while one is under way). */
+  private idle (): void {
+    if (--this.busy === 0 && this.disposed) this.closeFile()
+  }
+
+  private closeFile (): void {
+    if (this.fd === -1) return
+    const fd = this.fd
+    this.fd = -1
+    fs.close(fd, () => {})
+  }
+
+  private fail (err: RequestBodyError): void {
+    if (this.finished) return
+    this.finished = true
+    this.timer.stop()
+    this.req.off('data', this.onData)
+    this.done(err)
+  }
+
+  /** Whether the body went to a temp file. */
+  get inFile (): boolean { return this.fd !== -1 }
+
+  /** The body to send (again, on a retry): a Buffer in memory, or a fresh stream over the temp file. */
+  payload (): Buffer | Readable {
+    if (this.fd === -1) return (this.memory ??= this.chunks.length === 1 ? this.chunks[0] as Buffer : Buffer.concat(this.chunks))
+    return new FileBody(this)
+  }
+
+  /** Lets go of the body: stops reading, closes the temp file. Idempotent. */
+  dispose (): void {
+    if (this.disposed) return
+    this.disposed = true
+    this.finished = true
+    this.timer.stop()
+    this.req.off('data', this.onData)
+    this.chunks = []
+    this.queued = []
+    this.memory = undefined
+    if (this.busy === 0) this.closeFile()
+  }
+}
+
+/**
+ * The temp file as a stream for one attempt. Not fs.createReadStream over the descriptor: the
+ * upstream client destroys the stream when done, which would close the descriptor under the
+ * body (and a retry, and a later close of a number by then reused).
+ */
+class FileBody extends Readable {
+  private position = 0
+
+  constructor (private readonly body: BufferedBody) {
+    super({ highWaterMark: FILE_PIECE })
+  }
+
+  override _read (): void {
+    const length = Math.min(FILE_PIECE, this.body.length - this.position)
+    if (length <= 0) { this.push(null); return }
+    const buf = Buffer.allocUnsafe(length)
+    const reading = this.body.readAt(buf, length, this.position, (err, bytes) => {
+      if (err !== null) { this.destroy(err); return }
+      if (bytes === 0) { this.destroy(new Error('the request body temp file ended early')); return }
+      this.position += bytes
+      this.push(bytes < length ? buf.subarray(0, bytes) : buf)
+    })
+    if (!reading) this.destroy(new Error('the request body was let go'))
+  }
+}
+
+/** One read of a temp file (and the stream's buffer). */
+const FILE_PIECE = 64 * 1024
+
+function bufferFailed (where: string, err: NodeJS.ErrnoException): RequestBodyError {
+  return new RequestBodyError('PROXYCTL_BODY_BUFFER_FAILED', `could not buffer the client request body in a temp file: ${where}: ${err.code ?? err.message}`, 500, 'tempPath', undefined, { cause: err })
+}
+
+/**
+ * A body streamed to the upstream as it comes (proxy_request_buffering off), counted on its way:
+ * clientMaxBodySize and clientBodyTimeout as above. The upstream's backpressure pauses the client
+ * (pipe), and no read is due then.
+ */
+export class CountedBody extends Transform {
+  private n = 0
+  private readonly timer: BodyTimer
+
+  constructor (private readonly req: IncomingMessage, private readonly limits: BodyLimits, private readonly failed: (err: RequestBodyError) => void) {
+    super()
+    this.timer = new BodyTimer(limits.timeout, () => !req.isPaused() && !req.readableEnded, () => this.fail(timedOut(limits.timeout)))
+    req.pipe(this)
+    this.once('close', () => { this.timer.stop() })
+  }
+
+  override _transform (chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.timer.read()
+    this.n += chunk.length
+    const max = this.limits.maxSize
+    if (max > 0 && this.n > max) { this.fail(tooLarge(this.n, max)); cb(); return }
+    cb(null, chunk)
+  }
+
+  override _flush (cb: TransformCallback): void {
+    this.timer.stop()
+    cb()
+  }
+
+  private fail (err: RequestBodyError): void {
+    this.timer.stop()
+    this.req.unpipe(this)
+    this.failed(err)
+  }
+}
