@@ -3,10 +3,12 @@
  * share: a one-process nginx config rooted in a temp dir, `nginx -t` on one, waiting for nginx to
  * listen, and counting differences between nginx's answers and our tables.
  */
-import { spawnSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
+import os from 'node:os'
 import path from 'node:path'
+import type { Teardown } from './lifecycle.js'
 
 /**
  * nginx.conf for one foreground process with everything under `dir`; `http` goes inside `http {}`,
@@ -64,4 +66,37 @@ export function differences (print = false): { check (what: string, got: unknown
     get failures () { return failures },
     get checks () { return checks }
   }
+}
+
+type Differences = ReturnType<typeof differences>
+
+/**
+ * The run of a comparison script that starts its own upstreams: reads `[path/to/nginx] [--print]`,
+ * makes a temp dir (`tmp/` for nginx's temp files) and a high port, lets `setup` start the
+ * upstreams (their teardowns run at the end) and return the `http {}` body, runs nginx on it,
+ * `check`s the cases, stops nginx by its pid, removes the dir, prints the count and exits 1 on any
+ * difference.
+ */
+export async function compareWithNginx (name: string, setup: (t: Teardown, dir: string, port: number) => Promise<string>,
+  check: (port: number, diff: Differences) => Promise<void>): Promise<never> {
+  const args = process.argv.slice(2)
+  const bin = args.find(a => !a.startsWith('--')) ?? 'nginx'
+  const port = 18000 + Math.floor(Math.random() * 1000)
+  const dir = mkdtempSync(path.join(os.tmpdir(), `proxyctl-nginx-${name}-`))
+  mkdirSync(path.join(dir, 'tmp'))
+  const teardowns: Array<() => unknown> = []
+  const http = await setup({ teardown: (fn) => teardowns.push(fn) }, dir, port)
+  writeFileSync(path.join(dir, 'nginx.conf'), nginxMainConf(dir, http))
+  const nginx = spawn(bin, ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'inherit' })
+  const diff = differences(args.includes('--print'))
+  try {
+    await waitForPort(port)
+    await check(port, diff)
+  } finally {
+    nginx.kill('SIGQUIT')
+    for (const fn of teardowns) await fn()
+    rmSync(dir, { recursive: true, force: true })
+  }
+  console.log(`${diff.checks} checks, ${diff.failures} differences against nginx`)
+  process.exit(diff.failures === 0 ? 0 : 1)
 }
