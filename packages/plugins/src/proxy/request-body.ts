@@ -73,8 +73,11 @@ let serial = 0
  * A request body read whole before the upstream is contacted: in memory up to bufferSize, beyond
  * it in one temp file under tempPath. The file is unlinked as soon as it is open (as nginx does),
  * so nothing is left behind whatever happens to the process; its descriptor closes on `dispose()`.
- * In memory the body never holds more than bufferSize plus one read piece: past it, the client
- * is paused while a piece is written to the file.
+ * In memory the body never holds more than bufferSize plus the piece being read.
+ *
+ * The file is written and read synchronously, as nginx writes its temp files: one read piece
+ * going to the page cache costs less than a thread-pool round trip each way (bench/README.md,
+ * "Request buffering"), and a write that completes in place needs no pausing of the client.
  */
 export class BufferedBody {
   /** Bytes read so far (the whole body once `done` was called without error). */
@@ -82,14 +85,6 @@ export class BufferedBody {
   private chunks: Buffer[] = []
   private memory: Buffer | undefined
   private fd = -1
-  private opening = false
-  private writing = false
-  private queued: Buffer[] = []
-  /** Bytes on disk (the next write's position). */
-  private written = 0
-  /** fs calls under way on the descriptor. */
-  private busy = 0
-  private ended = false
   private finished = false
   private disposed = false
   private readonly timer: BodyTimer
@@ -100,7 +95,7 @@ export class BufferedBody {
    * file failed). A client that leaves ends nothing here: the caller aborts on the connection's close.
    */
   constructor (private readonly req: IncomingMessage, private readonly limits: BodyLimits, private readonly done: (err: RequestBodyError | undefined) => void) {
-    this.timer = new BodyTimer(limits.timeout, () => !this.writing && !this.opening, () => this.fail(timedOut(limits.timeout)))
+    this.timer = new BodyTimer(limits.timeout, () => true, () => this.fail(timedOut(limits.timeout)))
     req.on('data', this.onData)
     req.once('end', this.onEnd)
   }
@@ -108,98 +103,58 @@ export class BufferedBody {
   private readonly onData = (chunk: Buffer): void => {
     if (this.finished) return
     this.timer.read()
+    const at = this.length
     const n = this.length += chunk.length
     const max = this.limits.maxSize
     if (max > 0 && n > max) { this.fail(tooLarge(n, max)); return }
-    if (this.fd === -1 && !this.opening) {
+    if (this.fd === -1) {
       if (n <= this.limits.bufferSize) { this.chunks.push(chunk); return }
-      this.openFile(chunk)
+      this.chunks.push(chunk)
+      this.spill()
       return
     }
-    this.write(chunk)
+    this.writeAt(chunk, at)
   }
 
   private readonly onEnd = (): void => {
-    this.ended = true
-    this.settle()
-  }
-
-  /** The body is whole once read to its end and every piece is on disk. */
-  private settle (): void {
-    if (!this.ended || this.writing || this.opening || this.finished) return
+    if (this.finished) return
     this.finished = true
     this.timer.stop()
     this.done(undefined)
   }
 
-  private openFile (first: Buffer): void {
-    this.opening = true
-    this.req.pause()
-    this.queued = [...this.chunks, first]
-    this.chunks = []
+  /** Past bufferSize: the temp file, opened and unlinked at once, takes what is in memory. */
+  private spill (): void {
     const file = path.join(this.limits.tempPath, `proxyctl-body-${process.pid}-${++serial}`)
-    fs.open(file, 'wx+', 0o600, (err, fd) => {
-      this.opening = false
-      if (err !== null) { this.fail(bufferFailed(file, err)); return }
-      if (this.disposed) { fs.close(fd, () => {}); fs.unlink(file, () => {}); return }
-      this.fd = fd
-      fs.unlink(file, (err) => {
-        if (err !== null && !this.finished) this.fail(bufferFailed(file, err))
-      })
-      this.flush()
-    })
-  }
-
-  private write (chunk: Buffer): void {
-    this.queued.push(chunk)
-    if (!this.writing && !this.opening) this.flush()
-  }
-
-  /** Writes what is queued, one piece at a time, pausing the client meanwhile. */
-  private flush (): void {
-    const chunk = this.queued.shift()
-    if (chunk === undefined || this.finished) {
-      this.writing = false
-      if (!this.finished) this.req.resume()
-      this.settle()
+    try {
+      this.fd = fs.openSync(file, 'wx+', 0o600)
+    } catch (err) {
+      this.fail(bufferFailed(file, err as NodeJS.ErrnoException))
       return
     }
-    this.writing = true
-    this.req.pause()
-    const position = this.written
-    this.written += chunk.length
-    this.busy++
-    fs.write(this.fd, chunk, 0, chunk.length, position, (err) => {
-      this.idle()
-      if (err !== null) { this.fail(bufferFailed(this.limits.tempPath, err)); return }
-      this.flush()
-    })
+    try {
+      fs.unlinkSync(file)
+    } catch (err) {
+      this.fail(bufferFailed(file, err as NodeJS.ErrnoException))
+      return
+    }
+    let at = 0
+    for (const piece of this.chunks) {
+      if (!this.writeAt(piece, at)) return
+      at += piece.length
+    }
+    this.chunks = []
   }
 
-  /**
-   * Reads `length` bytes at `position` of the temp file for a FileBody. False once disposed: the
-   * descriptor may be closed, and its number another file's or socket's.
-   */
-  readAt (buf: Buffer, length: number, position: number, cb: (err: NodeJS.ErrnoException | null, bytes: number) => void): boolean {
-    if (this.disposed) return false
-    this.busy++
-    fs.read(this.fd, buf, 0, length, position, (err, bytes) => {
-      this.idle()
-      cb(err, bytes)
-    })
-    return true
-  }
-
-  /** An fs call on the descriptor ended; after dispose(), the last one closes it (never while one is under way). */
-  private idle (): void {
-    if (--this.busy === 0 && this.disposed) this.closeFile()
-  }
-
-  private closeFile (): void {
-    if (this.fd === -1) return
-    const fd = this.fd
-    this.fd = -1
-    fs.close(fd, () => {})
+  private writeAt (chunk: Buffer, position: number): boolean {
+    try {
+      let done = 0
+      while (done < chunk.length) done += fs.writeSync(this.fd, chunk, done, chunk.length - done, position + done)
+      return true
+    } catch (err) {
+      this.fail(bufferFailed(this.limits.tempPath, err as NodeJS.ErrnoException))
+      return false
+    }
   }
 
   private fail (err: RequestBodyError): void {
@@ -210,13 +165,31 @@ export class BufferedBody {
     this.done(err)
   }
 
-  /** Whether the body went to a temp file. */
-  get inFile (): boolean { return this.fd !== -1 }
-
-  /** The body to send (again, on a retry): a Buffer in memory, or a fresh stream over the temp file. */
+  /**
+   * The body to send (again, on a retry): a Buffer in memory; from the temp file, one Buffer when
+   * it fits in one read piece (the upstream client writes a Buffer in one go, a stream piece by
+   * piece), else a fresh stream over the file. Throws when the file cannot be read.
+   */
   payload (): Buffer | Readable {
     if (this.fd === -1) return (this.memory ??= this.chunks.length === 1 ? this.chunks[0] as Buffer : Buffer.concat(this.chunks))
-    return new FileBody(this)
+    if (this.length > FILE_PIECE) return new FileBody(this)
+    const buf = Buffer.allocUnsafe(this.length)
+    let done = 0
+    while (done < this.length) {
+      const n = fs.readSync(this.fd, buf, done, this.length - done, done)
+      if (n === 0) throw new Error('the request body temp file ended early')
+      done += n
+    }
+    return buf
+  }
+
+  /**
+   * Reads up to `length` bytes at `position` of the temp file for a FileBody; -1 once disposed
+   * (the descriptor is closed, and its number may be another file's or socket's by now).
+   */
+  readAt (buf: Buffer, length: number, position: number): number {
+    if (this.disposed || this.fd === -1) return -1
+    return fs.readSync(this.fd, buf, 0, length, position)
   }
 
   /** Lets go of the body: stops reading, closes the temp file. Idempotent. */
@@ -227,16 +200,19 @@ export class BufferedBody {
     this.timer.stop()
     this.req.off('data', this.onData)
     this.chunks = []
-    this.queued = []
     this.memory = undefined
-    if (this.busy === 0) this.closeFile()
+    if (this.fd !== -1) {
+      const fd = this.fd
+      this.fd = -1
+      fs.close(fd, () => {})
+    }
   }
 }
 
 /**
  * The temp file as a stream for one attempt. Not fs.createReadStream over the descriptor: the
  * upstream client destroys the stream when done, which would close the descriptor under the
- * body (and a retry, and a later close of a number by then reused).
+ * body (and under a retry, and a later close would hit a number by then reused).
  */
 class FileBody extends Readable {
   private position = 0
@@ -249,13 +225,17 @@ class FileBody extends Readable {
     const length = Math.min(FILE_PIECE, this.body.length - this.position)
     if (length <= 0) { this.push(null); return }
     const buf = Buffer.allocUnsafe(length)
-    const reading = this.body.readAt(buf, length, this.position, (err, bytes) => {
-      if (err !== null) { this.destroy(err); return }
-      if (bytes === 0) { this.destroy(new Error('the request body temp file ended early')); return }
-      this.position += bytes
-      this.push(bytes < length ? buf.subarray(0, bytes) : buf)
-    })
-    if (!reading) this.destroy(new Error('the request body was let go'))
+    let bytes: number
+    try {
+      bytes = this.body.readAt(buf, length, this.position)
+    } catch (err) {
+      this.destroy(err as Error)
+      return
+    }
+    if (bytes < 0) { this.destroy(new Error('the request body was let go')); return }
+    if (bytes === 0) { this.destroy(new Error('the request body temp file ended early')); return }
+    this.position += bytes
+    this.push(bytes < length ? buf.subarray(0, bytes) : buf)
   }
 }
 
