@@ -148,3 +148,17 @@ t.test('memory stays bounded: 50 slow clients of 4 MiB each', async (t) => {
   t.ok(growth < 100 * MiB, `RSS grew ${(growth / MiB).toFixed(1)} MiB for ${n * size / MiB} MiB held for slow clients`)
   t.same(openUnder(s.tempPath), [], 'no temp file is left open')
 })
+
+t.test('sizes in nginx\'s syntax; anything else is a config error naming the key', async (t) => {
+  const rows: Array<{ options: ProxyOptions, error: RegExp | null }> = [
+    { options: { buffers: '128k', maxTempFileSize: '2g' }, error: null },
+    { options: { buffers: 65536, maxTempFileSize: 0 }, error: null },
+    { options: { buffers: '64kb' as never }, error: /buffers.*invalid size "64kb"/ },
+    { options: { maxTempFileSize: '-1' as never }, error: /maxTempFileSize.*invalid size "-1"/ }
+  ]
+  for (const row of rows) {
+    const config = { servers: [{ listen: '127.0.0.1:0', locations: { '/': proxy('http://127.0.0.1:9', row.options) } }] }
+    if (row.error === null) t.ok((await startConfig(t, config)).listeners.length === 1, `${JSON.stringify(row.options)}: accepted`)
+    else await t.rejects(startConfig(t, config), { message: row.error }, `${JSON.stringify(row.options)}: refused`)
+  }
+})

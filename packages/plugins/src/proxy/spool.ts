@@ -78,7 +78,8 @@ export class Spool {
       if (!this.sink.put(chunk, written)) this.wait()
       return true
     }
-    if (this.memBytes + len <= this.limits.memory) {
+    // While under the budget a piece is taken whole: memory stays within the budget plus one piece.
+    if (this.memBytes < this.limits.memory) {
       this.queueMemory(chunk, written)
       return true
     }
