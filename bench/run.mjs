@@ -25,6 +25,7 @@ const IDLE_CONNS = Number(env.IDLE_CONNS ?? 10_000)
 const SLOW_CLIENTS = Number(env.SLOW_CLIENTS ?? 1000)
 const SLOW_SIZE = Number(env.SLOW_SIZE ?? 1024 * 1024) // bytes of each slow client's answer
 const SLOW_RATE = Number(env.SLOW_RATE ?? 64 * 1024) // bytes/s each slow client reads
+const SLOW_PAUSE = Number(env.SLOW_PAUSE ?? 0) // ms each slow client first reads nothing
 const WS_TUNNELS = 100
 const WS_MESSAGE = 1024
 const CONNECTIONS = 50
@@ -95,7 +96,7 @@ function machine () {
   if (sh('git -C ' + JSON.stringify(ROOT) + ' status --porcelain --untracked-files=no | head -1') !== '') git += ' (with uncommitted changes)'
   const parts = []
   if (env.QUICK !== undefined) parts.push(`QUICK=${env.QUICK}`)
-  for (const k of ['ROUNDS', 'DURATION', 'WARMUP', 'IDLE_CONNS', 'SLOW_CLIENTS', 'SLOW_SIZE', 'SLOW_RATE', 'PEERS', 'SCENARIOS']) if (env[k] !== undefined) parts.push(`${k}=${env[k]}`)
+  for (const k of ['ROUNDS', 'DURATION', 'WARMUP', 'IDLE_CONNS', 'SLOW_CLIENTS', 'SLOW_SIZE', 'SLOW_RATE', 'SLOW_PAUSE', 'PEERS', 'SCENARIOS']) if (env[k] !== undefined) parts.push(`${k}=${env[k]}`)
   parts.push(env.npm_lifecycle_event === 'bench' ? 'pnpm bench' : `node ${path.relative(process.cwd(), fileURLToPath(import.meta.url)) || 'bench/run.mjs'}`)
   return {
     date: new Date().toISOString(),
@@ -386,7 +387,7 @@ async function frontDoorCost (target, upstreamPort) {
  * script's own Node server (core LOAD_CPU), which records when each answer was completely written.
  */
 async function slowReadersCost (def) {
-  const load = start('slow-readers', process.execPath, [path.join(BENCH, 'load', 'slow-readers.mjs'), String(SLOW_CLIENTS), String(SLOW_SIZE), String(SLOW_RATE)], { cpu: LOAD_CPU, stdin: 'pipe', stdout: 'pipe' })
+  const load = start('slow-readers', process.execPath, [path.join(BENCH, 'load', 'slow-readers.mjs'), String(SLOW_CLIENTS), String(SLOW_SIZE), String(SLOW_RATE), String(SLOW_PAUSE)], { cpu: LOAD_CPU, stdin: 'pipe', stdout: 'pipe' })
   const nextLine = jsonLines(load)
   let t
   try {
@@ -523,7 +524,7 @@ function report ({ info, targets, broken, incidents, results, ws, idle, fresh, f
   }
 
   if (slow.length > 0) {
-    p(`## Slow readers: ${fmtInt(SLOW_CLIENTS)} clients reading ${SLOW_SIZE / 1024 / 1024} MiB each at ${SLOW_RATE / 1024} KiB/s`)
+    p(`## Slow readers: ${fmtInt(SLOW_CLIENTS)} clients reading ${SLOW_SIZE / 1024 / 1024} MiB each at ${SLOW_RATE / 1024} KiB/s${SLOW_PAUSE > 0 ? `, after ${SLOW_PAUSE / 1000} s of reading nothing` : ''}`)
     p()
     p('Each proxy started fresh in front of a Node upstream on core ' + LOAD_CPU + ' that records when it has completely written each answer. **upstream done** is when the last answer was written (from the first request): how long the upstream (an app worker) is held by slow clients; **clients done** when the last client had every byte; RSS of the proxy process before and at its peak (sampled every 100 ms).')
     p()

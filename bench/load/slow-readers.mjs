@@ -1,20 +1,22 @@
 // Slow readers: an upstream that answers every request with SIZE bytes (Content-Length, 64 KiB
 // writes with backpressure) and records when each answer was completely written, and COUNT
-// clients that each GET one answer through a proxy and read it at RATE bytes/s.
+// clients that each GET one answer through a proxy and read it at RATE bytes/s, after reading
+// nothing for PAUSE ms (default 0).
 // Prints `{"upstream":PORT}` once the upstream listens; then, on stdin, "go PORT [PATH]" runs the
 // clients against the proxy on 127.0.0.1:PORT and prints one JSON line: when the upstream had
 // completed every answer and when the clients had read every byte (ms since the first request),
 // answers complete and intact, failures. "close" (or stdin's end, SIGTERM) exits.
 //
-// usage: node slow-readers.mjs COUNT SIZE RATE
+// usage: node slow-readers.mjs COUNT SIZE RATE [PAUSE]
 import http from 'node:http'
 import net from 'node:net'
 import readline from 'node:readline'
 
-const [countArg, sizeArg, rateArg] = process.argv.slice(2)
+const [countArg, sizeArg, rateArg, pauseArg = '0'] = process.argv.slice(2)
 const COUNT = Number(countArg)
 const SIZE = Number(sizeArg)
 const RATE = Number(rateArg)
+const PAUSE = Number(pauseArg)
 const TICK = 50 // ms between rate windows
 const CONNECT_BATCH = 200
 
@@ -39,10 +41,11 @@ await new Promise((resolve) => upstream.listen(0, '127.0.0.1', 4096, resolve))
 process.stdout.write(JSON.stringify({ upstream: upstream.address().port }) + '\n')
 
 /** One client: reads the answer at RATE (paused between windows); resolves with what it got. */
-function client (port, path, clients) {
+function client (port, path, clients, readFrom) {
   return new Promise((resolve) => {
     const s = net.connect({ host: '127.0.0.1', port })
-    const c = { s, allowance: 0, paused: false, head: '', body: 0, length: -1, status: 0 }
+    const c = { s, allowance: 0, paused: true, readFrom, head: '', body: 0, length: -1, status: 0 }
+    s.pause()
     clients.add(c)
     let done = false
     const finish = (error) => {
@@ -75,7 +78,9 @@ async function run (port, path) {
   finished = []
   const clients = new Set()
   const timer = setInterval(() => {
+    const now = performance.now()
     for (const c of clients) {
+      if (now < c.readFrom) continue
       c.allowance = Math.min(c.allowance + RATE * TICK / 1000, RATE * TICK / 1000)
       if (c.paused && c.allowance > 0) { c.paused = false; c.s.resume() }
     }
@@ -84,7 +89,7 @@ async function run (port, path) {
   const results = []
   for (let i = 0; i < COUNT; i += CONNECT_BATCH) {
     const batch = []
-    for (let j = i; j < Math.min(COUNT, i + CONNECT_BATCH); j++) batch.push(client(port, path, clients))
+    for (let j = i; j < Math.min(COUNT, i + CONNECT_BATCH); j++) batch.push(client(port, path, clients, t0 + PAUSE))
     results.push(...batch)
     await new Promise((resolve) => setImmediate(resolve))
   }

@@ -5,8 +5,8 @@ import { Spool, type SpoolLimits, type SpoolSink } from './spool.js'
 /**
  * The client's side of an exchange: where the upstream's answer goes. Legs write through this
  * one interface whatever the client speaks; today that is HTTP/1 through Node's response
- * (ResponseDownstream); an HTTP/2 stream or a buffered body is another implementation, not a
- * second copy of the legs.
+ * (ResponseDownstream, which also buffers: spool.ts); an HTTP/2 stream is another
+ * implementation, not a second copy of the legs.
  */
 export interface Downstream {
   /** Sends the status and headers (a flat list: name, value, ...). */
@@ -35,6 +35,11 @@ export interface SpoolOwner {
  * Only when the response owns the socket (not queued behind a pipelined one), has a body and is
  * not chunk-encoded by Node (the upstream gave a Content-Length, or an HTTP/1.0 client reads
  * until close). `end()` still ends the response: with a Content-Length it adds no bytes.
+ *
+ * With buffering (`buffer(limits)`), a piece the client's socket cannot take at once is the last
+ * one written directly: the rest go through a Spool, which feeds the socket as it drains and
+ * holds the upstream back only when its memory and temp file are full. While the client keeps up
+ * nothing changes: one null check per piece.
  */
 export class ResponseDownstream implements Downstream, SpoolSink {
   private direct = false

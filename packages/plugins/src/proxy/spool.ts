@@ -57,6 +57,8 @@ export class Spool {
   /** The upstream's resume while held back. */
   private held: (() => void) | null = null
   private readonly pumpFn = (): void => { this.waiting = false; this.pump() }
+  /** The read-back buffer, when the client socket is done with it. */
+  private spare: Buffer | null = null
   path = ''
 
   /** Created when the client's socket backed up: the sink is not drained yet. */
@@ -67,7 +69,8 @@ export class Spool {
 
   /**
    * Takes a piece. `written`: the piece is a view of a reused read buffer, to release once
-   * nothing refers to it (memory pieces are copied, file pieces released when written).
+   * nothing refers to it (memory pieces are copied, file pieces released when written). Memory
+   * stays within the budget, but for one piece when the file is full too.
    * False: hold the upstream until `onceRoom`'s callback.
    */
   push (chunk: Buffer, written?: () => void): boolean {
@@ -78,12 +81,17 @@ export class Spool {
       if (!this.sink.put(chunk, written)) this.wait()
       return true
     }
-    // While under the budget a piece is taken whole: memory stays within the budget plus one piece.
-    if (this.memBytes < this.limits.memory) {
+    const room = this.limits.memory - this.memBytes
+    if (len <= room) {
       this.queueMemory(chunk, written)
       return true
     }
-    if (this.fileEnd + len <= this.fileCap) {
+    if (this.fileEnd + len - Math.max(room, 0) <= this.fileCap) {
+      // What fits in memory goes there (a copy), the rest to the file.
+      if (room > 0) {
+        this.queueMemory(Buffer.from(chunk.subarray(0, room)))
+        chunk = chunk.subarray(room)
+      }
       this.queueFile(chunk, written)
       return false
     }
@@ -183,7 +191,11 @@ export class Spool {
   private readBack (p: FilePiece): void {
     this.reading = true
     const n = Math.min(p.len, READ_SIZE)
-    fs.read(this.fd, Buffer.allocUnsafe(n), 0, n, p.pos, (err, got, buf) => {
+    // One buffer per response, reused once the socket has taken it: a fresh one per read made
+    // garbage at the client's full speed.
+    const into = this.spare ?? Buffer.allocUnsafe(READ_SIZE)
+    this.spare = null
+    fs.read(this.fd, into, 0, n, p.pos, (err, got, buf) => {
       this.reading = false
       if (err === null && got === 0) err = Object.assign(new Error('temp file shorter than written'), { code: 'EIO' })
       if (err !== null) { this.fail(err); return }
@@ -191,7 +203,7 @@ export class Spool {
       p.pos += got
       p.len -= got
       if (p.len === 0) this.queue[this.head++] = EMPTY
-      if (!this.sink.put(got === n ? buf : buf.subarray(0, got))) this.wait()
+      if (!this.sink.put(buf.subarray(0, got), () => { this.spare = buf })) this.wait()
       this.pump()
     })
   }
