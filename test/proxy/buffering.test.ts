@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { RunningProxy } from '@proxyctl/core'
 import { proxy, type ProxyOptions } from '@proxyctl/plugins'
-import { waitFor } from '../helpers/lifecycle.js'
+import { waitFor, type Teardown } from '../helpers/lifecycle.js'
 import { activeConnections } from '../helpers/failure.js'
 import { captureLogger, type LogLine } from '../helpers/log.js'
 import { startConfig, targetOf, tmpDir, urlOf } from '../helpers/proxy.js'
@@ -50,7 +50,7 @@ t.test('a slow client of a buffered or unbuffered answer', async (t) => {
 })
 
 /** A buffering proxy in front of the buffering upstream; `connections`: upstream connections accepted. */
-async function setup (t: Tap.Test, options: ProxyOptions = {}, tempPath = tmpDir(t, 'proxyctl-buf-')): Promise<{ port: number, proxy: RunningProxy, finished: Finished, connections: () => number, tempPath: string, lines: LogLine[] }> {
+async function setup (t: Teardown, options: ProxyOptions = {}, tempPath = tmpDir(t, 'proxyctl-buf-')): Promise<{ port: number, proxy: RunningProxy, finished: Finished, connections: () => number, tempPath: string, lines: LogLine[] }> {
   const finished: Finished = new Map()
   const up = bufferingUpstream(finished)
   let connections = 0
@@ -74,24 +74,18 @@ function pausedClient (port: number, size: number, id: string): { sock: net.Sock
 }
 
 t.test('the temp file lives only as long as its response', async (t) => {
-  const endings: Array<{ name: string, end: (s: { sock: net.Socket, proxy: RunningProxy }) => Promise<unknown> }> = [
-    { name: 'the client reads the whole answer', end: async ({ sock }) => { sock.resume(); await new Promise((resolve) => sock.on('close', resolve)) } },
+  const endings: Array<{ name: string, end: (c: { sock: net.Socket }, proxy: RunningProxy) => Promise<unknown> }> = [
+    { name: 'the client reads the whole answer', end: async ({ sock }) => { sock.resume(); await waitFor(() => sock.bytesRead >= 16 * MiB, 10_000, 'the whole answer') } },
     { name: 'the client leaves midway', end: async ({ sock }) => { sock.destroy() } },
-    { name: 'the proxy shuts down', end: async ({ proxy }) => { await proxy.close(0) } }
+    { name: 'the proxy shuts down', end: async (_, proxy) => { await proxy.close(0) } }
   ]
   for (const e of endings) {
     const s = await setup(t)
     const c = pausedClient(s.port, 16 * MiB, 'x')
-    // Connection: keep-alive, so the answer ends by its length: resume reads it, then close.
-    c.sock.once('data', () => {})
     await waitFor(() => s.finished.has('x'), 5000, 'the upstream to finish')
     t.equal(openUnder(s.tempPath).length, 1, `${e.name}: while the client is behind, one temp file is open`)
     t.same(fs.readdirSync(s.tempPath), [], `${e.name}: and unlinked already`)
-    if (e.name === 'the client reads the whole answer') {
-      c.sock.resume()
-      await waitFor(() => c.sock.bytesRead >= 16 * MiB, 10_000, 'the whole answer')
-      c.sock.destroy()
-    } else await e.end({ sock: c.sock, proxy: s.proxy })
+    await e.end(c, s.proxy)
     t.ok(await waitFor(() => openUnder(s.tempPath).length === 0, 3000), `${e.name}: the temp file is closed`)
     c.sock.destroy()
   }
