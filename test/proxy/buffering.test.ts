@@ -16,7 +16,7 @@ import { activeConnections } from '../helpers/failure.js'
 import { captureLogger, type LogLine } from '../helpers/log.js'
 import { startConfig, targetOf, tmpDir, urlOf } from '../helpers/proxy.js'
 import { listenOn } from '../helpers/upstream.js'
-import { bodyHash, bufferingCases, bufferingUpstream, KiB, MiB, observe, slowGet, type Finished } from './fixtures/buffering-cases.js'
+import { bodyHash, bufferingCases, bufferingUpstream, KiB, MiB, observe, slowGet, UPSTREAM_SOCKET, type Finished } from './fixtures/buffering-cases.js'
 
 /** Descriptors this process holds open on files under `dir` (an unlinked temp file too). */
 function openUnder (dir: string): string[] {
@@ -33,11 +33,12 @@ function openUnder (dir: string): string[] {
 t.test('a slow client of a buffered or unbuffered answer', async (t) => {
   const finished: Finished = new Map()
   const up = bufferingUpstream(finished)
-  const address = await listenOn(up, { port: 0 })
-  t.teardown(() => { up.closeAllConnections(); up.close() })
   const tempPath = tmpDir(t, 'proxyctl-buf-')
+  // A unix socket to the upstream: its buffers are fixed, where TCP's grow (UPSTREAM_SOCKET).
+  const address = await listenOn(up, { path: path.join(tmpDir(t, 'proxyctl-buf-up-'), UPSTREAM_SOCKET) })
+  t.teardown(() => { up.closeAllConnections(); up.close() })
   const locations: Record<string, ReturnType<typeof proxy>> = {}
-  bufferingCases.forEach((c, i) => { locations[`/c${i}/`] = proxy(`http://${address}/`, c.options as ProxyOptions) })
+  bufferingCases.forEach((c, i) => { locations[`/c${i}/`] = proxy(`http://${address}:/`, c.options as ProxyOptions) })
   const p = await startConfig(t, { tempPath, servers: [{ listen: '127.0.0.1:0', locations }] })
   const port = targetOf(urlOf(p)).port as number
 
