@@ -22,6 +22,10 @@ const ROUNDS = Number(env.ROUNDS ?? (QUICK ? 1 : 3))
 const DURATION = Number(env.DURATION ?? (QUICK ? 3 : 10)) // seconds per measured wrk run
 const WARMUP = Number(env.WARMUP ?? (QUICK ? 1 : 3)) // seconds of unmeasured load first (round 1)
 const IDLE_CONNS = Number(env.IDLE_CONNS ?? 10_000)
+const SLOW_CLIENTS = Number(env.SLOW_CLIENTS ?? 1000)
+const SLOW_SIZE = Number(env.SLOW_SIZE ?? 1024 * 1024) // bytes of each slow client's answer
+const SLOW_RATE = Number(env.SLOW_RATE ?? 64 * 1024) // bytes/s each slow client reads
+const SLOW_PAUSE = Number(env.SLOW_PAUSE ?? 0) // ms each slow client first reads nothing
 const WS_TUNNELS = 100
 const WS_MESSAGE = 1024
 const CONNECTIONS = 50
@@ -92,7 +96,7 @@ function machine () {
   if (sh('git -C ' + JSON.stringify(ROOT) + ' status --porcelain --untracked-files=no | head -1') !== '') git += ' (with uncommitted changes)'
   const parts = []
   if (env.QUICK !== undefined) parts.push(`QUICK=${env.QUICK}`)
-  for (const k of ['ROUNDS', 'DURATION', 'WARMUP', 'IDLE_CONNS', 'PEERS', 'SCENARIOS']) if (env[k] !== undefined) parts.push(`${k}=${env[k]}`)
+  for (const k of ['ROUNDS', 'DURATION', 'WARMUP', 'IDLE_CONNS', 'SLOW_CLIENTS', 'SLOW_SIZE', 'SLOW_RATE', 'SLOW_PAUSE', 'PEERS', 'SCENARIOS']) if (env[k] !== undefined) parts.push(`${k}=${env[k]}`)
   parts.push(env.npm_lifecycle_event === 'bench' ? 'pnpm bench' : `node ${path.relative(process.cwd(), fileURLToPath(import.meta.url)) || 'bench/run.mjs'}`)
   return {
     date: new Date().toISOString(),
@@ -286,12 +290,11 @@ async function wsScenario (upstreamLog) {
 
 /* -------------------------------------------------------------- idle connections */
 
-async function idleCost (target) {
-  // Warm the process a little (JIT, first allocations), then take the baseline.
-  for (let i = 0; i < 50; i++) await request({ port: target.port, path: '/health' })
-  await new Promise((r) => setTimeout(r, 1000))
-  const before = { rss: memory(target.proc.pid).rss, fds: fdCount(target.proc.pid) }
-  const proc = start('idle-conns', process.execPath, [path.join(BENCH, 'load', 'idle-conns.mjs'), '127.0.0.1', String(target.port), String(IDLE_CONNS), '/health'], { cpu: LOAD_CPU, stdin: 'pipe', stdout: 'pipe' })
+/**
+ * The JSON lines a load script started with `stdin: 'pipe', stdout: 'pipe'` prints: `nextLine(ms)`
+ * resolves with the next one, or rejects after `ms` or when the script exits (with its stderr).
+ */
+function jsonLines (proc) {
   const lines = []
   let waiting
   let buf = ''
@@ -303,13 +306,22 @@ async function idleCost (target) {
   proc.child.stdin.on('error', () => {})
   let errText = ''
   proc.child.stderr.on('data', (d) => { errText += d })
-  const nextLine = (ms) => new Promise((resolve, reject) => {
+  return (ms) => new Promise((resolve, reject) => {
     const done = () => { if (lines.length > 0) { clearTimeout(timer); waiting = undefined; resolve(JSON.parse(lines.shift())) } }
-    const timer = setTimeout(() => { waiting = undefined; reject(new Error(`idle-conns: no answer in ${ms} ms ${errText}`)) }, ms)
+    const timer = setTimeout(() => { waiting = undefined; reject(new Error(`${proc.name}: no answer in ${ms} ms ${errText}`)) }, ms)
     waiting = done
-    proc.exitPromise.then(() => { if (lines.length === 0) { clearTimeout(timer); reject(new Error(`idle-conns exited: ${errText}`)) } })
+    proc.exitPromise.then(() => { if (lines.length === 0) { clearTimeout(timer); reject(new Error(`${proc.name} exited: ${errText}`)) } })
     done()
   })
+}
+
+async function idleCost (target) {
+  // Warm the process a little (JIT, first allocations), then take the baseline.
+  for (let i = 0; i < 50; i++) await request({ port: target.port, path: '/health' })
+  await new Promise((r) => setTimeout(r, 1000))
+  const before = { rss: memory(target.proc.pid).rss, fds: fdCount(target.proc.pid) }
+  const proc = start('idle-conns', process.execPath, [path.join(BENCH, 'load', 'idle-conns.mjs'), '127.0.0.1', String(target.port), String(IDLE_CONNS), '/health'], { cpu: LOAD_CPU, stdin: 'pipe', stdout: 'pipe' })
+  const nextLine = jsonLines(proc)
   try {
     const opened = await nextLine(180_000)
     await new Promise((r) => setTimeout(r, 2000))
@@ -367,6 +379,35 @@ async function frontDoorCost (target, upstreamPort) {
   return { label: target.label, piped, pipe, opened, closed, loris }
 }
 
+/* -------------------------------------------------------------- slow readers */
+
+/**
+ * SLOW_CLIENTS clients read a SLOW_SIZE answer each (1 MiB) at SLOW_RATE (64 KiB/s) through a fresh `def` (as a buffering
+ * proxy is meant for: an app that should not wait on its clients). The upstream is the load
+ * script's own Node server (core LOAD_CPU), which records when each answer was completely written.
+ */
+async function slowReadersCost (def) {
+  const load = start('slow-readers', process.execPath, [path.join(BENCH, 'load', 'slow-readers.mjs'), String(SLOW_CLIENTS), String(SLOW_SIZE), String(SLOW_RATE), String(SLOW_PAUSE)], { cpu: LOAD_CPU, stdin: 'pipe', stdout: 'pipe' })
+  const nextLine = jsonLines(load)
+  let t
+  try {
+    const { upstream } = await nextLine(10_000)
+    t = await startTarget(def, { port: upstream, sock: path.join(tmp, 'no-such.sock') })
+    for (let i = 0; i < 20; i++) await request({ port: t.port, path: '/health' })
+    const before = memory(t.proc.pid).rss
+    let peak = before
+    const sampler = setInterval(() => { try { peak = Math.max(peak, memory(t.proc.pid).rss) } catch { /* gone */ } }, 100)
+    load.child.stdin.write(`go ${t.port} /tcp/big\n`)
+    const r = await nextLine(10 * 60_000)
+    clearInterval(sampler)
+    return { label: def.label, ...r, before, peak }
+  } finally {
+    load.child.stdin.end('close\n')
+    await stop(load)
+    if (t?.proc !== undefined) await stop(t.proc)
+  }
+}
+
 /* -------------------------------------------------------------- report */
 
 const fmtInt = (n) => n === null || n === undefined ? '—' : Math.round(n).toLocaleString('en-US')
@@ -375,7 +416,7 @@ const fmtPct = (n) => n === null || n === undefined ? '—' : `${Math.round(n * 
 const fmtMiB = (kib) => kib === null || kib === undefined ? '—' : (kib / 1024).toFixed(1)
 const fmtRatio = (a, b) => a === null || b === null || a === undefined || b === undefined || b === 0 ? '—' : `${(a / b).toFixed(2)}×`
 
-function report ({ info, targets, broken, incidents, results, ws, idle, fresh, frontDoor = [], elapsed }) {
+function report ({ info, targets, broken, incidents, results, ws, idle, fresh, frontDoor = [], slow = [], elapsed }) {
   const L = []
   const p = (s = '') => L.push(s)
   p('# proxyctl benchmark')
@@ -478,6 +519,20 @@ function report ({ info, targets, broken, incidents, results, ws, idle, fresh, f
     for (const r of fresh) {
       if (r.error) { p(`| ${r.label} | failed: ${r.error} | | | |`); continue }
       p(`| ${r.label} | ${fmtMiB(r.before)} | ${fmtMiB(r.peak)} | ${fmtInt(r.rps)} | ${fmtInt(r.errors)} |`)
+    }
+    p()
+  }
+
+  if (slow.length > 0) {
+    p(`## Slow readers: ${fmtInt(SLOW_CLIENTS)} clients reading ${SLOW_SIZE / 1024 / 1024} MiB each at ${SLOW_RATE / 1024} KiB/s${SLOW_PAUSE > 0 ? `, after ${SLOW_PAUSE / 1000} s of reading nothing` : ''}`)
+    p()
+    p('Each proxy started fresh in front of a Node upstream on core ' + LOAD_CPU + ' that records when it has completely written each answer. **upstream done** is when the last answer was written (from the first request): how long the upstream (an app worker) is held by slow clients; **clients done** when the last client had every byte; RSS of the proxy process before and at its peak (sampled every 100 ms).')
+    p()
+    p('| proxy | answers complete | upstream done s | clients done s | RSS before MiB | peak RSS MiB | growth MiB |')
+    p('| --- | ---: | ---: | ---: | ---: | ---: | ---: |')
+    for (const r of slow) {
+      if (r.error) { p(`| ${r.label} | failed: ${r.error} | | | | | |`); continue }
+      p(`| ${r.label} | ${fmtInt(r.ok)} of ${fmtInt(r.count)}${r.failed ? ` (first failure: ${r.firstError})` : ''} | ${r.upstreamDoneMs === null ? '—' : (r.upstreamDoneMs / 1000).toFixed(1)} | ${(r.clientsDoneMs / 1000).toFixed(1)} | ${fmtMiB(r.before)} | ${fmtMiB(r.peak)} | ${fmtMiB(r.peak - r.before)} |`)
     }
     p()
   }
@@ -672,6 +727,24 @@ async function main () {
   }
 
   if (isShuttingDown()) return
+  const slow = []
+  if (wanted('slow-readers')) {
+    // Fresh processes: proxyctl, nginx as shipped (proxy_buffering on, default buffers), and the
+    // baseline when there is one (a proxyctl without buffering is held back by its clients).
+    for (const def of peerDefs().filter((d) => d.id === 'proxyctl' || d.id === 'nginx' || d.id === 'baseline')) {
+      try {
+        progress(`slow readers: ${def.label}`)
+        const r = await slowReadersCost({ ...def, id: `${def.id}-slow` })
+        slow.push(r)
+        progress(`  upstream done ${(r.upstreamDoneMs / 1000).toFixed(1)} s, clients ${(r.clientsDoneMs / 1000).toFixed(1)} s, ${r.ok}/${r.count} ok, RSS +${fmtMiB(r.peak - r.before)} MiB`)
+      } catch (err) {
+        if (isShuttingDown()) return
+        slow.push({ label: def.label, error: err.message.split('\n')[0] })
+      }
+    }
+  }
+
+  if (isShuttingDown()) return
   // Anything a target logged at warn or above during the runs is worth a look.
   for (const t of targets) {
     const errLog = t.nginx !== undefined ? tail(path.join(tmp, `${t.id}-proxy-error.log`), 200) + '\n' + tail(path.join(tmp, `${t.id}-error.log`), 200) : tail(t.proc.log, 200)
@@ -683,7 +756,7 @@ async function main () {
   await stop(up)
 
   if (isShuttingDown()) return
-  const md = report({ info, targets, broken, incidents, results, ws, idle, fresh, frontDoor, elapsed: (Date.now() - t0) / 1000 })
+  const md = report({ info, targets, broken, incidents, results, ws, idle, fresh, frontDoor, slow, elapsed: (Date.now() - t0) / 1000 })
   fs.mkdirSync(path.join(BENCH, 'results'), { recursive: true })
   fs.writeFileSync(path.join(BENCH, 'results', 'latest.md'), md + '\n')
   process.stdout.write(md + '\n')

@@ -1,8 +1,9 @@
 /**
  * Memory under large transfers: proxyctl runs as its own process (the real CLI), and its RSS is
  * sampled from /proc/PID/status while 1 GiB goes through it each way, with the slow side
- * reading at a limited rate for a while (so backpressure must hold the data back upstream
- * instead of buffering it in the proxy), then fast. Loopback only.
+ * reading at a limited rate for a while (so backpressure must hold the data back upstream, or,
+ * for the download, buffering must spill it to its temp file, instead of keeping it in memory),
+ * then fast. Loopback only.
  */
 import crypto from 'node:crypto'
 import fs from 'node:fs'

@@ -37,6 +37,8 @@ export type ProxyctlErrorCode =
   | 'PROXYCTL_INTERNAL_ERROR'
   | 'PROXYCTL_INTERNAL_REDIRECT_INVALID'
   | 'PROXYCTL_PROXY_TARGET_INVALID'
+  /** A buffered response's temp file (under tempPath) could not be opened, written or read; the client's connection is cut. */
+  | 'PROXYCTL_TEMP_FILE_FAILED'
   | 'PROXYCTL_WEBSOCKET_IDLE_TIMEOUT'
   | 'PROXYCTL_WEBSOCKET_MAX_CONNECTIONS'
   | 'PROXYCTL_WEBSOCKET_HANDSHAKE_INVALID'

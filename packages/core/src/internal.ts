@@ -2,6 +2,7 @@
 // Not for plugin authors: these names may change in any release.
 export { kHandlerBrand } from './config/types.js'
 export { parseListenAddress } from './config/listen.js'
+export { parseSize } from './config/limits.js'
 export { parseAddress, type AddressOptions, type ParsedAddress, type AddressProblem } from './config/address.js'
 export { parseUpstreamAddress, type UpstreamAddress } from './config/upstream-address.js'
 export { runPreflight } from './config/preflight.js'

@@ -1,11 +1,12 @@
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+import { Spool, type SpoolLimits, type SpoolSink } from './spool.js'
 
 /**
  * The client's side of an exchange: where the upstream's answer goes. Legs write through this
  * one interface whatever the client speaks; today that is HTTP/1 through Node's response
- * (ResponseDownstream); an HTTP/2 stream or a buffered body is another implementation, not a
- * second copy of the legs.
+ * (ResponseDownstream, which also buffers: spool.ts); an HTTP/2 stream is another
+ * implementation, not a second copy of the legs.
  */
 export interface Downstream {
   /** Sends the status and headers (a flat list: name, value, ...). */
@@ -15,6 +16,16 @@ export interface Downstream {
   /** Calls `fn` once, when the client has taken what was queued. */
   onceDrained (fn: () => void): void
   end (): void
+  /**
+   * Before `head`: spool the body when the client falls behind, within `limits` (nginx's
+   * proxy_buffering), so the upstream is not held back by a slow client; null: do not.
+   */
+  buffer (limits: SpoolLimits | null): void
+}
+
+/** Who hears that the temp file of a buffered response failed (the response was cut). */
+export interface SpoolOwner {
+  spoolFailed (err: NodeJS.ErrnoException, path: string): void
 }
 
 /**
@@ -24,12 +35,24 @@ export interface Downstream {
  * Only when the response owns the socket (not queued behind a pipelined one), has a body and is
  * not chunk-encoded by Node (the upstream gave a Content-Length, or an HTTP/1.0 client reads
  * until close). `end()` still ends the response: with a Content-Length it adds no bytes.
+ *
+ * With buffering (`buffer(limits)`), a piece the client's socket cannot take at once is the last
+ * one written directly: the rest go through a Spool, which feeds the socket as it drains and
+ * holds the upstream back only when its memory and temp file are full. While the client keeps up
+ * nothing changes: one null check per piece.
  */
-export class ResponseDownstream implements Downstream {
+export class ResponseDownstream implements Downstream, SpoolSink {
   private direct = false
   private sink: Socket | null = null
+  private limits: SpoolLimits | null = null
+  /** Made when the client first falls behind with buffering on; then every piece goes through it. */
+  private spool: Spool | null = null
 
-  constructor (private readonly res: ServerResponse) {}
+  constructor (private readonly res: ServerResponse, private readonly owner?: SpoolOwner) {}
+
+  buffer (limits: SpoolLimits | null): void {
+    this.limits = limits
+  }
 
   head (status: number, headers: string[]): void {
     const res = this.res
@@ -40,6 +63,17 @@ export class ResponseDownstream implements Downstream {
   }
 
   write (chunk: Buffer, written?: () => void): boolean {
+    const spool = this.spool
+    if (spool !== null) return spool.push(chunk, written)
+    const more = this.put(chunk, written)
+    if (more || this.limits === null) return more
+    // The client fell behind: the pieces that follow wait in the spool, the upstream goes on.
+    const s = this.spool = new Spool(this, this.limits)
+    this.res.once('close', () => s.destroy())
+    return true
+  }
+
+  put (chunk: Buffer, written?: () => void): boolean {
     const sink = this.sink
     if (sink !== null) return sink.write(chunk, written)
     const more = this.res.write(chunk, written)
@@ -49,10 +83,25 @@ export class ResponseDownstream implements Downstream {
   }
 
   onceDrained (fn: () => void): void {
+    if (this.spool !== null) this.spool.onceRoom(fn)
+    else this.whenDrained(fn)
+  }
+
+  whenDrained (fn: () => void): void {
     (this.sink ?? this.res).once('drain', fn)
   }
 
   end (): void {
+    if (this.spool !== null) this.spool.end()
+    else this.res.end()
+  }
+
+  finish (): void {
     this.res.end()
+  }
+
+  failed (err: NodeJS.ErrnoException, path: string): void {
+    this.owner?.spoolFailed(err, path)
+    this.res.destroy()
   }
 }

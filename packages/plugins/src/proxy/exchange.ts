@@ -4,7 +4,7 @@ import { registerVariable, type RequestContext, type Template } from '@proxyctl/
 import { absoluteLocation, errorPageFor, failRequest, followErrorPage, sendErrorPage } from '@proxyctl/core/internal'
 import type { UpstreamPeer, UpstreamPool } from '../upstream/pool.js'
 import { classifyUpstreamError, UpstreamError } from './errors.js'
-import { ResponseDownstream, type Downstream } from './downstream.js'
+import { ResponseDownstream, type Downstream, type SpoolOwner } from './downstream.js'
 import { connectionTokens } from './headers.js'
 import type { NextUpstreamCase, ProxyPlan } from './plan.js'
 import { parseRenderedTarget } from './target.js'
@@ -26,7 +26,7 @@ import { parseRenderedTarget } from './target.js'
  *
  * A subclass says how an attempt goes out (`attemptOnce`) and may answer errors its own way.
  */
-export abstract class UpstreamExchange {
+export abstract class UpstreamExchange implements SpoolOwner {
   readonly tried = new Set<UpstreamPeer>()
   readonly started = Date.now()
   readonly state: ProxyRequestState = { addrs: '', statuses: '', proxyHost: '' }
@@ -52,6 +52,8 @@ export abstract class UpstreamExchange {
   bodyBuffered = false
   /** Reading the client's body failed (too large, too slow): what the upstream leg reports after that is not the server's doing. */
   bodyFailed = false
+  /** The upstream's X-Accel-Buffering (yes: true, no: false) on the answer passed on; undefined: none. */
+  accelBuffering: boolean | undefined
   /** Said after each failure in the log, e.g. " (websocket handshake)". */
   protected readonly logSuffix: string = ''
 
@@ -60,7 +62,7 @@ export abstract class UpstreamExchange {
     this.req = request.raw
     this.res = reply.raw
     this.log = request.log
-    this.downstream = new ResponseDownstream(this.res)
+    this.downstream = new ResponseDownstream(this.res, this)
     this.ctx.locals[kProxyState] = this.state
   }
 
@@ -173,12 +175,17 @@ export abstract class UpstreamExchange {
   responseHead (peer: UpstreamPeer, status: number, rawHeaders: ReadonlyArray<Buffer | string>): { status: number, headers: string[] } {
     const plan = this.plan
     let named: Set<string> | undefined
+    this.accelBuffering = undefined
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const n = rawHeaders[i] as Buffer | string
       if (n.length === 10 && latin1(n).toLowerCase() === 'connection') {
         // Almost always "keep-alive" or "close", which name no other header: skip the parse.
         const v = latin1(rawHeaders[i + 1] as Buffer | string)
         if (v !== 'keep-alive' && v !== 'close') named = connectionTokens(v)
+      } else if (n.length === 17 && latin1(n).toLowerCase() === 'x-accel-buffering') {
+        // nginx's ngx_http_upstream_process_buffering: exactly yes or no, any case; hidden from the client.
+        const v = latin1(rawHeaders[i + 1] as Buffer | string).toLowerCase()
+        if (v === 'yes' || v === 'no') this.accelBuffering = v === 'yes'
       }
     }
     const head = { status, headers: [] as string[], peer: peer.address, upstream: this.upstreamName }
@@ -264,6 +271,16 @@ export abstract class UpstreamExchange {
     const rule = errorPageFor(this.ctx, status)
     if (rule !== undefined) { followErrorPage(this.request, this.reply, rule, status); return }
     sendErrorPage(this.res, status)
+  }
+
+  /**
+   * A buffered response's temp file could not be opened, written or read: the client already has
+   * the head and part of the body (the spool starts once the client falls behind), so, as nginx,
+   * its connection is cut (by the downstream); one error line.
+   */
+  spoolFailed (err: NodeJS.ErrnoException, path: string): void {
+    this.log.error({ code: 'PROXYCTL_TEMP_FILE_FAILED', path, errno: err.code, tempPath: this.plan.spool.dir, client: this.ctx.socket.remoteAddress, upstream: this.upstreamName, request: `${this.req.method ?? ''} ${this.ctx.requestUri}` },
+      `temp file "${path}" failed (${err.code ?? ''}: ${err.message}) while buffering the upstream response, client: ${this.ctx.socket.remoteAddress ?? '-'}`)
   }
 
   /**

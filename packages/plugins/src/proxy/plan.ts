@@ -1,8 +1,9 @@
 import { isIP } from 'node:net'
-import { type HandlerCompileEnv, type Template } from '@proxyctl/core'
-import { compileTemplate, type PhaseHooks } from '@proxyctl/core/internal'
+import { type HandlerCompileEnv, type Size, type Template } from '@proxyctl/core'
+import { compileTemplate, parseSize, type PhaseHooks } from '@proxyctl/core/internal'
 import { UpstreamPool } from '../upstream/pool.js'
 import { compileRequestHeaders, compileResponseHeaders, type CompiledRequestHeaders, type CompiledResponseHeaders, type HeaderOptions } from './headers.js'
+import type { SpoolLimits } from './spool.js'
 import { compileRedirect, type RedirectOption, type RedirectRewriter } from './redirect.js'
 import { parseProxyTarget, ProxyTargetError, type ParsedProxyTarget } from './target.js'
 import { compileUriMapping, type UriMapping } from './uri.js'
@@ -43,6 +44,17 @@ export interface ProxyOptions extends HeaderOptions {
    * `false` streams the body as it comes (no retry once it started). Default true.
    */
   requestBuffering?: boolean
+  /**
+   * nginx's proxy_buffering: the upstream's answer is read at the upstream's speed, into
+   * `buffers` of memory then a temp file under `tempPath`, while a slow client is fed as it reads;
+   * the upstream connection is free once the upstream is done. `false`: the client's pace holds
+   * the upstream back. The upstream's `X-Accel-Buffering: yes|no` decides per response. Default true.
+   */
+  buffering?: boolean
+  /** Memory per buffered response before the temp file (proxy_buffers, 8 8k). Default '64k'. */
+  buffers?: Size
+  /** Temp file cap per buffered response (proxy_max_temp_file_size); then the upstream waits. 0: memory only. Default '1g'. */
+  maxTempFileSize?: Size
 }
 
 type UpstreamPhase = 'upstreamRequest' | 'upstreamResponse' | 'upstreamError'
@@ -69,6 +81,10 @@ export interface ProxyPlan {
   readonly requestBuffering: boolean
   /** Where buffered bodies beyond clientBodyBufferSize go (the config's tempPath). */
   readonly tempPath: string
+  /** proxy_buffering's default for this location's responses (X-Accel-Buffering may change it). */
+  readonly buffering: boolean
+  /** A buffered response's memory, temp file cap and folder. */
+  readonly spool: SpoolLimits
   /** The upstream phases' hooks in the location's scope (message hooks are message mode's: websocket/messages.ts). */
   hooks: { [P in UpstreamPhase]: Array<PhaseHooks[P]> }
 }
@@ -129,6 +145,17 @@ export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCom
   const nextStatuses = new Set<number>()
   for (const c of on) if (c.startsWith('http_')) nextStatuses.add(Number(c.slice(5)))
 
+  const size = (v: Size | undefined, dflt: number, key: string): number => {
+    const n = v === undefined ? dflt : parseSize(v)
+    if (n === undefined) throw env.error(`invalid size ${JSON.stringify(v)} (a number of bytes, or like '64k', '1m', '1g')`, `.${key}`)
+    return n
+  }
+  const spool: SpoolLimits = {
+    memory: size(options.buffers, 64 * 1024, 'buffers'),
+    file: size(options.maxTempFileSize, 1024 * 1024 * 1024, 'maxTempFileSize'),
+    dir: env.config.tempPath
+  }
+
   return {
     upstreamNames,
     target,
@@ -149,6 +176,8 @@ export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCom
     interceptErrors: options.interceptErrors ?? false,
     requestBuffering: options.requestBuffering ?? true,
     tempPath: env.config.tempPath,
+    buffering: options.buffering ?? true,
+    spool,
     hooks: { upstreamRequest: [], upstreamResponse: [], upstreamError: [] }
   }
 }

@@ -295,6 +295,7 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
     ;({ status, headers } = x.responseHead(peer, status, rawHeaders))
     x.responded = true
     this.resumeFn = resume
+    x.downstream.buffer((x.accelBuffering ?? plan.buffering) ? plan.spool : null)
     x.downstream.head(status, headers)
     return true
   }
