@@ -12,6 +12,7 @@ import type { AccessRule } from './access.js'
 import type { RewriteRule } from '../routing/rewrite.js'
 import type { PreflightCheck } from './preflight.js'
 import type { ResolvedConnectionLimits, ResolvedRequestLimits } from './limits.js'
+import type { ResolvedContent } from './content.js'
 import type { CompiledHandler, LocationHandler, PluginEntry, ProxyConfig, UpstreamConfig } from './types.js'
 
 /**
@@ -34,6 +35,8 @@ export interface ResolvedConfig {
   readonly tempPath: string
   /** The top level's client limits (servers inherit them). */
   readonly limits: ResolvedConnectionLimits
+  /** The top level's types, charset, conditional and range settings (servers inherit them). */
+  readonly content: ResolvedContent
   /** Objects handlers share across locations (upstream pools). Created at compile time. */
   readonly shared: Map<string, unknown>
   /** Checks `check` and `start` run before listening (hostnames resolve): preflight.ts. */
@@ -85,6 +88,8 @@ export interface ResolvedServer {
   readonly access: readonly AccessRule[]
   /** Client limits of the server (its locations inherit them); a listener applies its default server's connection ones. */
   readonly limits: ResolvedConnectionLimits
+  /** Types, charset, conditional and range settings of the server (its locations inherit them). */
+  readonly content: ResolvedContent
   /** Answers when no location matches (404 unless the server sets `handler`). */
   fallback: { handler: LocationHandler, compiled?: CompiledHandler, routeUrl: string }
 }
@@ -117,6 +122,8 @@ export interface ResolvedLocation extends LocationNode {
   readonly access: readonly AccessRule[]
   /** Client limits in force here. */
   readonly limits: ResolvedRequestLimits
+  /** Types, charset, conditional and range settings in force here. */
+  readonly content: ResolvedContent
   /** Variables templates may use here (named groups of every location regex, as nginx). */
   readonly scope: CompileScope
   /** The internal Fastify route of this location. */

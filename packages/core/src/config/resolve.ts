@@ -22,6 +22,7 @@ import { hostResolves } from './preflight.js'
 import { parseAccessRule, type AccessRule } from './access.js'
 import { parseUpstreamAddress } from './upstream-address.js'
 import { LIMIT_DEFAULTS, resolveConnectionLimits, resolveRequestLimits } from './limits.js'
+import { CONTENT_DEFAULTS, resolveContent } from './content.js'
 import type { ResolvedConfig, ResolvedListen, ResolvedLocation, ResolvedServer } from './model.js'
 import type { HandlerCompileEnv, ListenConfig, ListenObject, LocationConfig, LocationHandler, RewriteConfig } from './types.js'
 
@@ -60,6 +61,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
     workers: config.workers ?? 1,
     tempPath: path.resolve(baseDir, config.tempPath ?? os.tmpdir()),
     limits: resolveConnectionLimits(config, LIMIT_DEFAULTS),
+    content: resolveContent(config, CONTENT_DEFAULTS),
     shared: new Map(),
     preflight: [],
     warnings
@@ -123,6 +125,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
       access: sc.access === undefined ? [] : parseAccess(sc.access, `${keyPath}.access`, errors),
       rewrites: parseRewrites(sc.rewrite, `${keyPath}.rewrite`, scope, namedCaptures, errors),
       returnTo: sc.return === undefined ? undefined : { handler: sc.return, routeUrl: serverReturnRoute(si) },
+      content: resolveContent(sc, resolved.content),
       fallback: { handler: sc.handler ?? respond(404), routeUrl: serverFallbackRoute(si) }
     }
     resolved.servers.push(server)
@@ -198,6 +201,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
           limits: resolveRequestLimits(lc, parent?.limits ?? server.limits),
           access: lc.access === undefined ? (parent?.access ?? server.access) : parseAccess(lc.access, `${lpath}.access`, errors),
           rewrites: parseRewrites(lc.rewrite, `${lpath}.rewrite`, scope, namedCaptures, errors),
+          content: resolveContent(lc, parent?.content ?? server.content),
           scope,
           routeUrl: locationRoute(id)
         }

@@ -2,6 +2,7 @@ import { z } from 'zod'
 import { ConfigError } from '../errors.js'
 import { isHandler } from '../handlers/define-handler.js'
 import { connectionLimitKeys, requestLimitKeys } from './limits.js'
+import { contentKeys } from './content.js'
 import type { ProxyConfig } from './types.js'
 
 /**
@@ -58,7 +59,8 @@ const location: z.ZodType<LocationShape> = z.lazy(() => z.strictObject({
   errorPages: errorPages.optional(),
   access: stringList.optional(),
   rewrite: rewrite.optional(),
-  ...requestLimitKeys
+  ...requestLimitKeys,
+  ...contentKeys
 }))
 
 const locations = z.record(z.string(), z.union([handler, location],
@@ -78,7 +80,8 @@ const server = z.strictObject({
   access: stringList.optional(),
   rewrite: rewrite.optional(),
   return: handler.optional(),
-  ...connectionLimitKeys
+  ...connectionLimitKeys,
+  ...contentKeys
 })
 
 const positiveMs = z.number().int().min(0)
@@ -127,7 +130,8 @@ export const configSchema = z.strictObject({
   tempPath: z.string().min(1).optional(),
   maps: z.record(z.string().regex(/^[A-Za-z0-9_]+$/, { error: 'map names use letters, digits and "_" (the variable is $NAME)' }),
     z.strictObject({ source: z.string(), values: z.record(z.string(), z.string()), hostnames: z.boolean().optional() })).optional(),
-  ...connectionLimitKeys
+  ...connectionLimitKeys,
+  ...contentKeys
 })
 
 /** `['servers', 0, 'locations', '~ (/']` → `servers[0].locations["~ (/"]`. */

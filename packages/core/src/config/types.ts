@@ -8,7 +8,7 @@ import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from './model.j
  * The user's config, as written in `proxy.config.ts` and passed to `defineConfig`.
  * Every key is optional unless marked; the validator names the key path of anything wrong.
  */
-export interface ProxyConfig extends ConnectionLimits {
+export interface ProxyConfig extends ConnectionLimits, ContentSettings {
   /** Virtual servers, as nginx's `server {}` blocks. Selected by listen address, then Host. */
   servers: ServerConfig[]
   /** Named upstream pools, referenced by `proxy('http://NAME')`. */
@@ -76,6 +76,30 @@ export interface ConnectionLimits extends RequestLimits {
 }
 
 /**
+ * How answers are labelled and which conditional and range requests are honoured, as nginx's
+ * directives of the same names; a location's own replace its enclosing location's, its server's
+ * and the top level's.
+ */
+export interface ContentSettings {
+  /**
+   * nginx's `types`, as nginx writes it: MIME type → extensions (`{ 'application/wasm': ['wasm'] }`).
+   * Added to the inherited table (nginx's mime.types at the top), an extension named here moving
+   * to its new type; with `replaceTypes: true` it is the whole table, as nginx's `types {}` block.
+   */
+  types?: Record<string, string | string[]>
+  /** `types` here replaces the inherited table instead of extending it. Default false. */
+  replaceTypes?: boolean
+  /** nginx's `default_type`: the type of a name whose extension is not in `types`. Default 'application/octet-stream' (the stock nginx.conf's). */
+  defaultType?: string
+  /** nginx's `charset`: adds `; charset=X` to text/html, text/plain, text/xml, text/vnd.wap.wml, application/javascript and application/rss+xml answers. Default none (`false`, nginx's `charset off`). */
+  charset?: string | false
+  /** nginx's `max_ranges`: a Range with more ranges than this is answered with the whole file; 0 turns ranges off. Default: no bound. */
+  maxRanges?: number
+  /** nginx's `if_modified_since`: 'exact' (304 only for the file's own date), 'before' (for that date or a later one), 'off'. Default 'exact'. */
+  ifModifiedSince?: 'exact' | 'before' | 'off'
+}
+
+/**
  * A listen address:
  * - `8080` or `'8080'`: every IPv4 address (`0.0.0.0:8080`), as nginx's `listen 8080`;
  * - `'127.0.0.1:8080'`, `'[::]:8080'`, `'[::1]:8080'`, `'localhost:8080'`;
@@ -95,7 +119,7 @@ export interface ListenObject {
   ipv6Only?: boolean
 }
 
-export interface ServerConfig extends ConnectionLimits {
+export interface ServerConfig extends ConnectionLimits, ContentSettings {
   /** Addresses this server answers on. Default `80` when running as root, else `8000` (as nginx). */
   listen?: ListenConfig | ListenConfig[]
   /**
@@ -133,7 +157,7 @@ export interface ServerConfig extends ConnectionLimits {
  */
 export type RewriteConfig = string | { regex: string, replacement: string, flag?: 'last' | 'break' | 'redirect' | 'permanent' }
 
-export interface LocationConfig extends RequestLimits {
+export interface LocationConfig extends RequestLimits, ContentSettings {
   /** What answers requests selected for this location (`respond(...)`, `proxy(...)`, ...). */
   handler?: LocationHandler
   /** Fastify plugins registered in this location's encapsulated context, before its handler. */

@@ -2,6 +2,7 @@ import { asHeaderValue } from '../http/header-value.js'
 import type { LocationHandler } from '../config/types.js'
 import type { RequestContext } from '../routing/request-context.js'
 import { errorPageBody } from '../http/error-page.js'
+import { contentTypeOf, withCharset } from '../config/content.js'
 import type { Template } from '../variables/types.js'
 import { defineHandler } from './define-handler.js'
 import { errorPageFor, followErrorPage } from './error-pages.js'
@@ -44,19 +45,18 @@ export function respond (statusOrOptions: number | RespondOptions, text?: string
       handle (request, reply) {
         const ctx = request.proxyctl
         reply.code(status)
-        // A value beyond ASCII is its UTF-8 bytes as Latin-1 (header-value.ts); Node writes such a
-        // head in the body's encoding when both go out as one string, so the body goes as bytes.
-        let bytesBody = false
-        for (const [name, t] of headers) {
-          const v = asHeaderValue(t.render(ctx))
-          if (!bytesBody && !ASCII.test(v)) bytesBody = true
-          reply.header(name, v)
-        }
+        // A value beyond ASCII is its UTF-8 bytes as Latin-1 (header-value.ts); the body goes as bytes (below).
+        for (const [name, t] of headers) reply.header(name, asHeaderValue(t.render(ctx)))
         if (redirect !== undefined) reply.header('location', asHeaderValue(absoluteLocation(redirect.render(ctx), ctx)))
         if (body !== undefined) {
-          if (!reply.hasHeader('content-type')) reply.type('text/plain')
-          const text = body.render(ctx)
-          return reply.send(bytesBody ? Buffer.from(text) : text)
+          // nginx's return: the type of the URI's extension, else default_type; charset as set.
+          if (!reply.hasHeader('content-type')) {
+            const content = ctx.location?.content ?? ctx.server.content
+            reply.type(withCharset(contentTypeOf(ctx.uri, content), content))
+          }
+          // Bytes: a string would have Fastify add '; charset=utf-8' to a JSON type, and Node
+          // write a head with non-ASCII values in the body's encoding.
+          return reply.send(Buffer.from(body.render(ctx)))
         }
         if (fallbackBody !== undefined && redirect === undefined && headers.length === 0) {
           // nginx's `return 4xx/5xx` goes through error_page.
@@ -73,8 +73,6 @@ export function respond (statusOrOptions: number | RespondOptions, text?: string
     }
   })
 }
-
-const ASCII = /^[\x00-\x7f]*$/
 
 /** nginx's absolute_redirect: a path becomes `scheme://host[:port]path`. */
 export function absoluteLocation (target: string, ctx: RequestContext): string {

@@ -1,13 +1,14 @@
 import path from 'node:path'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { defineHandler, internalRedirect, type HandlerCompileEnv, type LocationHandler } from '@proxyctl/core'
 import { absoluteLocation, errorPageBody, sendStatus } from '@proxyctl/core/internal'
 import { fileMapping, inspect, type FileMapping, type SafetyOptions } from './files.js'
+import { sendFile, type SendOptions } from './send.js'
 
 export interface StaticOptions extends SafetyOptions {
   /** Serve `file.br` / `file.gz` beside `file` to clients that accept them (nginx's gzip_static). Default false. */
   precompressed?: boolean
-  /** Cache-Control max-age in ms. Default: none (as nginx without `expires`). */
+  /** nginx's `expires` in ms: Expires and Cache-Control: max-age on 200, 206 and 304. Default: none. */
   maxAge?: number
 }
 
@@ -16,7 +17,7 @@ export interface StaticPlan {
   readonly mapping: FileMapping | undefined
   readonly index: readonly string[]
   readonly safety: SafetyOptions
-  readonly sendOptions: { dotfiles: 'allow', index: false, maxAge: number, cacheControl: boolean }
+  readonly sendOptions: SendOptions
 }
 
 export function compileStatic (env: HandlerCompileEnv, options: StaticOptions): StaticPlan {
@@ -26,16 +27,8 @@ export function compileStatic (env: HandlerCompileEnv, options: StaticOptions): 
     mapping,
     index: env.location?.index ?? env.server.index ?? ['index.html'],
     safety: { allowDotfiles: options.allowDotfiles ?? false, allowSymlinks: options.allowSymlinks ?? false },
-    sendOptions: { dotfiles: 'allow', index: false, maxAge: options.maxAge ?? 0, cacheControl: options.maxAge !== undefined }
+    sendOptions: { precompressed: options.precompressed ?? false, maxAge: options.maxAge }
   }
-}
-
-/** Registers @fastify/static (for `reply.sendFile`) once per chain of scopes. */
-export async function registerSendFile (instance: FastifyInstance, options: StaticOptions): Promise<void> {
-  if (instance.hasReplyDecorator('sendFile')) return
-  // Loaded on first use: a proxy-only config does not pay its memory.
-  const { default: fastifyStatic } = await import('@fastify/static')
-  await instance.register(fastifyStatic, { root: '/', serve: false, preCompressed: options.precompressed ?? false })
 }
 
 /**
@@ -44,7 +37,14 @@ export async function registerSendFile (instance: FastifyInstance, options: Stat
  * (301) to it, a folder with its slash goes to its first existing index file by internal
  * redirect, else 403 (the folder exists) or 404.
  */
-export async function serveUri (request: FastifyRequest, reply: FastifyReply, plan: StaticPlan): Promise<void> {
+export async function serveUri (request: FastifyRequest, reply: FastifyReply, plan: StaticPlan): Promise<FastifyReply> {
+  // The reply itself: an async handler that resolves undefined while a file still streams would
+  // have Fastify send an empty answer over it.
+  await serve(request, reply, plan)
+  return reply
+}
+
+async function serve (request: FastifyRequest, reply: FastifyReply, plan: StaticPlan): Promise<void> {
   const ctx = request.proxyctl
   const method = request.raw.method
   if (method !== 'GET' && method !== 'HEAD' && method !== 'POST') { sendStatus(request, reply, 405); return }
@@ -75,7 +75,7 @@ export async function serveUri (request: FastifyRequest, reply: FastifyReply, pl
     return
   }
   if (method === 'POST') { sendStatus(request, reply, 405); return }
-  await reply.sendFile(path.relative(mapping.base, file), mapping.base, plan.sendOptions)
+  await sendFile(request, reply, file, uri, plan.sendOptions)
 }
 
 
@@ -87,7 +87,6 @@ export function serveStatic (options: StaticOptions = {}): LocationHandler {
   return defineHandler('static', (env) => {
     const plan = compileStatic(env, options)
     return {
-      plugin: (instance) => registerSendFile(instance, options),
       handle: (request, reply) => serveUri(request, reply, plan)
     }
   })

@@ -2,7 +2,7 @@ import path from 'node:path'
 import { defineHandler, internalRedirect, type LocationHandler, type Template } from '@proxyctl/core'
 import { sendStatus } from '@proxyctl/core/internal'
 import { inspect, type FileMapping } from './files.js'
-import { compileStatic, registerSendFile, serveUri, type StaticOptions } from './static.js'
+import { compileStatic, serveUri, type StaticOptions } from './static.js'
 
 type Fallback =
   | { kind: 'status', status: number }
@@ -43,7 +43,6 @@ export function tryFilesWith (options: StaticOptions, ...args: string[]): Locati
     const mapping = plan.mapping as FileMapping
 
     return {
-      plugin: (instance) => registerSendFile(instance, options),
       async handle (request, reply) {
         const ctx = request.proxyctl
         for (const { dir: wantDir, template } of files) {

@@ -1,0 +1,243 @@
+import fs from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
+import { Readable } from 'node:stream'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { contentTypeOf, sendStatus, withCharset, type ResolvedContent } from '@proxyctl/core/internal'
+
+/**
+ * nginx's answer for one regular file: its static module (Content-Type by extension, strong
+ * ETag "<mtime hex>-<size hex>", Last-Modified), its not_modified filter (If-Unmodified-Since,
+ * If-Match, If-Modified-Since and If-None-Match, both of the last two having to agree), its range
+ * filter (If-Range compared strongly, suffix and multiple ranges, multipart/byteranges, max_ranges)
+ * and gzip_static / brotli_static. Written here because @fastify/send's rules are Express's, not
+ * nginx's. The file is streamed from one open descriptor with backpressure, never read whole.
+ */
+
+export interface SendOptions {
+  /** Serve `file.br` / `file.gz` beside the file (nginx's brotli_static, gzip_static with gzip_vary). */
+  readonly precompressed: boolean
+  /** Cache-Control max-age in ms, as nginx's `expires`; undefined: none. */
+  readonly maxAge: number | undefined
+}
+
+interface Chosen { fh: FileHandle, size: number, mtime: number, encoding: 'br' | 'gzip' | undefined, vary: boolean }
+
+export async function sendFile (request: FastifyRequest, reply: FastifyReply, file: string, uri: string, opts: SendOptions): Promise<void> {
+  const ctx = request.proxyctl
+  const chosen = await open(request, file, opts.precompressed)
+  if (chosen === undefined) { sendStatus(request, reply, 404); return }
+  const { fh, size, mtime } = chosen
+  let handed = false
+  try {
+    const content: ResolvedContent = ctx.location?.content ?? ctx.server.content
+    const etag = `"${mtime.toString(16)}-${size.toString(16)}"`
+    const lastModified = new Date(mtime * 1000).toUTCString()
+    const type = withCharset(contentTypeOf(uri, content), content)
+    const h = request.headers
+    if (chosen.vary) reply.header('vary', 'Accept-Encoding')
+    // nginx applies its not_modified and range filters to 200 answers only (not to an error page
+    // served with its error status).
+    const plain = (ctx.statusOverride ?? 200) === 200
+    if (plain) {
+      if ((h['if-unmodified-since'] !== undefined && !(parseHttpTime(h['if-unmodified-since']) >= mtime)) ||
+        (h['if-match'] !== undefined && !etagListHas(h['if-match'], etag, false))) {
+        sendStatus(request, reply, 412)
+        return
+      }
+    }
+    if (opts.maxAge !== undefined) {
+      // nginx's `expires`: both headers, on 200, 206 and 304 (not on 412 or 416).
+      reply.header('expires', new Date(Date.now() + opts.maxAge).toUTCString())
+      reply.header('cache-control', `max-age=${Math.floor(opts.maxAge / 1000)}`)
+    }
+    if (plain) {
+      const ims = h['if-modified-since']
+      const inm = h['if-none-match']
+      if ((ims !== undefined || inm !== undefined) &&
+        (ims === undefined || !modifiedSince(ims, mtime, content.ifModifiedSince)) &&
+        (inm === undefined || etagListHas(inm, etag, true))) {
+        void reply.code(304).header('etag', etag).header('last-modified', lastModified).send()
+        return
+      }
+    }
+    reply.header('last-modified', lastModified).header('etag', etag)
+    if (chosen.encoding !== undefined) reply.header('content-encoding', chosen.encoding)
+    // gzip_static and brotli_static answers take no ranges (nginx leaves allow_ranges off for them).
+    const ranges = chosen.encoding === undefined && content.maxRanges > 0
+    const range = plain && ranges ? rangesOf(h.range, h['if-range'] as string | undefined, etag, mtime, size, content.maxRanges) : undefined
+    const head = request.raw.method === 'HEAD'
+    if (range === 'unsatisfiable') {
+      reply.header('content-range', `bytes */${size}`)
+      sendStatus(request, reply, 416)
+      return
+    }
+    if (range === undefined) {
+      if (ranges) reply.header('accept-ranges', 'bytes')
+      reply.code(200).header('content-type', type).header('content-length', size)
+      if (head || size === 0) { void reply.send(); return }
+      handed = true
+      void reply.send(fh.createReadStream({ autoClose: true }))
+      return
+    }
+    if (range.length === 1) {
+      const [start, end] = range[0] as [number, number]
+      reply.code(206).header('content-type', type).header('content-range', `bytes ${start}-${end - 1}/${size}`).header('content-length', end - start)
+      if (head) { void reply.send(); return }
+      handed = true
+      void reply.send(fh.createReadStream({ start, end: end - 1, autoClose: true }))
+      return
+    }
+    // nginx's multipart/byteranges: a 20-digit boundary, each part's head, the closing boundary.
+    const boundary = String(nextBoundary++).padStart(20, '0')
+    const parts = range.map(([start, end]) => ({ start, end, head: `\r\n--${boundary}\r\nContent-Type: ${type}\r\nContent-Range: bytes ${start}-${end - 1}/${size}\r\n\r\n` }))
+    const tail = `\r\n--${boundary}--\r\n`
+    const length = parts.reduce((n, p) => n + Buffer.byteLength(p.head) + p.end - p.start, Buffer.byteLength(tail))
+    reply.code(206).header('content-type', `multipart/byteranges; boundary=${boundary}`).header('content-length', length)
+    if (head) { void reply.send(); return }
+    handed = true
+    void reply.send(Readable.from(multipart(fh, parts, tail)))
+  } finally {
+    if (!handed) await fh.close()
+  }
+}
+
+let nextBoundary = Math.floor(Math.random() * 1e9)
+
+async function * multipart (fh: FileHandle, parts: Array<{ start: number, end: number, head: string }>, tail: string): AsyncGenerator<Buffer> {
+  try {
+    for (const p of parts) {
+      yield Buffer.from(p.head)
+      for await (const chunk of fh.createReadStream({ start: p.start, end: p.end - 1, autoClose: false })) yield chunk as Buffer
+    }
+    yield Buffer.from(tail)
+  } finally {
+    await fh.close()
+  }
+}
+
+/**
+ * The file to send: with `precompressed`, `file.br` or `file.gz` when the client accepts it (br
+ * first). Vary is sent when such a sibling exists, whether or not it is chosen (nginx's gzip_vary).
+ */
+async function open (request: FastifyRequest, file: string, precompressed: boolean): Promise<Chosen | undefined> {
+  let vary = false
+  if (precompressed) {
+    const accepted = acceptedEncodings(request.headers['accept-encoding'])
+    // nginx's gzip_http_version 1.1: an HTTP/1.0 client gets no gzip.
+    const gzipOk = accepted.has('gzip') && request.raw.httpVersion !== '1.0'
+    for (const [encoding, ok] of [['br', accepted.has('br')], ['gzip', gzipOk]] as const) {
+      const fh = await openFile(`${file}.${encoding === 'br' ? 'br' : 'gz'}`)
+      if (fh === undefined) continue
+      vary = true
+      if (ok) return { ...fh, encoding, vary }
+      await fh.fh.close()
+    }
+  }
+  const fh = await openFile(file)
+  return fh === undefined ? undefined : { ...fh, encoding: undefined, vary }
+}
+
+async function openFile (file: string): Promise<{ fh: FileHandle, size: number, mtime: number } | undefined> {
+  let fh: FileHandle
+  try { fh = await fs.open(file, 'r') } catch { return undefined }
+  const st = await fh.stat().catch(() => undefined)
+  if (st === undefined || !st.isFile()) { await fh.close(); return undefined }
+  return { fh, size: st.size, mtime: Math.floor(st.mtimeMs / 1000) }
+}
+
+/** Codings named in Accept-Encoding with a q above 0. */
+function acceptedEncodings (header: string | undefined): Set<string> {
+  const out = new Set<string>()
+  if (header === undefined) return out
+  for (const item of header.split(',')) {
+    const [name, ...params] = item.split(';')
+    const q = params.map((p) => /^\s*q\s*=\s*([\d.]+)\s*$/i.exec(p)).find((m) => m !== null)
+    if (q !== undefined && q !== null && Number(q[1]) === 0) continue
+    const n = (name ?? '').trim().toLowerCase()
+    if (n !== '') out.add(n)
+  }
+  return out
+}
+
+/** nginx's ngx_http_parse_time: seconds, or -1 when the date is not one of HTTP's three forms. */
+function parseHttpTime (value: string): number {
+  if (!/^(?:[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT|[A-Za-z]{6,9}, \d{2}-[A-Za-z]{3}-\d{2} \d{2}:\d{2}:\d{2} GMT|[A-Za-z]{3} [A-Za-z]{3} [ \d]\d \d{2}:\d{2}:\d{2} \d{4})$/.test(value.trim())) return -1
+  const ms = Date.parse(value)
+  return Number.isNaN(ms) ? -1 : Math.floor(ms / 1000)
+}
+
+/** nginx's ngx_http_test_if_modified: true when the file counts as modified (200). */
+function modifiedSince (value: string, mtime: number, mode: ResolvedContent['ifModifiedSince']): boolean {
+  if (mode === 'off') return true
+  const ims = parseHttpTime(value)
+  if (ims === mtime) return false
+  return mode === 'exact' || ims < mtime
+}
+
+/**
+ * nginx's ngx_http_test_if_match: `*`, or the ETag in a comma-separated list; for If-None-Match
+ * (`weak`) a `W/` before a tag is ignored, for If-Match the comparison is strong.
+ */
+function etagListHas (list: string, etag: string, weak: boolean): boolean {
+  if (list === '*') return true
+  for (const item of list.split(',')) {
+    let t = item.trim()
+    if (weak && t.startsWith('W/')) t = t.slice(2)
+    if (t === etag) return true
+  }
+  return false
+}
+
+/**
+ * nginx's range filter: undefined (answer the whole file), 'unsatisfiable' (416), or the ranges
+ * as [start, end) pairs in the order asked. If-Range is an ETag compared strongly (byte for byte)
+ * or a date equal to the file's.
+ */
+function rangesOf (header: string | undefined, ifRange: string | undefined, etag: string, mtime: number, size: number, maxRanges: number): Array<[number, number]> | 'unsatisfiable' | undefined {
+  if (header === undefined || header.length < 7 || header.slice(0, 6).toLowerCase() !== 'bytes=') return undefined
+  if (ifRange !== undefined) {
+    if (ifRange.length >= 2 && ifRange.endsWith('"')) { if (ifRange !== etag) return undefined } else if (parseHttpTime(ifRange) !== mtime) return undefined
+  }
+  const out: Array<[number, number]> = []
+  let total = 0
+  let left = maxRanges
+  let p = 6
+  const at = (): string => header[p] ?? ''
+  const digit = (): boolean => at() >= '0' && at() <= '9'
+  const spaces = (): void => { while (at() === ' ') p++ }
+  for (;;) {
+    let start = 0
+    let end = 0
+    let suffix = false
+    let open = false
+    spaces()
+    if (at() !== '-') {
+      if (!digit()) return 'unsatisfiable'
+      while (digit()) { start = start * 10 + Number(at()); p++ }
+      spaces()
+      if (at() !== '-') return 'unsatisfiable'
+      p++
+      spaces()
+      if (at() === ',' || at() === '') { end = size; open = true }
+    } else { suffix = true; p++ }
+    if (!open) {
+      if (!digit()) return 'unsatisfiable'
+      while (digit()) { end = end * 10 + Number(at()); p++ }
+      spaces()
+      if (at() !== ',' && at() !== '') return 'unsatisfiable'
+      if (suffix) { start = end < size ? size - end : 0; end = size - 1 }
+      end = end >= size ? size : end + 1
+    }
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end)) return 'unsatisfiable'
+    if (start < end) {
+      out.push([start, end])
+      total += end - start
+      if (left-- === 0) return undefined
+    } else if (start === 0) return undefined
+    if (at() !== ',') break
+    p++
+  }
+  if (out.length === 0) return 'unsatisfiable'
+  if (total > size) return undefined
+  return out
+}
