@@ -14,7 +14,7 @@ export interface FileMapping {
 }
 
 export interface SafetyOptions {
-  /** Serve files and folders whose name starts with a dot. Default false. */
+  /** Serve files and folders whose name starts with a dot. Default false (`/.well-known/` is always served). */
   allowDotfiles?: boolean
   /** Follow symlinks that lead outside the root. Default false (symlinks inside it are fine). */
   allowSymlinks?: boolean
@@ -55,7 +55,7 @@ export type FileKind = 'file' | 'directory' | 'missing' | 'forbidden'
  * (a dotfile, a symlink out of the base, a socket or device).
  */
 export async function inspect (file: string, base: string, opts: SafetyOptions): Promise<FileKind> {
-  if (opts.allowDotfiles !== true && /\/\.[^/]/.test(file.slice(base.length))) return 'forbidden'
+  if (opts.allowDotfiles !== true && hasDotName(file.slice(base.length))) return 'forbidden'
   let st
   try { st = await fs.stat(file) } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
@@ -70,6 +70,15 @@ export async function inspect (file: string, base: string, opts: SafetyOptions):
   if (st.isFile()) return 'file'
   if (st.isDirectory()) return 'directory'
   return 'forbidden'
+}
+
+/**
+ * A segment starting with a dot, other than a leading `/.well-known` (RFC 8615: ACME http-01
+ * challenges, security.txt), which must be served for certificates and contacts to work.
+ */
+function hasDotName (rel: string): boolean {
+  const rest = rel.startsWith('/.well-known') && (rel.length === 12 || rel[12] === '/') ? rel.slice(12) : rel
+  return /\/\.[^/]/.test(rest)
 }
 
 const realBases = new Map<string, Promise<string>>()
