@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises'
 import path from 'node:path'
-import type { ResolvedLocation } from '@proxyctl/core'
+import type { RequestContext, ResolvedLocation, Template } from '@proxyctl/core'
 
 /**
  * Where a URI lives on disk, as nginx maps it: `root` + URI, or for `alias` the URI with the
@@ -10,7 +10,9 @@ export interface FileMapping {
   /** The folder answers come from (root, or the alias for an alias location). */
   readonly base: string
   /** Absolute file path for a (decoded, normalised) URI; undefined when it must not be served. */
-  map (uri: string): string | undefined
+  map (uri: string, ctx: RequestContext): string | undefined
+  /** A regex location's alias: the path is the alias rendered with the captures, not the URI mapped. */
+  readonly template: boolean
 }
 
 export interface SafetyOptions {
@@ -20,14 +22,36 @@ export interface SafetyOptions {
   allowSymlinks?: boolean
 }
 
-export function fileMapping (loc: ResolvedLocation | undefined, serverRoot: string | undefined): FileMapping | undefined {
+export function fileMapping (loc: ResolvedLocation | undefined, serverRoot: string | undefined, compile: (source: string) => Template): FileMapping | undefined {
   if (loc?.alias !== undefined) {
     const alias = loc.alias
+    if (loc.kind === 'regex' || loc.kind === 'regex-i') {
+      // nginx: in a regex location the alias is the whole path, its captures filled in
+      // (`location ~ ^/i/(.*)$ { alias /data/$1; }`). The folder before the first variable is the
+      // base every answer must stay in.
+      const template = compile(alias)
+      const dollar = alias.indexOf('$')
+      const base = dollar === -1 ? alias : alias.slice(0, alias.lastIndexOf('/', dollar) + 1) || '/'
+      return {
+        base: base.length > 1 && base.endsWith('/') ? base.slice(0, -1) : base,
+        template: true,
+        map (uri, ctx) {
+          const rendered = template.render(ctx)
+          if (!rendered.startsWith('/')) return undefined
+          const full = path.posix.normalize(rendered)
+          const b = base.endsWith('/') ? base : `${base}/`
+          if (full !== base && !full.startsWith(b)) return undefined
+          if (rendered.includes('\0')) return undefined
+          return uri.endsWith('/') && !full.endsWith('/') ? `${full}/` : full
+        }
+      }
+    }
     const prefix = loc.kind === 'prefix' || loc.kind === 'prefix-noregex' || loc.kind === 'exact' ? loc.path : ''
     // nginx: `location /i/ { alias /data/w3/images/; }` maps /i/top.gif to /data/w3/images/top.gif.
     const trailing = alias.endsWith('/') || prefix.endsWith('/')
     return {
       base: alias,
+      template: false,
       map (uri) {
         if (prefix === '' || !uri.startsWith(prefix)) return undefined
         const rest = uri.slice(prefix.length)
@@ -37,7 +61,7 @@ export function fileMapping (loc: ResolvedLocation | undefined, serverRoot: stri
   }
   const root = loc?.root ?? serverRoot
   if (root === undefined) return undefined
-  return { base: root, map: (uri) => inside(root, uri) }
+  return { base: root, template: false, map: (uri) => inside(root, uri) }
 }
 
 function inside (base: string, rest: string): string | undefined {

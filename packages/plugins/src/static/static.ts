@@ -21,7 +21,7 @@ export interface StaticPlan {
 }
 
 export function compileStatic (env: HandlerCompileEnv, options: StaticOptions): StaticPlan {
-  const mapping = fileMapping(env.location, env.server.root)
+  const mapping = fileMapping(env.location, env.server.root, (source) => env.template(source, '.alias'))
   if (mapping === undefined) throw env.error('serving files needs "root" (on the server or the location) or "alias"')
   return {
     mapping,
@@ -50,7 +50,7 @@ async function serve (request: FastifyRequest, reply: FastifyReply, plan: Static
   if (method !== 'GET' && method !== 'HEAD' && method !== 'POST') { sendStatus(request, reply, 405); return }
   const mapping = plan.mapping as FileMapping
   const uri = ctx.uri
-  const file = mapping.map(uri)
+  const file = mapping.map(uri, ctx)
   if (file === undefined) { sendStatus(request, reply, 404); return }
 
   if (uri.endsWith('/')) {

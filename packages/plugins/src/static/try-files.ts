@@ -27,6 +27,9 @@ export function tryFilesWith (options: StaticOptions, ...args: string[]): Locati
   return defineHandler(`try_files ${args.join(' ')}`, (env) => {
     if (args.length < 2) throw env.error('try_files needs at least two arguments: files to try, then a fallback')
     const plan = compileStatic(env, options)
+    // nginx appends each tried name to a regex location's alias (add_uri_to_alias), which is rarely
+    // what anyone means: refused here rather than copied.
+    if (plan.mapping?.template === true) throw env.error('tryFiles in a regex location with "alias" is not supported: use "root", or serveStatic()')
     // nginx: a trailing "/" asks for a folder and is dropped from the name, so `$uri/` on /dir
     // sets $uri to /dir (the static module then answers 301 to /dir/), on /dir/ to /dir/.
     const files = args.slice(0, -1).map((a, i) => {
@@ -48,7 +51,7 @@ export function tryFilesWith (options: StaticOptions, ...args: string[]): Locati
         for (const { dir: wantDir, template } of files) {
           const tried = path.posix.normalize(template.render(ctx))
           if (!tried.startsWith('/')) continue
-          const file = mapping.map(tried)
+          const file = mapping.map(tried, ctx)
           if (file === undefined) continue
           const kind = await inspect(wantDir ? file.replace(/\/+$/, '') || '/' : file, mapping.base, plan.safety)
           if (kind === (wantDir ? 'directory' : 'file')) {
