@@ -124,6 +124,8 @@ export interface ResolvedLocation extends LocationNode {
   readonly limits: ResolvedRequestLimits
   /** Types, charset, conditional and range settings in force here. */
   readonly content: ResolvedContent
+  /** nginx's `internal`: a client's own request (no internal redirect yet) gets 404. */
+  readonly internal: boolean
   /** Variables templates may use here (named groups of every location regex, as nginx). */
   readonly scope: CompileScope
   /** The internal Fastify route of this location. */

@@ -10,11 +10,11 @@ import type { CompileScope, Template } from '../variables/types.js'
 import { compileMap, mapValue, type CompiledMap } from '../variables/map.js'
 import type { RequestContext } from '../routing/request-context.js'
 import { respond } from '../handlers/respond.js'
-import { checkErrorPageTargets, parseErrorPages } from '../handlers/error-pages.js'
+import { checkErrorPageTargets, parseErrorPages, sendStatus } from '../handlers/error-pages.js'
 import { addAutoRedirects } from '../routing/auto-redirect.js'
 import { compilePcre, namedGroups } from '../routing/pcre.js'
 import type { RewriteFlag, RewriteRule } from '../routing/rewrite.js'
-import { isHandler } from '../handlers/define-handler.js'
+import { defineHandler, isHandler } from '../handlers/define-handler.js'
 import { locationRoute, serverFallbackRoute, serverReturnRoute } from '../routing/route-urls.js'
 import { defaultListen, parseListenAddress, type ParsedListen } from './listen.js'
 import { checkShape, formatKeyPath } from './schema.js'
@@ -191,7 +191,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
           parent,
           children: [],
           server,
-          handler: lc.handler,
+          handler: lc.internal === true && lc.handler !== undefined ? internalOnly(lc.handler) : lc.handler,
           compiled: undefined,
           plugins: lc.plugins ?? [],
           root: lc.root !== undefined ? path.resolve(baseDir, lc.root) : lc.alias !== undefined ? undefined : (parent?.root ?? server.root),
@@ -202,6 +202,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
           access: lc.access === undefined ? (parent?.access ?? server.access) : parseAccess(lc.access, `${lpath}.access`, errors),
           rewrites: parseRewrites(lc.rewrite, `${lpath}.rewrite`, scope, namedCaptures, errors),
           content: resolveContent(lc, parent?.content ?? server.content),
+          internal: lc.internal === true,
           scope,
           routeUrl: locationRoute(id)
         }
@@ -370,3 +371,21 @@ function compileEnv (config: ResolvedConfig, server: ResolvedServer, location: R
   }
 }
 
+
+/**
+ * nginx's `internal`: the location answers only requests that got there by an internal redirect;
+ * a client's own gets 404 (through errorPages), before anything else (no auto-redirect, no
+ * direct path).
+ */
+function internalOnly (handler: LocationHandler): LocationHandler {
+  return defineHandler(`internal ${handler.description}`, (env) => {
+    const compiled = handler.compile(env)
+    return {
+      plugin: compiled.plugin,
+      handle (request, reply) {
+        if (request.proxyctl.internalRedirects === 0) { sendStatus(request, reply, 404); return undefined }
+        return compiled.handle(request, reply)
+      }
+    }
+  })
+}

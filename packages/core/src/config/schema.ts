@@ -59,6 +59,7 @@ const location: z.ZodType<LocationShape> = z.lazy(() => z.strictObject({
   errorPages: errorPages.optional(),
   access: stringList.optional(),
   rewrite: rewrite.optional(),
+  internal: z.boolean().optional(),
   ...requestLimitKeys,
   ...contentKeys
 }))

@@ -176,6 +176,8 @@ export interface LocationConfig extends RequestLimits, ContentSettings {
   access?: string[]
   /** nginx's rewrite in this location, run after it is selected (not inherited, as nginx). */
   rewrite?: RewriteConfig[]
+  /** nginx's `internal`: reached only by internal redirects (tryFiles fallbacks, errorPages, index files); a client asking for it gets 404. */
+  internal?: boolean
 }
 
 /**
