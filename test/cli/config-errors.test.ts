@@ -48,6 +48,11 @@ const cases: Case[] = [
   { rule: 'a map whose source names an unknown variable', source: `${head}export default defineConfig({ maps: { a: { source: '$nope', values: { x: '1' } } }, servers: [{ listen: '127.0.0.1:0' }] })\n`, expect: /: maps\.a\.source: unknown variable "\$nope"$/m },
   { rule: 'a map variant that is a bad regex', source: `${head}export default defineConfig({ maps: { a: { source: '$uri', values: { '~(': '1' } } }, servers: [{ listen: '127.0.0.1:0' }] })\n`, expect: /: maps\.a\.values: invalid regular expression "~\(": /m },
   { rule: 'a rewrite with an unknown flag', source: server("rewrite: ['^/a$ /b lst']"), expect: /: servers\[0\]\.rewrite\[0\]: unknown flag "lst" \(last, break, redirect or permanent\)$/m },
+  { rule: 'types keyed by something that is not a MIME type', source: server("types: { wasm: ['wasm'] }"), expect: /: servers\[0\]\.types\.wasm: keys are MIME types \("text\/html"\)$/m },
+  { rule: 'a charset name with a space', source: server("charset: 'utf 8'"), expect: /: servers\[0\]\.charset: a charset name \("utf-8"\)$/m },
+  { rule: 'ifModifiedSince outside nginx\'s three values', source: server("ifModifiedSince: 'after' as never"), expect: /: servers\[0\]\.ifModifiedSince: /m },
+  { rule: 'maxRanges below 0', source: server("maxRanges: -1"), expect: /: servers\[0\]\.maxRanges: /m },
+  { rule: 'tryFiles in a regex location with alias (nginx appends tried names to the alias)', source: `${head.replace('respond, ', 'respond, tryFiles, ')}export default defineConfig({ servers: [{ listen: '127.0.0.1:0', locations: { '~ ^/i/(.*)$': { alias: '/tmp/$1', handler: tryFiles('$uri', '=404') } } }] })\n`, expect: /: servers\[0\]\.locations\["~ \^\/i\/\(\.\*\)\$"\]: tryFiles in a regex location with "alias" is not supported: use "root", or serveStatic\(\)$/m },
   { rule: 'no default export', source: `${head}export const config = {}\n`, expect: /proxy\.config\.ts: the config module must `export default defineConfig\(\{ \.\.\. \}\)`$/m },
   { rule: 'a syntax error in the module', source: `${head}export default defineConfig({ servers: [ }\n`, expect: /proxy\.config\.ts: cannot load config: /m }
 ]

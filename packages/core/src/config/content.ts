@@ -40,8 +40,13 @@ export const CONTENT_DEFAULTS: ResolvedContent = {
 
 /** The shape of the keys the top level, a server and a location may set. */
 export const contentKeys = {
-  types: z.record(z.string().regex(/^[^\s/]+\/[^\s/]+$/, { error: 'keys are MIME types ("text/html")' }),
-    z.union([z.string(), z.array(z.string().regex(/^[^\s.]+$/, { error: 'extensions without a dot or spaces' }))])).optional(),
+  types: z.record(z.string(), z.union([z.string(), z.array(z.string().regex(/^[^\s.]+$/, { error: 'extensions without a dot or spaces' }))]))
+    .superRefine((types, ctx) => {
+      // Checked here, not as the record's key schema, so the message names the key.
+      for (const key of Object.keys(types)) {
+        if (!/^[^\s/]+\/[^\s/]+$/.test(key)) ctx.addIssue({ code: 'custom', path: [key], message: 'keys are MIME types ("text/html")' })
+      }
+    }).optional(),
   replaceTypes: z.boolean().optional(),
   defaultType: z.string().min(1).optional(),
   charset: z.union([z.string().regex(/^[A-Za-z0-9._:-]+$/, { error: 'a charset name ("utf-8")' }), z.literal(false)]).optional(),
