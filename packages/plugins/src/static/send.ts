@@ -61,8 +61,6 @@ export async function sendFile (request: FastifyRequest, reply: FastifyReply, fi
         return
       }
     }
-    reply.header('last-modified', lastModified).header('etag', etag)
-    if (chosen.encoding !== undefined) reply.header('content-encoding', chosen.encoding)
     // gzip_static and brotli_static answers take no ranges (nginx leaves allow_ranges off for them).
     const ranges = chosen.encoding === undefined && content.maxRanges > 0
     const range = plain && ranges ? rangesOf(h.range, h['if-range'] as string | undefined, etag, mtime, size, content.maxRanges) : undefined
@@ -72,6 +70,9 @@ export async function sendFile (request: FastifyRequest, reply: FastifyReply, fi
       sendStatus(request, reply, 416)
       return
     }
+    // nginx's 416 page carries neither (nor the encoding); every other answer below does.
+    reply.header('last-modified', lastModified).header('etag', etag)
+    if (chosen.encoding !== undefined) reply.header('content-encoding', chosen.encoding)
     if (range === undefined) {
       if (ranges) reply.header('accept-ranges', 'bytes')
       reply.code(200).header('content-type', type).header('content-length', size)
