@@ -373,8 +373,8 @@ function compileEnv (config: ResolvedConfig, server: ResolvedServer, location: R
 
 
 /**
- * nginx's `internal`: the location answers only requests that got there by an internal redirect;
- * a client's own gets 404 (through errorPages), before anything else (no auto-redirect, no
+ * nginx's `internal`: the location answers only requests that got there by an internal redirect
+ * or a rewrite; a client's own gets 404 (through errorPages), before anything else (no auto-redirect, no
  * direct path).
  */
 function internalOnly (handler: LocationHandler): LocationHandler {
@@ -383,7 +383,9 @@ function internalOnly (handler: LocationHandler): LocationHandler {
     return {
       plugin: compiled.plugin,
       handle (request, reply) {
-        if (request.proxyctl.internalRedirects === 0) { sendStatus(request, reply, 404); return undefined }
+        const ctx = request.proxyctl
+        // A URI changed by rewrite counts as internal too, as nginx's docs say.
+        if (ctx.internalRedirects === 0 && !ctx.uriChanged) { sendStatus(request, reply, 404); return undefined }
         return compiled.handle(request, reply)
       }
     }
