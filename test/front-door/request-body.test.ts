@@ -49,6 +49,8 @@ t.test('request bodies', async (t) => {
     servers: [{
       listen: '127.0.0.1:0',
       clientMaxBodySize: 100,
+      // The compare config sets no default_type: nginx's built-in text/plain.
+      defaultType: 'text/plain',
       clientBodyTimeout: 500,
       locations: {
         '/': proxy('http://app'),
