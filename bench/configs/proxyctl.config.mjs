@@ -7,9 +7,11 @@ const { PORT, UPSTREAM_TCP, UPSTREAM_SOCK } = process.env
 if (PORT === undefined || UPSTREAM_TCP === undefined || UPSTREAM_SOCK === undefined) throw new Error('PORT, UPSTREAM_TCP and UPSTREAM_SOCK must be set (bench/run.mjs sets them)')
 
 export default defineConfig({
-  // As nginx's bench config: wrk's connections are not closed every 1000 requests, and the
-  // front-door scenario's slowloris heads are closed after 10 s.
+  // As nginx's bench config: wrk's connections are not closed every 1000 requests, the 64 KiB
+  // upload is buffered in memory (128k), and the front-door scenario's slowloris heads are closed
+  // after 10 s.
   keepaliveRequests: 1_000_000,
+  clientBodyBufferSize: '128k',
   clientHeaderTimeout: 10_000,
   upstreams: {
     up_tcp: { servers: [UPSTREAM_TCP] },

@@ -243,6 +243,12 @@ export function send (to: Target, parts: string | Buffer | ReadonlyArray<string 
   })
 }
 
+/** Writes one request on a fresh connection and parses the first answer (undefined: none came, or `Sent.raw` unparsable). */
+export async function firstAnswer (to: Target, bytes: string, ms = 3000): Promise<{ answer: ParsedResponse | undefined, raw: string }> {
+  const got = await send(to, bytes, { ms })
+  return { answer: splitResponses(got.raw, { final: true }).responses[0], raw: got.raw }
+}
+
 /**
  * Writes raw bytes on a fresh connection and collects everything until the server closes or `ms`
  * pass. Rejects only when the connection failed before any byte came back.
