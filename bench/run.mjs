@@ -526,13 +526,14 @@ function report ({ info, targets, broken, incidents, results, ws, idle, fresh, f
   if (slow.length > 0) {
     p(`## Slow readers: ${fmtInt(SLOW_CLIENTS)} clients reading ${SLOW_SIZE / 1024 / 1024} MiB each at ${SLOW_RATE / 1024} KiB/s${SLOW_PAUSE > 0 ? `, after ${SLOW_PAUSE / 1000} s of reading nothing` : ''}`)
     p()
-    p('Each proxy started fresh in front of a Node upstream on core ' + LOAD_CPU + ' that records when it has completely written each answer. **upstream done** is when the last answer was written (from the first request): how long the upstream (an app worker) is held by slow clients; **clients done** when the last client had every byte; RSS of the proxy process before and at its peak (sampled every 100 ms).')
+    p('Each proxy started fresh in front of a Node upstream on core ' + LOAD_CPU + ' that records when it has completely written each answer. **upstream done** is when the last answer was written (from the first request); **held per answer** is, for each answer, the time from its request arriving at the upstream to its last byte written (the longest, and the 99th percentile): how long one app worker is held by a slow client; **clients done** when the last client had every byte; RSS of the proxy process before and at its peak (sampled every 100 ms).')
     p()
-    p('| proxy | answers complete | upstream done s | clients done s | RSS before MiB | peak RSS MiB | growth MiB |')
-    p('| --- | ---: | ---: | ---: | ---: | ---: | ---: |')
+    p('| proxy | answers complete | upstream done s | held per answer, longest s | p99 s | clients done s | RSS before MiB | peak RSS MiB | growth MiB |')
+    p('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+    const secs = (ms) => ms === null || ms === undefined ? '—' : (ms / 1000).toFixed(2)
     for (const r of slow) {
-      if (r.error) { p(`| ${r.label} | failed: ${r.error} | | | | | |`); continue }
-      p(`| ${r.label} | ${fmtInt(r.ok)} of ${fmtInt(r.count)}${r.failed ? ` (first failure: ${r.firstError})` : ''} | ${r.upstreamDoneMs === null ? '—' : (r.upstreamDoneMs / 1000).toFixed(1)} | ${(r.clientsDoneMs / 1000).toFixed(1)} | ${fmtMiB(r.before)} | ${fmtMiB(r.peak)} | ${fmtMiB(r.peak - r.before)} |`)
+      if (r.error) { p(`| ${r.label} | failed: ${r.error} | | | | | | | |`); continue }
+      p(`| ${r.label} | ${fmtInt(r.ok)} of ${fmtInt(r.count)}${r.failed ? ` (first failure: ${r.firstError})` : ''} | ${secs(r.upstreamDoneMs)} | ${secs(r.heldMaxMs)} | ${secs(r.heldP99Ms)} | ${(r.clientsDoneMs / 1000).toFixed(1)} | ${fmtMiB(r.before)} | ${fmtMiB(r.peak)} | ${fmtMiB(r.peak - r.before)} |`)
     }
     p()
   }
@@ -736,7 +737,7 @@ async function main () {
         progress(`slow readers: ${def.label}`)
         const r = await slowReadersCost({ ...def, id: `${def.id}-slow` })
         slow.push(r)
-        progress(`  upstream done ${(r.upstreamDoneMs / 1000).toFixed(1)} s, clients ${(r.clientsDoneMs / 1000).toFixed(1)} s, ${r.ok}/${r.count} ok, RSS +${fmtMiB(r.peak - r.before)} MiB`)
+        progress(`  upstream done ${(r.upstreamDoneMs / 1000).toFixed(1)} s, last request in at ${(r.lastArrivalMs / 1000).toFixed(1)} s, held per answer at most ${(r.heldMaxMs / 1000).toFixed(2)} s, clients ${(r.clientsDoneMs / 1000).toFixed(1)} s, ${r.ok}/${r.count} ok, RSS +${fmtMiB(r.peak - r.before)} MiB`)
       } catch (err) {
         if (isShuttingDown()) return
         slow.push({ label: def.label, error: err.message.split('\n')[0] })

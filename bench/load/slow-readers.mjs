@@ -1,11 +1,13 @@
 // Slow readers: an upstream that answers every request with SIZE bytes (Content-Length, 64 KiB
-// writes with backpressure) and records when each answer was completely written, and COUNT
+// writes with backpressure) and records when each answer was completely written and how long
+// it held the upstream (from the request's arrival to the answer's last byte written), and COUNT
 // clients that each GET one answer through a proxy and read it at RATE bytes/s, after reading
 // nothing for PAUSE ms (default 0).
 // Prints `{"upstream":PORT}` once the upstream listens; then, on stdin, "go PORT [PATH]" runs the
 // clients against the proxy on 127.0.0.1:PORT and prints one JSON line: when the upstream had
 // completed every answer and when the clients had read every byte (ms since the first request),
-// answers complete and intact, failures. "close" (or stdin's end, SIGTERM) exits.
+// the longest and the 99th percentile of the per-answer hold (ms), answers complete and intact,
+// failures. "close" (or stdin's end, SIGTERM) exits.
 //
 // usage: node slow-readers.mjs COUNT SIZE RATE [PAUSE]
 import http from 'node:http'
@@ -22,7 +24,11 @@ const CONNECT_BATCH = 200
 
 const block = Buffer.alloc(65536, 0x62)
 let finished = []
+let held = []
+let arrivals = []
 const upstream = http.createServer((req, res) => {
+  const arrived = performance.now()
+  arrivals.push(arrived)
   res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': String(SIZE) })
   let sent = 0
   const pump = () => {
@@ -31,7 +37,7 @@ const upstream = http.createServer((req, res) => {
       sent += n
       if (!res.write(n === block.length ? block : block.subarray(0, n))) { res.once('drain', pump); return }
     }
-    res.end(() => finished.push(performance.now()))
+    res.end(() => { const now = performance.now(); finished.push(now); held.push(now - arrived) })
   }
   pump()
 })
@@ -76,6 +82,8 @@ function client (port, path, clients, readFrom) {
 
 async function run (port, path) {
   finished = []
+  held = []
+  arrivals = []
   const clients = new Set()
   const timer = setInterval(() => {
     const now = performance.now()
@@ -103,6 +111,9 @@ async function run (port, path) {
     firstError: failures[0]?.error,
     upstreamDone: finished.length,
     upstreamDoneMs: finished.length === 0 ? null : Math.max(...finished) - t0,
+    lastArrivalMs: arrivals.length === 0 ? null : Math.max(...arrivals) - t0,
+    heldMaxMs: held.length === 0 ? null : Math.max(...held),
+    heldP99Ms: held.length === 0 ? null : held.sort((a, b) => a - b)[Math.min(held.length - 1, Math.floor(held.length * 0.99))],
     clientsDoneMs: Math.max(...got.map((g) => g.at)) - t0
   }
 }

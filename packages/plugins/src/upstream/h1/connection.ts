@@ -64,8 +64,8 @@ const EXPECTS_PAYLOAD = new Set(['PUT', 'POST', 'PATCH', 'QUERY', 'PROPFIND', 'P
  */
 export class H1Connection {
   private readonly socket: net.Socket
-  /** The buffer the socket reads into next. */
-  private rb: ReadBuffer
+  /** The buffer the socket reads into next (set by nextBuffer from inside net.connect). */
+  private rb!: ReadBuffer
   private handler: H1Handler | null = null
   /** The request head to write once connected. */
   private head = ''
@@ -96,7 +96,6 @@ export class H1Connection {
   private exchanges = 0
 
   constructor (target: H1Target, private readonly owner: ConnectionOwner, private readonly options: ConnectionOptions) {
-    this.rb = takeReadBuffer()
     this.socket = net.connect({
       ...target,
       noDelay: true,
@@ -164,8 +163,9 @@ export class H1Connection {
     handler.onError(err ?? new H1Error('PROXYCTL_H1_ABORTED', 'request aborted'))
   }
 
+  /** Node calls it when it creates the handle (inside net.connect) and right after every read. */
   private nextBuffer (): Buffer {
-    this.rb = takeReadBuffer()
+    this.rb = takeReadBuffer(this.phase === Phase.Body)
     return this.rb.buf
   }
 
