@@ -46,14 +46,15 @@ export function respond (statusOrOptions: number | RespondOptions, text?: string
     const errors: ConfigError[] = []
     const headers = compileAddHeaders(opts.headers, undefined, (source, at) => env.template(source, at.slice(env.keyPath.length)), `${env.keyPath}.headers`, errors, true)
     if (errors.length > 0) throw errors[0]
-    const fallbackBody = status >= 400 ? errorPageBody(status) : undefined
+    // nginx's page for errors, and for a redirect's answer too (ngx_http_send_special_response).
+    const fallbackBody = status >= 400 || (redirect !== undefined && REDIRECT_CODES.has(status)) ? errorPageBody(status) : undefined
 
     return {
       handle (request, reply) {
         const ctx = request.proxyctl
         reply.code(status)
         // A value beyond ASCII is its UTF-8 bytes as Latin-1 (header-value.ts); the body goes as bytes (below).
-        if (headers !== undefined) renderAddHeaders(headers, ctx, status, (_name, lower, value) => { reply.header(lower, value) })
+        if (headers !== undefined) renderAddHeaders(headers, ctx, status, (_name, lower, value) => { if (value !== '') reply.header(lower, value) })
         if (redirect !== undefined) reply.header('location', asHeaderValue(absoluteLocation(redirect.render(ctx), ctx)))
         if (body !== undefined) {
           // nginx's return: the type of the URI's extension, else default_type; charset as set.
@@ -72,7 +73,7 @@ export function respond (statusOrOptions: number | RespondOptions, text?: string
         }
         if (fallbackBody !== undefined) {
           // Inside an error page, this error's own status goes out (nginx's err_status).
-          ctx.statusOverride = undefined
+          if (status >= 400) ctx.statusOverride = undefined
           return reply.type('text/html').send(fallbackBody)
         }
         return reply.send()

@@ -19,10 +19,15 @@ export interface AddHeader {
   readonly value: Template
   /** nginx's `always`: on every status, not only the ones nginx's headers filter lets through. */
   readonly always: boolean
+  /** ETag and Last-Modified replace the answer's own (an empty value removes it), as nginx's headers filter does. */
+  readonly replaces: boolean
 }
 
 /** A level's headers (its own, else the enclosing level's), in the order written. */
 export type AddHeaders = readonly AddHeader[]
+
+/** Headers nginx's add_header sets instead of adding (ngx_http_set_response_header, ngx_http_set_last_modified). */
+const REPLACING = new Set(['etag', 'last-modified'])
 
 /** The statuses nginx's headers filter adds headers to without `always` (ngx_http_headers_filter). */
 const ADD_STATUSES = new Set([200, 201, 204, 206, 301, 302, 303, 304, 307, 308])
@@ -47,7 +52,8 @@ export function compileAddHeaders (spec: AddHeadersConfig | undefined, inherited
     const source = typeof v === 'string' ? v : v.value
     const at = `${keyPath}[${JSON.stringify(name)}]`
     try {
-      out.push({ name, lower: name.toLowerCase(), value: compile(source, typeof v === 'string' ? at : `${at}.value`), always: always || (typeof v !== 'string' && v.always === true) })
+      const lower = name.toLowerCase()
+      out.push({ name, lower, replaces: REPLACING.has(lower), value: compile(source, typeof v === 'string' ? at : `${at}.value`), always: always || (typeof v !== 'string' && v.always === true) })
     } catch (err) { errors.push(err as ConfigError) }
   }
   // None: nothing to do per answer (one check), and nested levels inherit the none.
@@ -56,22 +62,26 @@ export function compileAddHeaders (spec: AddHeadersConfig | undefined, inherited
 
 /**
  * Renders the headers that apply to an answer with `status` and hands each to `add`; a value
- * that renders empty is not sent (nginx).
+ * that renders empty is not sent (nginx), except that a replacing one (`replaces`) is handed
+ * over empty: the answer's own is then removed.
  */
-export function renderAddHeaders (list: AddHeaders, ctx: RequestContext, status: number, add: (name: string, lower: string, value: string) => void): void {
+export function renderAddHeaders (list: AddHeaders, ctx: RequestContext, status: number,
+  add: (name: string, lower: string, value: string, replaces: boolean) => void): void {
   const any = ADD_STATUSES.has(status)
   for (const h of list) {
     if (!any && !h.always) continue
     const v = h.value.render(ctx)
-    if (v !== '') add(h.name, h.lower, asHeaderValue(v))
+    if (v !== '') add(h.name, h.lower, asHeaderValue(v), h.replaces)
+    else if (h.replaces) add(h.name, h.lower, '', true)
   }
 }
 
 /** Adds to a Fastify reply before it is sent: a header the answer has already stays, the added one goes beside it. */
 export function addToReply (list: AddHeaders, ctx: RequestContext, reply: FastifyReply): void {
-  renderAddHeaders(list, ctx, reply.statusCode, (_name, lower, value) => {
-    const prev = reply.getHeader(lower)
-    reply.header(lower, prev === undefined ? value : [...(Array.isArray(prev) ? prev.map(String) : [String(prev)]), value])
+  renderAddHeaders(list, ctx, reply.statusCode, (_name, lower, value, replaces) => {
+    const prev = replaces ? undefined : reply.getHeader(lower)
+    if (value === '') reply.removeHeader(lower)
+    else reply.header(lower, prev === undefined ? value : [...(Array.isArray(prev) ? prev.map(String) : [String(prev)]), value])
   })
 }
 
@@ -79,15 +89,20 @@ export function addToReply (list: AddHeaders, ctx: RequestContext, reply: Fastif
 export function addHeadersObject (list: AddHeaders | undefined, ctx: RequestContext, status: number): Record<string, string | string[]> | undefined {
   if (list === undefined) return undefined
   const out: Record<string, string | string[]> = {}
-  renderAddHeaders(list, ctx, status, (_name, lower, value) => {
-    const prev = out[lower]
+  renderAddHeaders(list, ctx, status, (_name, lower, value, replaces) => {
+    if (value === '') return
+    const prev = replaces ? undefined : out[lower]
     out[lower] = prev === undefined ? value : [...(Array.isArray(prev) ? prev : [prev]), value]
   })
   return out
 }
 
-/** Headers in force for this request now: its location's, else (no location) its server's. */
-export function addHeadersOf (ctx: RequestContext): AddHeaders | undefined {
-  const loc = ctx.location
-  return loc !== undefined ? loc.addHeaders : ctx.server.addHeaders
+/** Adds to a flat name/value list (a proxied head); a replacing header's earlier entries go first. */
+export function addToHeaderList (list: AddHeaders, ctx: RequestContext, status: number, headers: string[]): void {
+  renderAddHeaders(list, ctx, status, (name, lower, value, replaces) => {
+    if (replaces) {
+      for (let i = headers.length - 2; i >= 0; i -= 2) if ((headers[i] as string).toLowerCase() === lower) headers.splice(i, 2)
+    }
+    if (value !== '') headers.push(name, value)
+  })
 }

@@ -140,7 +140,7 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
         sendStatus(request, reply, answer.status)
         return reply
       }
-      return reply.code(answer.status).header('location', asHeaderValue(absoluteLocation(answer.location, ctx))).send()
+      return reply.code(answer.status).header('location', asHeaderValue(absoluteLocation(answer.location, ctx))).type('text/html').send(errorPageBody(answer.status))
     }
   })
 
