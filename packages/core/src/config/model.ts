@@ -13,6 +13,7 @@ import type { RewriteRule } from '../routing/rewrite.js'
 import type { PreflightCheck } from './preflight.js'
 import type { ResolvedConnectionLimits, ResolvedRequestLimits } from './limits.js'
 import type { ResolvedContent } from './content.js'
+import type { AddHeaders } from '../http/response-headers.js'
 import type { CompiledHandler, LocationHandler, PluginEntry, ProxyConfig, UpstreamConfig } from './types.js'
 
 /**
@@ -37,6 +38,10 @@ export interface ResolvedConfig {
   readonly limits: ResolvedConnectionLimits
   /** The top level's types, charset, conditional and range settings (servers inherit them). */
   readonly content: ResolvedContent
+  /** The top level's addHeaders (add_header), compiled; undefined: none. */
+  readonly addHeaders: AddHeaders | undefined
+  /** The top level's proxySetHeaders (proxy_set_header). */
+  readonly proxySetHeaders: Readonly<Record<string, string>> | undefined
   /** Objects handlers share across locations (upstream pools). Created at compile time. */
   readonly shared: Map<string, unknown>
   /** Checks `check` and `start` run before listening (hostnames resolve): preflight.ts. */
@@ -90,6 +95,10 @@ export interface ResolvedServer {
   readonly limits: ResolvedConnectionLimits
   /** Types, charset, conditional and range settings of the server (its locations inherit them). */
   readonly content: ResolvedContent
+  /** add_header in force on the server: its own, else the top level's; undefined: none. */
+  readonly addHeaders: AddHeaders | undefined
+  /** proxy_set_header in force on the server: its own, else the top level's. */
+  readonly proxySetHeaders: Readonly<Record<string, string>> | undefined
   /** Answers when no location matches (404 unless the server sets `handler`). */
   fallback: { handler: LocationHandler, compiled?: CompiledHandler, routeUrl: string }
 }
@@ -124,6 +133,10 @@ export interface ResolvedLocation extends LocationNode {
   readonly limits: ResolvedRequestLimits
   /** Types, charset, conditional and range settings in force here. */
   readonly content: ResolvedContent
+  /** add_header in force here: its own, else the enclosing location's, the server's, the top level's; undefined: none. */
+  readonly addHeaders: AddHeaders | undefined
+  /** proxy_set_header in force here (a proxy() without setHeaders sends these). */
+  readonly proxySetHeaders: Readonly<Record<string, string>> | undefined
   /** nginx's `internal`: a client's own request (no internal redirect yet) gets 404. */
   readonly internal: boolean
   /** Variables templates may use here (named groups of every location regex, as nginx). */

@@ -23,6 +23,7 @@ import { parseAccessRule, type AccessRule } from './access.js'
 import { parseUpstreamAddress } from './upstream-address.js'
 import { LIMIT_DEFAULTS, resolveConnectionLimits, resolveRequestLimits } from './limits.js'
 import { CONTENT_DEFAULTS, resolveContent } from './content.js'
+import { compileAddHeaders } from '../http/response-headers.js'
 import type { ResolvedConfig, ResolvedListen, ResolvedLocation, ResolvedServer } from './model.js'
 import type { HandlerCompileEnv, ListenConfig, ListenObject, LocationConfig, LocationHandler, RewriteConfig } from './types.js'
 
@@ -62,6 +63,8 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
     tempPath: path.resolve(baseDir, config.tempPath ?? os.tmpdir()),
     limits: resolveConnectionLimits(config, LIMIT_DEFAULTS),
     content: resolveContent(config, CONTENT_DEFAULTS),
+    addHeaders: undefined,
+    proxySetHeaders: config.proxySetHeaders,
     shared: new Map(),
     preflight: [],
     warnings
@@ -85,6 +88,10 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
   const scope: CompileScope = { namedCaptures, defined }
   // A map is a variable everywhere, as nginx's: declared now, compiled below.
   const compiledMaps = new Map<string, CompiledMap>()
+  const compileHeader = (source: string, keyPath: string): Template => {
+    try { return compileTemplate(source, scope) } catch (err) { throw new ConfigError(keyPath, (err as Error).message) }
+  }
+  ;(resolved as { addHeaders: ResolvedConfig['addHeaders'] }).addHeaders = compileAddHeaders(config.addHeaders, undefined, compileHeader, 'addHeaders', errors)
   for (const name of Object.keys(config.maps ?? {})) {
     defined.set(name, (ctx) => { const m = compiledMaps.get(name); return m === undefined ? '' : mapValue(m, ctx) })
   }
@@ -126,6 +133,8 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
       rewrites: parseRewrites(sc.rewrite, `${keyPath}.rewrite`, scope, namedCaptures, errors),
       returnTo: sc.return === undefined ? undefined : { handler: sc.return, routeUrl: serverReturnRoute(si) },
       content: resolveContent(sc, resolved.content),
+      addHeaders: compileAddHeaders(sc.addHeaders, resolved.addHeaders, compileHeader, `${keyPath}.addHeaders`, errors),
+      proxySetHeaders: sc.proxySetHeaders ?? resolved.proxySetHeaders,
       fallback: { handler: sc.handler ?? respond(404), routeUrl: serverFallbackRoute(si) }
     }
     resolved.servers.push(server)
@@ -202,6 +211,8 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
           access: lc.access === undefined ? (parent?.access ?? server.access) : parseAccess(lc.access, `${lpath}.access`, errors),
           rewrites: parseRewrites(lc.rewrite, `${lpath}.rewrite`, scope, namedCaptures, errors),
           content: resolveContent(lc, parent?.content ?? server.content),
+          addHeaders: compileAddHeaders(lc.addHeaders, parent === undefined ? server.addHeaders : parent.addHeaders, compileHeader, `${lpath}.addHeaders`, errors),
+          proxySetHeaders: lc.proxySetHeaders ?? (parent === undefined ? server.proxySetHeaders : parent.proxySetHeaders),
           internal: lc.internal === true,
           scope,
           routeUrl: locationRoute(id)

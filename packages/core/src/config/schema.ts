@@ -3,6 +3,7 @@ import { ConfigError } from '../errors.js'
 import { isHandler } from '../handlers/define-handler.js'
 import { connectionLimitKeys, requestLimitKeys } from './limits.js'
 import { contentKeys } from './content.js'
+import { addHeadersKey } from '../http/response-headers.js'
 import type { ProxyConfig } from './types.js'
 
 /**
@@ -43,6 +44,11 @@ const listen = z.union([
 
 const stringList = z.array(z.string())
 
+const headerKeys = {
+  addHeaders: addHeadersKey,
+  proxySetHeaders: z.record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { error: 'header names are tokens (letters, digits, "-"...)' }), z.string()).optional()
+}
+
 const rewrite = z.array(z.union([z.string(), z.strictObject({ regex: z.string(), replacement: z.string(), flag: z.enum(['last', 'break', 'redirect', 'permanent']).optional() })],
   { error: "expected 'REGEX REPLACEMENT [last|break|redirect|permanent]' or { regex, replacement, flag? }" }))
 
@@ -61,7 +67,8 @@ const location: z.ZodType<LocationShape> = z.lazy(() => z.strictObject({
   rewrite: rewrite.optional(),
   internal: z.boolean().optional(),
   ...requestLimitKeys,
-  ...contentKeys
+  ...contentKeys,
+  ...headerKeys
 }))
 
 const locations = z.record(z.string(), z.union([handler, location],
@@ -82,7 +89,8 @@ const server = z.strictObject({
   rewrite: rewrite.optional(),
   return: handler.optional(),
   ...connectionLimitKeys,
-  ...contentKeys
+  ...contentKeys,
+  ...headerKeys
 })
 
 const positiveMs = z.number().int().min(0)
@@ -132,7 +140,8 @@ export const configSchema = z.strictObject({
   maps: z.record(z.string().regex(/^[A-Za-z0-9_]+$/, { error: 'map names use letters, digits and "_" (the variable is $NAME)' }),
     z.strictObject({ source: z.string(), values: z.record(z.string(), z.string()), hostnames: z.boolean().optional() })).optional(),
   ...connectionLimitKeys,
-  ...contentKeys
+  ...contentKeys,
+  ...headerKeys
 })
 
 /** `['servers', 0, 'locations', '~ (/']` → `servers[0].locations["~ (/"]`. */

@@ -8,7 +8,7 @@ import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from './model.j
  * The user's config, as written in `proxy.config.ts` and passed to `defineConfig`.
  * Every key is optional unless marked; the validator names the key path of anything wrong.
  */
-export interface ProxyConfig extends ConnectionLimits, ContentSettings {
+export interface ProxyConfig extends ConnectionLimits, ContentSettings, HeaderSettings {
   /** Virtual servers, as nginx's `server {}` blocks. Selected by listen address, then Host. */
   servers: ServerConfig[]
   /** Named upstream pools, referenced by `proxy('http://NAME')`. */
@@ -100,6 +100,29 @@ export interface ContentSettings {
 }
 
 /**
+ * Headers added to answers and to proxied requests, as nginx's `add_header` and
+ * `proxy_set_header`: a level that sets any replaces everything the enclosing levels set (no
+ * merge), as nginx.
+ */
+export interface HeaderSettings {
+  /**
+   * nginx's `add_header`: response headers added to this level's answers (proxied, static files,
+   * `respond()`, redirects), on 200, 201, 204, 206, 301, 302, 303, 304, 307 and 308 only, or on
+   * every status (error pages included) with `always`. Values are templates; one that renders
+   * empty is not sent. Added, not replacing: an upstream's header of the same name stays.
+   * `{ 'X-Frame-Options': { value: 'DENY', always: true }, 'X-Served-By': '$hostname' }`.
+   * `{}` clears the inherited ones.
+   */
+  addHeaders?: Record<string, string | { value: string, always?: boolean }>
+  /**
+   * nginx's `proxy_set_header` at this level: request headers set on the way upstream by every
+   * `proxy()` / `websocket()` below that has no `setHeaders` of its own (templates; `''` removes
+   * one). `{ Host: '$http_host', 'X-Real-IP': '$remote_addr' }`.
+   */
+  proxySetHeaders?: Record<string, string>
+}
+
+/**
  * A listen address:
  * - `8080` or `'8080'`: every IPv4 address (`0.0.0.0:8080`), as nginx's `listen 8080`;
  * - `'127.0.0.1:8080'`, `'[::]:8080'`, `'[::1]:8080'`, `'localhost:8080'`;
@@ -119,7 +142,7 @@ export interface ListenObject {
   ipv6Only?: boolean
 }
 
-export interface ServerConfig extends ConnectionLimits, ContentSettings {
+export interface ServerConfig extends ConnectionLimits, ContentSettings, HeaderSettings {
   /** Addresses this server answers on. Default `80` when running as root, else `8000` (as nginx). */
   listen?: ListenConfig | ListenConfig[]
   /**
@@ -157,7 +180,7 @@ export interface ServerConfig extends ConnectionLimits, ContentSettings {
  */
 export type RewriteConfig = string | { regex: string, replacement: string, flag?: 'last' | 'break' | 'redirect' | 'permanent' }
 
-export interface LocationConfig extends RequestLimits, ContentSettings {
+export interface LocationConfig extends RequestLimits, ContentSettings, HeaderSettings {
   /** What answers requests selected for this location (`respond(...)`, `proxy(...)`, ...). */
   handler?: LocationHandler
   /** Fastify plugins registered in this location's encapsulated context, before its handler. */

@@ -1,16 +1,21 @@
 import { asHeaderValue } from '../http/header-value.js'
+import { compileAddHeaders, renderAddHeaders } from '../http/response-headers.js'
+import type { ConfigError } from '../errors.js'
 import type { LocationHandler } from '../config/types.js'
 import type { RequestContext } from '../routing/request-context.js'
 import { errorPageBody } from '../http/error-page.js'
 import { contentTypeOf, withCharset } from '../config/content.js'
-import type { Template } from '../variables/types.js'
 import { defineHandler } from './define-handler.js'
 import { errorPageFor, followErrorPage } from './error-pages.js'
 
 export interface RespondOptions {
   /** Status code. Default 200, or 302 when `redirect` is set. */
   status?: number
-  /** Response headers; values are templates. */
+  /**
+   * Response headers of this answer, on every status (as addHeaders' `always`); values are
+   * templates, one that renders empty is not sent; `Content-Type` replaces the body's type. The
+   * location's addHeaders apply as well.
+   */
   headers?: Record<string, string>
   /** Body template. Without one, error statuses get nginx's small HTML page, others an empty body. */
   body?: string
@@ -37,16 +42,19 @@ export function respond (statusOrOptions: number | RespondOptions, text?: string
     if (!Number.isInteger(status) || status < 100 || status > 999) throw env.error(`invalid status ${status}`, '.status')
     const body = opts.body === undefined ? undefined : env.template(opts.body, '.body')
     const redirect = opts.redirect === undefined ? undefined : env.template(opts.redirect, '.redirect')
-    const headers: Array<[string, Template]> = Object.entries(opts.headers ?? {})
-      .map(([k, v]) => [k.toLowerCase(), env.template(v, `.headers[${JSON.stringify(k)}]`)])
-    const fallbackBody = status >= 400 ? errorPageBody(status) : undefined
+    // The addHeaders mechanism, every entry `always`.
+    const errors: ConfigError[] = []
+    const headers = compileAddHeaders(opts.headers, undefined, (source, at) => env.template(source, at.slice(env.keyPath.length)), `${env.keyPath}.headers`, errors, true)
+    if (errors.length > 0) throw errors[0]
+    // nginx's page for errors, and for a redirect's answer too (ngx_http_send_special_response).
+    const fallbackBody = status >= 400 || (redirect !== undefined && REDIRECT_CODES.has(status)) ? errorPageBody(status) : undefined
 
     return {
       handle (request, reply) {
         const ctx = request.proxyctl
         reply.code(status)
         // A value beyond ASCII is its UTF-8 bytes as Latin-1 (header-value.ts); the body goes as bytes (below).
-        for (const [name, t] of headers) reply.header(name, asHeaderValue(t.render(ctx)))
+        if (headers !== undefined) renderAddHeaders(headers, ctx, status, (_name, lower, value) => { if (value !== '') reply.header(lower, value) })
         if (redirect !== undefined) reply.header('location', asHeaderValue(absoluteLocation(redirect.render(ctx), ctx)))
         if (body !== undefined) {
           // nginx's return: the type of the URI's extension, else default_type; charset as set.
@@ -58,14 +66,14 @@ export function respond (statusOrOptions: number | RespondOptions, text?: string
           // write a head with non-ASCII values in the body's encoding.
           return reply.send(Buffer.from(body.render(ctx)))
         }
-        if (fallbackBody !== undefined && redirect === undefined && headers.length === 0) {
+        if (fallbackBody !== undefined && redirect === undefined && headers === undefined) {
           // nginx's `return 4xx/5xx` goes through error_page.
           const rule = errorPageFor(ctx, status)
           if (rule !== undefined) { followErrorPage(request, reply, rule, status); return reply }
         }
         if (fallbackBody !== undefined) {
           // Inside an error page, this error's own status goes out (nginx's err_status).
-          ctx.statusOverride = undefined
+          if (status >= 400) ctx.statusOverride = undefined
           return reply.type('text/html').send(fallbackBody)
         }
         return reply.send()

@@ -38,7 +38,7 @@ export function errorPageBody (status: number): Buffer {
 }
 
 /** Answers on a raw response (used where Fastify's reply is not in play: routing errors, hijacked replies). */
-export function sendErrorPage (res: ServerResponse, status: number, headers?: Record<string, string>): void {
+export function sendErrorPage (res: ServerResponse, status: number, headers?: Record<string, string | string[]>): void {
   if (res.headersSent) { res.destroy(); return }
   const body = errorPageBody(status)
   res.writeHead(status, { ...headers, 'content-type': 'text/html', 'content-length': body.length })

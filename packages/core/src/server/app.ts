@@ -13,6 +13,7 @@ import { BAD_REQUEST_ROUTE, kRequestContext, kRouteError, type RoutedRequest } f
 import { REWRITE_ROUTE } from '../routing/route-urls.js'
 import { absoluteLocation } from '../handlers/respond.js'
 import { asHeaderValue } from '../http/header-value.js'
+import { addToReply } from '../http/response-headers.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -92,10 +93,16 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
     return undefined
   })
 
-  // error_page `=CODE` or the original status, on whatever the redirected location answers.
+  // error_page `=CODE` or the original status, on whatever the redirected location answers;
+  // then addHeaders (add_header) of the location answering, on that final status.
   fastify.addHook('onSend', (request, reply, payload, done) => {
-    const override = request.proxyctl?.statusOverride
-    if (override !== undefined) reply.code(override)
+    const ctx = request.proxyctl
+    if (ctx !== null) {
+      const override = ctx.statusOverride
+      if (override !== undefined) reply.code(override)
+      const add = ctx.location !== undefined ? ctx.location.addHeaders : ctx.server.addHeaders
+      if (add !== undefined) addToReply(add, ctx, reply)
+    }
     done(null, payload)
   })
 
@@ -133,7 +140,7 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
         sendStatus(request, reply, answer.status)
         return reply
       }
-      return reply.code(answer.status).header('location', asHeaderValue(absoluteLocation(answer.location, ctx))).send()
+      return reply.code(answer.status).header('location', asHeaderValue(absoluteLocation(answer.location, ctx))).type('text/html').send(errorPageBody(answer.status))
     }
   })
 

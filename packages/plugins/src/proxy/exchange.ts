@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { registerVariable, type RequestContext, type Template } from '@proxyctl/core'
-import { absoluteLocation, errorPageFor, failRequest, followErrorPage, sendErrorPage } from '@proxyctl/core/internal'
+import { absoluteLocation, addHeadersObject, errorPageFor, failRequest, followErrorPage, addToHeaderList, sendErrorPage } from '@proxyctl/core/internal'
 import type { UpstreamPeer, UpstreamPool } from '../upstream/pool.js'
 import { classifyUpstreamError, UpstreamError } from './errors.js'
 import { ResponseDownstream, type Downstream, type SpoolOwner } from './downstream.js'
@@ -204,6 +204,17 @@ export abstract class UpstreamExchange implements SpoolOwner {
     return head
   }
 
+  /** add_header on a head going to the client: after the upstream's own headers (which stay) and the plugins' hooks. */
+  addHeaders (status: number, headers: string[]): void {
+    const list = this.plan.addHeaders
+    if (list !== undefined) addToHeaderList(list, this.ctx, status, headers)
+  }
+
+  /** proxyctl's own error page (502, 504, 500...), with the addHeaders that apply to it. */
+  sendOwnErrorPage (status: number): void {
+    sendErrorPage(this.res, status, addHeadersObject(this.plan.addHeaders, this.ctx, status))
+  }
+
   /** How many servers a request may try: as nginx, the group's tries, lowered (never raised) by `nextUpstream.tries`. */
   tryBudget (): number {
     const groupTries = this.pool.group.tries
@@ -270,7 +281,7 @@ export abstract class UpstreamExchange implements SpoolOwner {
     }
     const rule = errorPageFor(this.ctx, status)
     if (rule !== undefined) { followErrorPage(this.request, this.reply, rule, status); return }
-    sendErrorPage(this.res, status)
+    this.sendOwnErrorPage(status)
   }
 
   /**

@@ -41,7 +41,17 @@ export interface ForwardedOptions {
 }
 
 export interface HeaderOptions {
+  /**
+   * nginx's proxy_set_header: request headers to set (templates); `''` removes one. Without it,
+   * the `proxySetHeaders` of the location, its enclosing ones, the server or the top level (the
+   * nearest that sets any) apply; with it, none of those (nginx's rule: no merge).
+   */
   setHeaders?: Record<string, string>
+  /**
+   * nginx's proxy_pass_request_headers: `false` sends none of the client's headers upstream, only
+   * Host, the body's Content-Length and what setHeaders, xForwarded and forwarded set. Default true.
+   */
+  passRequestHeaders?: boolean
   /** `true` adds all three X-Forwarded-* headers. Off by default, as nginx. */
   xForwarded?: boolean | ForwardedOptions
   /** RFC 7239 `Forwarded: for=...;host=...;proto=...`, appended to the client's. Off by default. */
@@ -92,17 +102,42 @@ export function compileRequestHeaders (options: HeaderOptions, env: HandlerCompi
   if (xf.proto) set.push(['X-Forwarded-Proto', env.template('$scheme')])
   if (xf.host) set.push(['X-Forwarded-Host', env.template('$http_host')])
   if (options.forwarded === true) set.push(['Forwarded', forwardedValue])
-  for (const [name, value] of Object.entries(options.setHeaders ?? {})) {
+  // The handler's own, else the nearest level's proxySetHeaders (errors then name where they come from).
+  const inherited = env.location !== undefined ? env.location.proxySetHeaders : env.server.proxySetHeaders
+  const setHeaders = options.setHeaders ?? inherited ?? {}
+  const where = options.setHeaders !== undefined ? '.setHeaders' : ' (proxySetHeaders in force here)'
+  for (const [name, value] of Object.entries(setHeaders)) {
     const lower = name.toLowerCase()
     const owned = PROXY_OWNED[lower]
-    if (owned !== undefined) throw env.error(owned, `.setHeaders[${JSON.stringify(name)}]`)
+    const at = `${where}[${JSON.stringify(name)}]`
+    if (owned !== undefined) throw env.error(owned, at)
     const i = set.findIndex(([n]) => n.toLowerCase() === lower)
-    const entry: [string, Template] = [name, env.template(value, `.setHeaders[${JSON.stringify(name)}]`)]
+    const entry: [string, Template] = [name, env.template(value, at)]
     if (i === -1) set.push(entry); else set[i] = entry
   }
   const overridden = new Set(set.map(([n]) => n.toLowerCase()))
   const setsHost = overridden.has('host')
   const render = set.map(([name, v]) => [name, typeof v === 'function' ? v : v.render.bind(v)] as const)
+  const pushSet = (ctx: RequestContext, out: string[]): string[] => {
+    for (const [name, fn] of render) {
+      const v = fn(ctx)
+      if (v !== '') out.push(name, asHeaderValue(v))
+    }
+    return out
+  }
+
+  if (options.passRequestHeaders === false) {
+    return {
+      build (ctx, req, proxyHost, withoutBody = false) {
+        const out: string[] = []
+        if (!setsHost) out.push('Host', proxyHost)
+        // The body's framing is the proxy's own (nginx's $proxy_internal_body_length); a chunked one gets its length where it is buffered.
+        const length = req.headers['content-length']
+        if (!withoutBody && length !== undefined) out.push('Content-Length', length)
+        return pushSet(ctx, out)
+      }
+    }
+  }
 
   return {
     build (ctx, req, proxyHost, withoutBody = false) {
@@ -117,11 +152,7 @@ export function compileRequestHeaders (options: HeaderOptions, env: HandlerCompi
         out.push(name, raw[i + 1] as string)
       }
       if (!setsHost) out.push('Host', proxyHost)
-      for (const [name, fn] of render) {
-        const v = fn(ctx)
-        if (v !== '') out.push(name, asHeaderValue(v))
-      }
-      return out
+      return pushSet(ctx, out)
     }
   }
 }

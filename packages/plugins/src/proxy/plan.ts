@@ -1,6 +1,6 @@
 import { isIP } from 'node:net'
 import { type HandlerCompileEnv, type Size, type Template } from '@proxyctl/core'
-import { compileTemplate, parseSize, type PhaseHooks } from '@proxyctl/core/internal'
+import { compileTemplate, parseSize, type AddHeaders, type PhaseHooks } from '@proxyctl/core/internal'
 import { UpstreamPool } from '../upstream/pool.js'
 import { compileRequestHeaders, compileResponseHeaders, type CompiledRequestHeaders, type CompiledResponseHeaders, type HeaderOptions } from './headers.js'
 import type { SpoolLimits } from './spool.js'
@@ -71,6 +71,8 @@ export interface ProxyPlan {
   readonly requestHeaders: CompiledRequestHeaders
   readonly responseHeaders: CompiledResponseHeaders
   readonly redirect: RedirectRewriter | null
+  /** addHeaders (add_header) in force at the location, for its answers and its own error pages. */
+  readonly addHeaders: AddHeaders | undefined
   readonly readTimeout: number
   readonly sendTimeout: number
   readonly next: ReadonlySet<NextUpstreamCase>
@@ -167,6 +169,7 @@ export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCom
     requestHeaders: compileRequestHeaders(options, env),
     responseHeaders: compileResponseHeaders(options),
     redirect,
+    addHeaders: env.location !== undefined ? env.location.addHeaders : env.server.addHeaders,
     readTimeout: options.readTimeout ?? 60_000,
     sendTimeout: options.sendTimeout ?? 60_000,
     next: on,

@@ -293,6 +293,7 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
 
     let headers: string[]
     ;({ status, headers } = x.responseHead(peer, status, rawHeaders))
+    if (plan.addHeaders !== undefined) x.addHeaders(status, headers)
     x.responded = true
     this.resumeFn = resume
     x.downstream.buffer((x.accelBuffering ?? plan.buffering) ? plan.spool : null)

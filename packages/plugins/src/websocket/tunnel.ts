@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { defineHandler, type LocationHandler } from '@proxyctl/core'
-import { failConnection, sendErrorPage, upgradeOf, type UpgradeConnection } from '@proxyctl/core/internal'
+import { failConnection, upgradeOf, type UpgradeConnection } from '@proxyctl/core/internal'
 import { UpstreamAttempt } from '../proxy/attempt.js'
 import { UpstreamExchange, latin1 } from '../proxy/exchange.js'
 import type { UpstreamError } from '../proxy/errors.js'
@@ -134,12 +134,12 @@ class UpgradeExchange extends UpstreamExchange implements UpstreamHandshake {
     if (s.maxConnections > 0 && s.active >= s.maxConnections) {
       this.log.warn({ code: 'PROXYCTL_WEBSOCKET_MAX_CONNECTIONS', maxConnections: s.maxConnections, active: s.active, request: this.ctx.requestUri },
         `websocket: maxConnections (${s.maxConnections}) reached, upgrade of "${this.ctx.requestUri}" refused with 503`)
-      sendErrorPage(this.res, 503)
+      this.sendOwnErrorPage(503)
       return
     }
     if (s.messages !== undefined && !s.messages.acceptable(this.req)) {
       this.log.info({ code: 'PROXYCTL_WEBSOCKET_HANDSHAKE_INVALID', request: this.ctx.requestUri }, 'websocket: not a valid WebSocket handshake, answered 400')
-      sendErrorPage(this.res, 400)
+      this.sendOwnErrorPage(400)
       return
     }
     s.active++
@@ -185,7 +185,7 @@ class UpgradeExchange extends UpstreamExchange implements UpstreamHandshake {
     if (this.clientGone) return
     this.responded = true
     this.res.once('close', () => this.releaseSlot())
-    sendErrorPage(this.res, status)
+    this.sendOwnErrorPage(status)
   }
 
   /** Once the sockets are joined there is no response to answer on: the connection is cut. */
@@ -209,6 +209,7 @@ class UpgradeExchange extends UpstreamExchange implements UpstreamHandshake {
     }
     let headers: string[]
     ;({ status, headers } = this.responseHead(peer, status, rawHeaders))
+    this.addHeaders(status, headers)
     this.log.info({ upstream: this.upstreamName, server: peer.address, status }, `websocket: upstream refused the upgrade with ${status}, passed to the client`)
     this.responded = true
     this.res.once('close', () => this.releaseSlot())
