@@ -1,7 +1,7 @@
 import { asHeaderValue } from '../http/header-value.js'
 import type { LocationHandler } from '../config/types.js'
 import type { RequestContext } from '../routing/request-context.js'
-import { errorPageBody } from '../http/error-page.js'
+import { errorPageBody, nginxReason } from '../http/error-page.js'
 import { contentTypeOf, withCharset } from '../config/content.js'
 import type { Template } from '../variables/types.js'
 import { defineHandler } from './define-handler.js'
@@ -40,11 +40,13 @@ export function respond (statusOrOptions: number | RespondOptions, text?: string
     const headers: Array<[string, Template]> = Object.entries(opts.headers ?? {})
       .map(([k, v]) => [k.toLowerCase(), env.template(v, `.headers[${JSON.stringify(k)}]`)])
     const fallbackBody = status >= 400 ? errorPageBody(status) : undefined
+    const reason = nginxReason(status)
 
     return {
       handle (request, reply) {
         const ctx = request.proxyctl
         reply.code(status)
+        if (reason !== undefined) reply.raw.statusMessage = reason
         // A value beyond ASCII is its UTF-8 bytes as Latin-1 (header-value.ts); the body goes as bytes (below).
         for (const [name, t] of headers) reply.header(name, asHeaderValue(t.render(ctx)))
         if (redirect !== undefined) reply.header('location', asHeaderValue(absoluteLocation(redirect.render(ctx), ctx)))
