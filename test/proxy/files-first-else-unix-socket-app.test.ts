@@ -7,32 +7,12 @@
  * the client sent it, X-Forwarded-For appended, and no rewriting of Location (proxy_redirect
  * off); the app down is a 502 while files are still served.
  */
-import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { ROOT, runCli, startCli, targetOf, tmpDir } from '../helpers/proxy.js'
+import { runCli, startCli, targetOf, tmpDir } from '../helpers/proxy.js'
 import { exchange, headerValues, type Target } from '../helpers/raw-http.js'
-import type { Teardown } from '../helpers/lifecycle.js'
-
-const CONFIG = path.join(ROOT, 'examples', 'rails365.config.ts')
-const APP = path.join(ROOT, 'examples', 'rails365-upstream.mjs')
-
-/** Starts the example app server on `socket`; killed by its pid when the test ends. */
-async function startApp (t: Teardown, socket: string): Promise<{ stop: () => Promise<void>, output: () => string }> {
-  const child = spawn(process.execPath, [APP, socket], { stdio: ['ignore', 'pipe', 'pipe'] })
-  let out = ''
-  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  child.stderr.on('data', (d: Buffer) => { out += d.toString() })
-  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()))
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the app did not start:\n${out}`)), 10_000)
-    child.stdout.on('data', () => { if (out.includes('rails365 app listening on')) { clearTimeout(timer); resolve() } })
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`the app exited ${code}:\n${out}`)) })
-  })
-  return { stop: async () => { child.kill('SIGTERM'); await exited }, output: () => out }
-}
+import { CONFIG, startApp } from './fixtures/rails365-cases.js'
 
 t.test('examples/rails365.config.ts: static files first, else the app over a unix socket', async t => {
   const sock = path.join(tmpDir(t), 'rails365.sock')

@@ -1,7 +1,7 @@
 /** nginx's error_page: the rules read at config load, and how a request takes one. */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ConfigError } from '../errors.js'
-import { errorPageBody } from '../http/error-page.js'
+import { errorPageBody, nginxReason } from '../http/error-page.js'
 import type { RequestContext } from '../routing/request-context.js'
 import { internalRedirect } from '../routing/internal-redirect.js'
 import { compileTemplate } from '../variables/compile.js'
@@ -74,5 +74,7 @@ export function sendStatus (request: FastifyRequest, reply: FastifyReply, status
   if (rule !== undefined) { followErrorPage(request, reply, rule, status); return }
   // An error inside an error page goes out with its own status (nginx's err_status), not the rule's.
   request.proxyctl.statusOverride = undefined
+  const reason = nginxReason(status)
+  if (reason !== undefined) reply.raw.statusMessage = reason
   void reply.code(status).type('text/html').send(errorPageBody(status))
 }

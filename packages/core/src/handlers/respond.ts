@@ -3,7 +3,7 @@ import { compileAddHeaders, renderAddHeaders } from '../http/response-headers.js
 import type { ConfigError } from '../errors.js'
 import type { LocationHandler } from '../config/types.js'
 import type { RequestContext } from '../routing/request-context.js'
-import { errorPageBody } from '../http/error-page.js'
+import { errorPageBody, nginxReason } from '../http/error-page.js'
 import { contentTypeOf, withCharset } from '../config/content.js'
 import { defineHandler } from './define-handler.js'
 import { errorPageFor, followErrorPage } from './error-pages.js'
@@ -48,11 +48,13 @@ export function respond (statusOrOptions: number | RespondOptions, text?: string
     if (errors.length > 0) throw errors[0]
     // nginx's page for errors, and for a redirect's answer too (ngx_http_send_special_response).
     const fallbackBody = status >= 400 || (redirect !== undefined && REDIRECT_CODES.has(status)) ? errorPageBody(status) : undefined
+    const reason = nginxReason(status)
 
     return {
       handle (request, reply) {
         const ctx = request.proxyctl
         reply.code(status)
+        if (reason !== undefined) reply.raw.statusMessage = reason
         // A value beyond ASCII is its UTF-8 bytes as Latin-1 (header-value.ts); the body goes as bytes (below).
         if (headers !== undefined) renderAddHeaders(headers, ctx, status, (_name, lower, value) => { if (value !== '') reply.header(lower, value) })
         if (redirect !== undefined) reply.header('location', asHeaderValue(absoluteLocation(redirect.render(ctx), ctx)))

@@ -44,7 +44,10 @@ function createServer (listen: ResolvedListen): http.Server {
     requestTimeout: 0,
     headersTimeout: limits.clientHeaderTimeout,
     connectionsCheckingInterval: Math.min(500, Math.max(50, Math.floor(limits.clientHeaderTimeout / 20))),
-    maxHeaderSize: 1024 + number * size
+    maxHeaderSize: 1024 + number * size,
+    // router.ts answers an HTTP/1.1 request without Host with nginx's 400 page and a log line;
+    // Node's own check would answer first with an empty chunked 400.
+    requireHostHeader: false
   }
   const server = listen.https === undefined
     ? http.createServer(options)

@@ -9,8 +9,9 @@ import { asHeaderValue } from '@proxyctl/core/internal'
  * and every header it names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`,
  * `Transfer-Encoding`, `Upgrade`), and `Expect` (we answer `100-continue` ourselves, as nginx);
  * `Host` becomes the target's host (`$proxy_host`); `setHeaders` replace same-named headers, an
- * empty rendering removes them. Unlike nginx (HTTP/1.0, `Connection: close`), the upstream
- * connection is HTTP/1.1 keep-alive, so no `Connection` header is sent.
+ * empty rendering removes them (but Host, sent empty). Unlike nginx (HTTP/1.0, `Connection:
+ * close`), the upstream connection is HTTP/1.1 keep-alive (`Connection: keep-alive`, as undici
+ * writes it).
  *
  * Response (upstream → client): hop-by-hop headers dropped, and what nginx hides by default
  * (`Date` — we send our own —, `Server`, `X-Pad`, `X-Accel-*`), plus `hideHeaders`, minus
@@ -117,11 +118,14 @@ export function compileRequestHeaders (options: HeaderOptions, env: HandlerCompi
   }
   const overridden = new Set(set.map(([n]) => n.toLowerCase()))
   const setsHost = overridden.has('host')
-  const render = set.map(([name, v]) => [name, typeof v === 'function' ? v : v.render.bind(v)] as const)
+  // HTTP/1.1 requires a Host line: one that renders empty (`$http_host` of an HTTP/1.0 request
+  // without Host) is sent empty (RFC 9112 3.2), so the upstream sees no host, as behind nginx
+  // (which sends none on its HTTP/1.0 leg), rather than a host made up by the client.
+  const render = set.map(([name, v]) => [name, typeof v === 'function' ? v : v.render.bind(v), name.toLowerCase() === 'host'] as const)
   const pushSet = (ctx: RequestContext, out: string[]): string[] => {
-    for (const [name, fn] of render) {
+    for (const [name, fn, required] of render) {
       const v = fn(ctx)
-      if (v !== '') out.push(name, asHeaderValue(v))
+      if (v !== '' || required) out.push(name, asHeaderValue(v))
     }
     return out
   }
