@@ -9,8 +9,8 @@ import { Spool, type SpoolLimits, type SpoolSink } from './spool.js'
  * implementation, not a second copy of the legs.
  */
 export interface Downstream {
-  /** Sends the status and headers (a flat list: name, value, ...). */
-  head (status: number, headers: string[]): void
+  /** Sends the status and headers (a flat list: name, value, ...); `reason`: the status line's phrase (the upstream's, as nginx passes it). */
+  head (status: number, headers: string[], reason?: string): void
   /** Writes a body piece; false when the client is not keeping up (wait for `onceDrained`). `written`: the bytes were taken. */
   write (chunk: Buffer, written?: () => void): boolean
   /** Calls `fn` once, when the client has taken what was queued. */
@@ -54,9 +54,10 @@ export class ResponseDownstream implements Downstream, SpoolSink {
     this.limits = limits
   }
 
-  head (status: number, headers: string[]): void {
+  head (status: number, headers: string[], reason?: string): void {
     const res = this.res
-    res.writeHead(status, headers)
+    if (reason === undefined || reason === '') res.writeHead(status, headers)
+    else res.writeHead(status, reason, headers)
     const socket = res.socket as (Socket & { _httpMessage?: unknown }) | null
     this.direct = socket !== null && socket._httpMessage === res && !res.chunkedEncoding &&
       (res as unknown as { _hasBody: boolean })._hasBody

@@ -252,9 +252,9 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
     return this.x.hasBody && !this.x.req.readableEnded
   }
 
-  onHeaders (status: number, rawHeaders: Array<Buffer | string>, resume: () => void): boolean {
+  onHeaders (status: number, rawHeaders: Array<Buffer | string>, resume: () => void, statusText?: string): boolean {
     try {
-      return this.head(status, rawHeaders, resume)
+      return this.head(status, rawHeaders, resume, statusText)
     } catch (err) {
       // A response hook threw (inside the upstream client's read): drop this upstream request
       // without counting it against the server, and answer 500.
@@ -265,7 +265,7 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
     }
   }
 
-  private head (status: number, rawHeaders: Array<Buffer | string>, resume: () => void): boolean {
+  private head (status: number, rawHeaders: Array<Buffer | string>, resume: () => void, statusText: string | undefined): boolean {
     this.lastRead = performance.now()
     if (status < 200) return true // 100 Continue: the client got ours already
     this.headersSeen = true
@@ -289,15 +289,18 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
         return true
       }
     }
+    const upstreamStatus = status
     if (x.ctx.statusOverride !== undefined) status = x.ctx.statusOverride
 
     let headers: string[]
     ;({ status, headers } = x.responseHead(peer, status, rawHeaders))
+    // The upstream's reason phrase goes with its own status only.
+    if (status !== upstreamStatus) statusText = undefined
     if (plan.addHeaders !== undefined) x.addHeaders(status, headers)
     x.responded = true
     this.resumeFn = resume
     x.downstream.buffer((x.accelBuffering ?? plan.buffering) ? plan.spool : null)
-    x.downstream.head(status, headers)
+    x.downstream.head(status, headers, statusText)
     return true
   }
 

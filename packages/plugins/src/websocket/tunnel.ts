@@ -201,19 +201,21 @@ class UpgradeExchange extends UpstreamExchange implements UpstreamHandshake {
    * nextUpstream retries (the attempt is dropped and the next peer tried); otherwise the head is
    * sent to the client and the caller streams the body.
    */
-  refused (peer: UpstreamPeer, status: number, rawHeaders: Array<Buffer | string>, abort: () => void): boolean {
+  refused (peer: UpstreamPeer, status: number, rawHeaders: Array<Buffer | string>, abort: () => void, statusText?: string): boolean {
     if (this.upstreamAnswered(peer, status)) {
       abort()
       this.attempt()
       return false
     }
+    const upstreamStatus = status
     let headers: string[]
     ;({ status, headers } = this.responseHead(peer, status, rawHeaders))
+    if (status !== upstreamStatus) statusText = undefined
     this.addHeaders(status, headers)
     this.log.info({ upstream: this.upstreamName, server: peer.address, status }, `websocket: upstream refused the upgrade with ${status}, passed to the client`)
     this.responded = true
     this.res.once('close', () => this.releaseSlot())
-    this.downstream.head(status, headers)
+    this.downstream.head(status, headers, statusText)
     return true
   }
 
@@ -296,12 +298,12 @@ class TunnelAttempt extends UpstreamAttempt implements Dispatcher.DispatchHandle
     }
   }
 
-  onHeaders (status: number, rawHeaders: Buffer[], resume: () => void): boolean {
+  onHeaders (status: number, rawHeaders: Buffer[], resume: () => void, statusText?: string): boolean {
     this.lastRead = performance.now()
     if (status < 200) return true
     this.headersSeen = true
     try {
-      if (!this.x.refused(this.peer, status, rawHeaders, () => { this.end(); this.abortFn?.() })) return false
+      if (!this.x.refused(this.peer, status, rawHeaders, () => { this.end(); this.abortFn?.() }, statusText)) return false
     } catch (err) {
       this.end()
       this.abortFn?.()
