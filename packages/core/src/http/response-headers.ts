@@ -85,6 +85,11 @@ export function addToReply (list: AddHeaders, ctx: RequestContext, reply: Fastif
   })
 }
 
+/** The addHeaders of the location answering (the server's before a location is chosen). */
+export function addHeadersInForce (ctx: RequestContext): AddHeaders | undefined {
+  return ctx.location !== undefined ? ctx.location.addHeaders : ctx.server.addHeaders
+}
+
 /** The headers for an answer proxyctl writes on the raw response (sendErrorPage), as an object. */
 export function addHeadersObject (list: AddHeaders | undefined, ctx: RequestContext, status: number): Record<string, string | string[]> | undefined {
   if (list === undefined) return undefined

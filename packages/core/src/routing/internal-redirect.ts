@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { sendErrorPage } from '../http/error-page.js'
+import { addHeadersInForce, addHeadersObject } from '../http/response-headers.js'
 import { selectLocation, selectNamedLocation } from './router.js'
 import { posix } from 'node:path'
 
@@ -20,7 +21,7 @@ export function internalRedirect (request: FastifyRequest, reply: FastifyReply, 
   const res = reply.raw
   if (++ctx.internalRedirects > MAX_INTERNAL_REDIRECTS) {
     request.log.error({ code: 'PROXYCTL_INTERNAL_REDIRECT_CYCLE', target, uri: ctx.uri }, `rewrite or internal redirection cycle while internally redirecting to "${target}"`)
-    sendErrorPage(res, 500)
+    sendErrorPage(res, 500, addHeadersObject(addHeadersInForce(ctx), ctx, 500))
     return
   }
   let routeUrl: string
@@ -28,7 +29,7 @@ export function internalRedirect (request: FastifyRequest, reply: FastifyReply, 
     const loc = ctx.server.named.get(target)
     if (loc === undefined) {
       request.log.error({ code: 'PROXYCTL_INTERNAL_REDIRECT_INVALID', target }, `named location "${target}" not found`)
-      sendErrorPage(res, 500)
+      sendErrorPage(res, 500, addHeadersObject(addHeadersInForce(ctx), ctx, 500))
       return
     }
     routeUrl = selectNamedLocation(ctx, loc)

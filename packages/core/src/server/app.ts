@@ -4,7 +4,7 @@ import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from '../config
 import type { AnyFastifyPlugin, PluginEntry } from '../config/types.js'
 import { accessAllowed, type AccessRule } from '../config/access.js'
 import { RequestBodyError } from '../errors.js'
-import { errorPageBody, wireStatus } from '../http/error-page.js'
+import { errorPageBody, nginxReason, wireStatus } from '../http/error-page.js'
 import { openPhaseScope } from '../phases/phases.js'
 import { errorPageFor, followErrorPage, sendStatus } from '../handlers/error-pages.js'
 import type { RequestContext } from '../routing/request-context.js'
@@ -13,7 +13,7 @@ import { BAD_REQUEST_ROUTE, kRequestContext, kRouteError, type RoutedRequest } f
 import { REWRITE_ROUTE } from '../routing/route-urls.js'
 import { absoluteLocation } from '../handlers/respond.js'
 import { asHeaderValue } from '../http/header-value.js'
-import { addToReply } from '../http/response-headers.js'
+import { addHeadersInForce, addHeadersObject, addToReply } from '../http/response-headers.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -89,20 +89,26 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
   fastify.setErrorHandler((error, request, reply) => {
     if ((error as { statusCode?: number }).statusCode !== undefined) return reply.send(error)
     reply.hijack()
-    failRequest(request.log, request.raw, reply.raw, request.proxyctl?.requestUri ?? request.raw.url, error)
+    const ctx = request.proxyctl
+    failRequest(request.log, request.raw, reply.raw, ctx?.requestUri ?? request.raw.url, error,
+      ctx === null ? undefined : addHeadersObject(addHeadersInForce(ctx), ctx, 500))
     return undefined
   })
 
   // error_page `=CODE` or the original status, on whatever the redirected location answers;
-  // then addHeaders (add_header) of the location answering, on that final status.
+  // then addHeaders (add_header) of the location answering, on that final status, and nginx's
+  // reason phrase for it.
   fastify.addHook('onSend', (request, reply, payload, done) => {
     const ctx = request.proxyctl
     if (ctx !== null) {
       const override = ctx.statusOverride
       if (override !== undefined) reply.code(override)
-      const add = ctx.location !== undefined ? ctx.location.addHeaders : ctx.server.addHeaders
+      const add = addHeadersInForce(ctx)
       if (add !== undefined) addToReply(add, ctx, reply)
     }
+    // nginx's wording on the status line, whoever set the status (an error_page `=CODE` too).
+    const reason = nginxReason(reply.statusCode)
+    if (reason !== undefined) reply.raw.statusMessage = reason
     done(null, payload)
   })
 

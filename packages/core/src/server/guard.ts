@@ -29,9 +29,11 @@ function logFailure (log: FastifyBaseLogger, req: IncomingMessage, client: strin
 /**
  * Handling a request threw (a bug in proxyctl or a plugin): 500 and close, as nginx answers its
  * own internal errors, or the connection cut when the answer was already under way.
- * `target` is the request target as received (routing rewrites `req.url`).
+ * `target` is the request target as received (routing rewrites `req.url`); `headers`: the
+ * addHeaders in force (their `always` ones).
  */
-export function failRequest (log: FastifyBaseLogger, req: IncomingMessage, res: ServerResponse, target: string | undefined, err: unknown): void {
+export function failRequest (log: FastifyBaseLogger, req: IncomingMessage, res: ServerResponse, target: string | undefined, err: unknown,
+  headers?: Record<string, string | string[]>): void {
   const client = req.socket?.remoteAddress
   if (clientLeft(req, err)) {
     // Not a bug: the client went away mid-answer (a stream reports it as an error). nginx's 499.
@@ -43,7 +45,7 @@ export function failRequest (log: FastifyBaseLogger, req: IncomingMessage, res: 
   logFailure(log, req, client, target, err, 'request')
   try {
     if (res.headersSent) res.destroy()
-    else sendErrorPage(res, 500, { connection: 'close' })
+    else sendErrorPage(res, 500, { ...headers, connection: 'close' })
   } catch {
     res.destroy()
   }
