@@ -160,10 +160,11 @@ class ProxyExchange extends UpstreamExchange {
     const body = this.hasBody ? this.bodyToSend() : null
     // A buffered chunked body goes with its length, as nginx sends it (Transfer-Encoding is hop-by-hop).
     if (this.body !== undefined && this.req.headers['content-length'] === undefined) headers.push('Content-Length', String(this.body.length))
-    if (body === null && peer.h1 !== undefined) {
+    if (peer.h1 !== undefined && (body === null || Buffer.isBuffer(body))) {
       // The hot path: proxyctl's own HTTP/1.1 client reads into reused buffers and hands body
-      // pieces over without a copy (upstream/h1/). Bodies to send, TLS and upgrades stay on undici.
-      peer.h1.dispatch({ method, path: wirePath(path), headers }, attempt)
+      // pieces over without a copy (upstream/h1/); a body buffered in memory goes with the head.
+      // Streamed and spilled bodies, TLS and upgrades stay on undici.
+      peer.h1.dispatch(body === null ? { method, path: wirePath(path), headers } : { method, path: wirePath(path), headers, body }, attempt)
       return
     }
     if (body !== null && this.body === undefined) attempt.watchSend(plan.sendTimeout)

@@ -20,7 +20,7 @@ const HINT_MARGIN = 1000
 /**
  * The HTTP/1.1 client of one upstream server (a peer): keep-alive connections, the most recently
  * used first (nginx's keepalive cache), no limit of its own (max_conns is the peer's, counted in
- * flight). Only requests without a body come here; see proxy.ts for who uses it and why.
+ * flight). Requests without a body, or with one buffered in memory, come here; see proxy.ts.
  */
 export class H1Client implements ConnectionOwner {
   private readonly idle: H1Connection[] = []

@@ -6,12 +6,14 @@ import { Framing, parseResponseHead } from './response-head.js'
 /** Where a connection goes: TCP host and port, or a unix socket path. */
 export type H1Target = { host: string, port: number } | { path: string }
 
-/** A request without a body (requests with one go through undici). */
+/** A request without a body, or with one held whole in memory (streamed bodies go through undici). */
 export interface H1Request {
   method: string
   path: string
   /** name, value, ... Any `host` header is sent first, as undici does. */
   headers: string[]
+  /** Sent with its length, in the same write as the head. */
+  body?: Buffer
 }
 
 /**
@@ -69,6 +71,8 @@ export class H1Connection {
   private handler: H1Handler | null = null
   /** The request head to write once connected. */
   private head = ''
+  /** The request body to write with the head. */
+  private body: Buffer | undefined
   private phase = Phase.Idle
   private connected = false
   private connectTimer: NodeJS.Timeout | undefined
@@ -129,6 +133,7 @@ export class H1Connection {
     this.handler = handler
     this.method = request.method
     this.head = head
+    this.body = request.body
     // A request that asked for `connection: close` ends the connection after its response.
     this.reuse = !head.includes('\r\nconnection: close\r\n')
     if (this.connected) this.send()
@@ -151,7 +156,17 @@ export class H1Connection {
     this.exchanges++
     handler.onConnect((err?: Error) => { if (this.handler === handler) this.abort(err) })
     if (this.handler !== handler) return // aborted in onConnect
-    this.socket.write(this.head, 'latin1')
+    const body = this.body
+    if (body === undefined) {
+      this.socket.write(this.head, 'latin1')
+    } else {
+      // One writev: the head and the body leave in one packet train, as a buffered body is meant to.
+      this.socket.cork()
+      this.socket.write(this.head, 'latin1')
+      this.socket.write(body)
+      this.socket.uncork()
+      this.body = undefined
+    }
     this.head = ''
   }
 
@@ -441,7 +456,7 @@ function requestHead (r: H1Request, defaultHost: string): string | H1Error {
     }
     rest += `${name}: ${value}\r\n`
   }
-  const length = EXPECTS_PAYLOAD.has(r.method) ? 'content-length: 0\r\n' : ''
+  const length = r.body !== undefined ? `content-length: ${r.body.length}\r\n` : EXPECTS_PAYLOAD.has(r.method) ? 'content-length: 0\r\n' : ''
   return `${r.method} ${r.path} HTTP/1.1\r\nhost: ${host ?? defaultHost}\r\nconnection: ${connection}\r\n${rest}${length}\r\n`
 }
 
