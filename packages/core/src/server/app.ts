@@ -4,7 +4,7 @@ import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from '../config
 import type { AnyFastifyPlugin, PluginEntry } from '../config/types.js'
 import { accessAllowed, type AccessRule } from '../config/access.js'
 import { RequestBodyError } from '../errors.js'
-import { errorPageBody, wireStatus } from '../http/error-page.js'
+import { errorPageBody, statusReason, wireStatus } from '../http/error-page.js'
 import { openPhaseScope } from '../phases/phases.js'
 import { errorPageFor, followErrorPage, sendStatus } from '../handlers/error-pages.js'
 import type { RequestContext } from '../routing/request-context.js'
@@ -124,7 +124,10 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
         followErrorPage(request, reply, rule, status)
         return reply
       }
-      return reply.code(wireStatus(status)).header('connection', 'close').type('text/html').send(errorPageBody(status))
+      const wire = wireStatus(status)
+      // nginx's reason phrase on the status line ("405 Not Allowed"), as on its page.
+      reply.raw.statusMessage = statusReason(wire)
+      return reply.code(wire).header('connection', 'close').type('text/html').send(errorPageBody(status))
     }
   })
 
