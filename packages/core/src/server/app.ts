@@ -99,7 +99,11 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
     const ctx = request.proxyctl
     if (ctx !== null) {
       const override = ctx.statusOverride
-      if (override !== undefined) reply.code(override)
+      if (override !== undefined) {
+        reply.code(override)
+        // The redirected location's phrase is for its own status: nginx's for the rule's ("413 Request Entity Too Large").
+        reply.raw.statusMessage = statusReason(override)
+      }
       const add = ctx.location !== undefined ? ctx.location.addHeaders : ctx.server.addHeaders
       if (add !== undefined) addToReply(add, ctx, reply)
     }
