@@ -14,10 +14,12 @@ t.test('connection limits and protocol answers, as nginx', async (t) => {
   const dir = tmpDir(t)
   const sock = path.join(dir, 'app.sock')
   const up = await startLimitsUpstream(t, sock)
-  const app = `http://unix:${sock}`
+  // A named upstream, as the nginx config's `upstream app`: the upstream gets Host: app.
+  const app = 'http://app'
   const ports: Record<Server, number> = { defaults: await freePort(), tight: await freePort() }
   const { logger, lines } = captureLogger()
   await startConfig(t, {
+    upstreams: { app: { servers: [`unix:${sock}`] } },
     servers: [
       { listen: `127.0.0.1:${ports.defaults}`, locations: { '/': proxy(app) } },
       {
@@ -61,7 +63,7 @@ t.test('connection limits and protocol answers, as nginx', async (t) => {
   for (const c of limitCases.filter((c) => c.closeWithin === undefined)) {
     up.reset()
     await playLimitCase(ports[c.server], c)
-    t.same(up.seen, c.expected.upstream, `${c.name}: the upstream received ${c.expected.upstream.length === 0 ? 'nothing' : c.expected.upstream.join(', ')}`)
+    t.same(up.seen, c.expected.upstream, `${c.name}: the upstream received ${c.expected.upstream.length === 0 ? 'nothing' : c.expected.upstream.filter((l) => l.startsWith('upstream ')).join(', ')}, whole`)
     t.ok(up.maxInFlight <= 1, `${c.name}: at most one request of the connection at the upstream at a time (${up.maxInFlight})`)
   }
 })

@@ -9,15 +9,15 @@ import path from 'node:path'
 import t from 'tap'
 import { configDir, startCli, targetOf, writeConfig, type StartedCli } from '../helpers/proxy.js'
 import type { Teardown } from '../helpers/lifecycle.js'
-import { converse, get, pipelineCases, startPipelineUpstream } from './fixtures/pipelined-upgrade-cases.js'
+import { converse, converseWhole, get, pipelineCases, startPipelineUpstream, type PipelineUpstream } from './fixtures/pipelined-upgrade-cases.js'
 
 /** What a process exit would leave in proxyctl's output: a worker replaced, or a crash trace. */
 const CRASH = /exited \(|starting a new one|uncaught|ERR_HTTP_SOCKET_ASSIGNED/i
 
-async function startProxyctl (t: Teardown, workers: number): Promise<{ run: StartedCli, port: number }> {
+async function startProxyctl (t: Teardown, workers: number): Promise<{ run: StartedCli, port: number, up: PipelineUpstream }> {
   const dir = configDir(t)
   const app = path.join(dir, 'app.sock')
-  await startPipelineUpstream(t, app)
+  const up = await startPipelineUpstream(t, app)
   const file = writeConfig(dir, `import { defineConfig, proxy, websocket } from 'proxyctl'
 export default defineConfig({
   upstreams: { app: { servers: ['unix:${app}'] } },
@@ -32,14 +32,14 @@ export default defineConfig({
 })
 `)
   const run = await startCli(t, ['--config', file])
-  return { run, port: targetOf(run.urls[0] as string).port as number }
+  return { run, port: targetOf(run.urls[0] as string).port as number, up }
 }
 
 for (const workers of [1, 2]) {
   t.test(`workers: ${workers}`, async (t) => {
-    const { run, port } = await startProxyctl(t, workers)
+    const { run, port, up } = await startProxyctl(t, workers)
     for (const c of pipelineCases) {
-      t.same(await converse(port, c.parts), c.expected, c.name)
+      t.same(await converseWhole(port, c.parts, up), c.expected, c.name)
     }
     t.equal(run.child.exitCode, null, 'the process is alive')
     t.notMatch(run.output(), CRASH, 'no process or worker exited')

@@ -15,7 +15,7 @@ import { startLogged } from '../helpers/failure.js'
 import { waitFor } from '../helpers/lifecycle.js'
 import { tmpDir } from '../helpers/proxy.js'
 import { send } from '../helpers/raw-http.js'
-import { bodyCases, converseBody, startBodyUpstreams, writeStaticRoot } from './fixtures/request-body-cases.js'
+import { bodyCases, converseBody, converseWhole, startBodyUpstreams, writeStaticRoot } from './fixtures/request-body-cases.js'
 
 /**
  * Temp files under `dir`: those on disk, and those this process still holds open (a temp file is
@@ -68,7 +68,7 @@ t.test('request bodies', async (t) => {
   })
 
   for (const c of bodyCases) {
-    t.same(await converseBody(port, c.parts), c.expected, c.name)
+    t.same(await converseWhole(port, c.parts), c.expected, c.name)
     t.same(tempFiles(temp), [], `${c.name}: no temp file left, none held open`)
   }
 

@@ -4,7 +4,7 @@ import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from '../config
 import type { AnyFastifyPlugin, PluginEntry } from '../config/types.js'
 import { accessAllowed, type AccessRule } from '../config/access.js'
 import { RequestBodyError } from '../errors.js'
-import { errorPageBody, nginxReason, wireStatus } from '../http/error-page.js'
+import { errorPageBody, nginxReason, statusReason, wireStatus } from '../http/error-page.js'
 import { openPhaseScope } from '../phases/phases.js'
 import { errorPageFor, followErrorPage, sendStatus } from '../handlers/error-pages.js'
 import type { RequestContext } from '../routing/request-context.js'
@@ -102,11 +102,15 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
     const ctx = request.proxyctl
     if (ctx !== null) {
       const override = ctx.statusOverride
-      if (override !== undefined) reply.code(override)
+      if (override !== undefined) {
+        reply.code(override)
+        // The redirected location's phrase is for its own status: nginx's for the rule's ("413 Request Entity Too Large").
+        reply.raw.statusMessage = statusReason(override)
+      }
       const add = addHeadersInForce(ctx)
       if (add !== undefined) addToReply(add, ctx, reply)
     }
-    // nginx's wording on the status line, whoever set the status (an error_page `=CODE` too).
+    // nginx's wording on the status line, whoever set the status.
     const reason = nginxReason(reply.statusCode)
     if (reason !== undefined) reply.raw.statusMessage = reason
     done(null, payload)
@@ -130,7 +134,10 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
         followErrorPage(request, reply, rule, status)
         return reply
       }
-      return reply.code(wireStatus(status)).header('connection', 'close').type('text/html').send(errorPageBody(status))
+      const wire = wireStatus(status)
+      // nginx's reason phrase on the status line ("405 Not Allowed"), as on its page.
+      reply.raw.statusMessage = statusReason(wire)
+      return reply.code(wire).header('connection', 'close').type('text/html').send(errorPageBody(status))
     }
   })
 
