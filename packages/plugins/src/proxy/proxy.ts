@@ -157,16 +157,18 @@ class ProxyExchange extends UpstreamExchange {
     const { method, path, headers } = this.requestHead(peer, this.bodyGone)
     const attempt = new Attempt(this, peer)
     this.current = attempt
+    const inMemory = this.body?.inMemory
+    if (peer.h1 !== undefined && (!this.hasBody || inMemory !== undefined)) {
+      // The hot path: proxyctl's own HTTP/1.1 client reads into reused buffers and hands body
+      // pieces over without a copy (upstream/h1/); a body buffered in memory goes with the head,
+      // with its length (a chunked one too, as nginx sends it).
+      // Streamed and spilled bodies, TLS and upgrades stay on undici.
+      peer.h1.dispatch(inMemory === undefined ? { method, path: wirePath(path), headers } : { method, path: wirePath(path), headers, body: inMemory }, attempt)
+      return
+    }
     const body = this.hasBody ? this.bodyToSend() : null
     // A buffered chunked body goes with its length, as nginx sends it (Transfer-Encoding is hop-by-hop).
     if (this.body !== undefined && this.req.headers['content-length'] === undefined) headers.push('Content-Length', String(this.body.length))
-    if (peer.h1 !== undefined && (body === null || Buffer.isBuffer(body))) {
-      // The hot path: proxyctl's own HTTP/1.1 client reads into reused buffers and hands body
-      // pieces over without a copy (upstream/h1/); a body buffered in memory goes with the head.
-      // Streamed and spilled bodies, TLS and upgrades stay on undici.
-      peer.h1.dispatch(body === null ? { method, path: wirePath(path), headers } : { method, path: wirePath(path), headers, body }, attempt)
-      return
-    }
     if (body !== null && this.body === undefined) attempt.watchSend(plan.sendTimeout)
     ;(peer.pool as Dispatcher).dispatch({
       method,

@@ -165,6 +165,11 @@ export class BufferedBody {
     this.done(err)
   }
 
+  /** The body as read, when it stayed in memory (the h1 client writes the pieces in one writev). */
+  get inMemory (): readonly Buffer[] | undefined {
+    return this.fd === -1 ? this.chunks : undefined
+  }
+
   /**
    * The body to send (again, on a retry): a Buffer in memory; from the temp file, one Buffer when
    * it fits in one read piece (the upstream client writes a Buffer in one go, a stream piece by

@@ -12,8 +12,8 @@ export interface H1Request {
   path: string
   /** name, value, ... Any `host` header is sent first, as undici does. */
   headers: string[]
-  /** Sent with its length, in the same write as the head. */
-  body?: Buffer
+  /** Sent with its length, in the same write as the head (the pieces as read: no copy to join them). */
+  body?: readonly Buffer[]
 }
 
 /**
@@ -72,7 +72,7 @@ export class H1Connection {
   /** The request head to write once connected. */
   private head = ''
   /** The request body to write with the head. */
-  private body: Buffer | undefined
+  private body: readonly Buffer[] | undefined
   private phase = Phase.Idle
   private connected = false
   private connectTimer: NodeJS.Timeout | undefined
@@ -163,7 +163,7 @@ export class H1Connection {
       // One writev: the head and the body leave in one packet train, as a buffered body is meant to.
       this.socket.cork()
       this.socket.write(this.head, 'latin1')
-      this.socket.write(body)
+      for (const piece of body) this.socket.write(piece)
       this.socket.uncork()
       this.body = undefined
     }
@@ -456,8 +456,14 @@ function requestHead (r: H1Request, defaultHost: string): string | H1Error {
     }
     rest += `${name}: ${value}\r\n`
   }
-  const length = r.body !== undefined ? `content-length: ${r.body.length}\r\n` : EXPECTS_PAYLOAD.has(r.method) ? 'content-length: 0\r\n' : ''
+  const length = r.body !== undefined ? `content-length: ${byteLength(r.body)}\r\n` : EXPECTS_PAYLOAD.has(r.method) ? 'content-length: 0\r\n' : ''
   return `${r.method} ${r.path} HTTP/1.1\r\nhost: ${host ?? defaultHost}\r\nconnection: ${connection}\r\n${rest}${length}\r\n`
+}
+
+function byteLength (pieces: readonly Buffer[]): number {
+  let n = 0
+  for (const p of pieces) n += p.length
+  return n
 }
 
 function invalid (message: string): H1Error {
