@@ -17,7 +17,7 @@
 import crypto from 'node:crypto'
 import type http from 'node:http'
 import { errorPageBody } from '@proxyctl/core/internal'
-import { splitResponses } from './raw-http.js'
+import { send, splitResponses, type Target } from './raw-http.js'
 
 /** The masks, by name, with their reason. */
 export const MASKED = {
@@ -109,4 +109,17 @@ export function nodeRequestLines (req: http.IncomingMessage, body: Buffer): stri
   const pairs: Array<[string, string]> = []
   for (let i = 0; i < req.rawHeaders.length; i += 2) pairs.push([req.rawHeaders[i] as string, req.rawHeaders[i + 1] as string])
   return requestLines(`${req.method ?? ''} ${req.url ?? ''} HTTP/${req.httpVersion}`, pairs, body)
+}
+
+/** What one exchange came to, whole: every answer (`wholeAnswers`) and whether the connection closed. */
+export interface WholeExchange { answers: string[], closed: 'closed' | 'open' }
+
+/**
+ * Writes `bytes` on a fresh connection to `to` and reads until the server closes (or, when
+ * `idleMs` is given, goes quiet that long; `ms` bounds it all): every answer whole and the close.
+ * `methods`: each request's method in order (a HEAD answer has no body).
+ */
+export async function wholeExchange (to: Target, bytes: string | Buffer, opts: { methods?: readonly string[], idleMs?: number, ms?: number } = {}): Promise<WholeExchange> {
+  const got = await send(to, typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes, { ms: opts.ms ?? 5000, ...(opts.idleMs !== undefined ? { idleMs: opts.idleMs } : {}) })
+  return { answers: wholeAnswers(got.raw, opts.methods), closed: got.closed ? 'closed' : 'open' }
 }
