@@ -123,3 +123,19 @@ export async function wholeExchange (to: Target, bytes: string | Buffer, opts: {
   const got = await send(to, typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes, { ms: opts.ms ?? 5000, ...(opts.idleMs !== undefined ? { idleMs: opts.idleMs } : {}) })
   return { answers: wholeAnswers(got.raw, opts.methods), closed: got.closed ? 'closed' : 'open' }
 }
+
+/**
+ * A node:http handler that reads each request's body, records the request whole
+ * (`nodeRequestLines`) in `seen`, then lets `answer` reply (with the body read).
+ */
+export function recording (seen: string[][], answer: (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => void): http.RequestListener {
+  return (req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (d: Buffer) => chunks.push(d))
+    req.on('end', () => {
+      const body = Buffer.concat(chunks)
+      seen.push(nodeRequestLines(req, body))
+      answer(req, res, body)
+    })
+  }
+}

@@ -1,10 +1,10 @@
 /** nginx's allow/deny (fixtures/access-cases.ts) through a real proxyctl over 127.0.0.1, [::1] and a unix socket. */
 import path from 'node:path'
 import t from 'tap'
-import { proxy, respond } from 'proxyctl'
+import { respond } from 'proxyctl'
 import { captureLogger, freePort } from '../helpers/failure.js'
 import { startConfig, tmpDir } from '../helpers/proxy.js'
-import { accessCases, playAccessCase, startAccessUpstream, type Via } from './fixtures/access-cases.js'
+import { accessCases, playAccessCase, proxyctlAccessConfig, startAccessUpstream, type Via } from './fixtures/access-cases.js'
 
 t.test('allow and deny, first match wins, as nginx', async (t) => {
   const port = await freePort()
@@ -12,23 +12,11 @@ t.test('allow and deny, first match wins, as nginx', async (t) => {
   const sock = path.join(dir, 'p.sock')
   const app = path.join(dir, 'app.sock')
   await startAccessUpstream(t, app)
-  const text = (): ReturnType<typeof proxy> => proxy(`http://unix:${app}:`)
   const { logger, lines } = captureLogger()
-  await startConfig(t, {
-    servers: [{
-      listen: [`127.0.0.1:${port}`, `[::1]:${port}`, `unix:${sock}`],
-      access: ['deny ::1', 'allow all'],
-      locations: {
-        '/open': text(),
-        '/v6only/': { access: ['deny 127.0.0.1', 'allow all'], handler: text() },
-        '/lan/': { access: ['allow 127.0.0.0/8', 'deny all'], handler: text(), locations: { '/lan/inner/': text() } },
-        '/sock/': { access: ['allow unix:', 'deny all'], handler: text() },
-        '/paged/': { access: ['deny all'], errorPages: { 403: '/denied.html' }, handler: text() },
-        '= /denied.html': text(),
-        '/answer': { access: ['deny all'], handler: respond(200, 'secret\n') }
-      }
-    }]
-  }, logger)
+  const config = proxyctlAccessConfig(port, sock, app)
+  const server = config.servers[0] as NonNullable<typeof config.servers[0]>
+  server.locations = { ...server.locations, '/answer': { access: ['deny all'], handler: respond(200, 'secret\n') } }
+  await startConfig(t, config, logger)
   const targets: Record<Via, { port?: number, host?: string, socketPath?: string }> = { v4: { port }, v6: { port, host: '::1' }, unix: { socketPath: sock } }
   for (const c of accessCases) t.equal(await playAccessCase(targets, c), c.expected, c.name)
   // Deliberate difference (README): nginx's `return` runs before its access phase and would answer.
