@@ -12,6 +12,11 @@
  *    placeholder; deliberate (README).
  *  - `case`: header names and Connection's value in lower case (case-insensitive, RFC 9110;
  *    proxyctl passes an upstream's names in its case, README).
+ *  - `boundary`: a multipart/byteranges boundary of nginx's form (20 digits) is written
+ *    `{boundary}` in Content-Type and body, and Content-Length counts that placeholder: its value
+ *    is a counter, arbitrary by design; its form and every place it appears are compared.
+ *  - `expires`: an Expires value is written as its distance from the answer's Date (`{date}+Ns`):
+ *    it is the clock plus `expires`; the distance is compared.
  *  - upstream request headers are sorted (their order is not part of the rule).
  */
 import crypto from 'node:crypto'
@@ -24,11 +29,14 @@ export const MASKED = {
   date: 'the value is the clock; its presence is compared',
   server: 'deliberate: proxyctl sends no Server header (nginx names itself)',
   signature: "deliberate: an error page's signature line names the server",
-  case: 'header names and Connection tokens are case-insensitive (RFC 9110)'
+  case: 'header names and Connection tokens are case-insensitive (RFC 9110)',
+  boundary: 'a multipart boundary is a counter, arbitrary by design; its form and places are compared',
+  expires: 'Expires is the clock plus `expires`; its distance from Date is compared'
 } as const
 
 /** Bodies longer than this are shown as their length and sha256 (still the whole body compared). */
 const SHOWN = 2048
+const BOUNDARY = /^multipart\/byteranges; boundary=(\d{20})$/
 const SIGNATURE = /<hr><center>[^<]*<\/center>\r\n<\/body>\r\n<\/html>\r\n$/
 
 function bodyLine (body: Buffer): string {
@@ -38,14 +46,13 @@ function bodyLine (body: Buffer): string {
 
 /** One response as lines: the status line, `  name: value` sorted, then `  body ...` (none when empty). */
 export function answerLines (statusLine: string, headers: Array<[string, string]>, body: Buffer): string[] {
-  let shownBody = body
-  let lengthChange = 0
-  const text = body.toString('latin1')
-  if (SIGNATURE.test(text)) {
-    const masked = Buffer.from(text.replace(SIGNATURE, '<hr><center>{server}</center>\r\n</body>\r\n</html>\r\n'), 'latin1')
-    lengthChange = masked.length - body.length
-    shownBody = masked
-  }
+  let text = body.toString('latin1')
+  if (SIGNATURE.test(text)) text = text.replace(SIGNATURE, '<hr><center>{server}</center>\r\n</body>\r\n</html>\r\n')
+  const boundary = headers.map(([n, v]) => n.toLowerCase() === 'content-type' ? BOUNDARY.exec(v)?.[1] : undefined).find((b) => b !== undefined)
+  if (boundary !== undefined) text = text.replaceAll(boundary, '{boundary}')
+  const shownBody = Buffer.from(text, 'latin1')
+  const lengthChange = shownBody.length - body.length
+  const date = Date.parse(headers.find(([n]) => n.toLowerCase() === 'date')?.[1] ?? '')
   const lines = headers
     .map(([n, v]): [string, string] => [n.toLowerCase(), v])
     .filter(([n]) => n !== 'server')
@@ -53,6 +60,8 @@ export function answerLines (statusLine: string, headers: Array<[string, string]
       if (n === 'date') return `  date: *`
       if (n === 'connection') return `  connection: ${v.toLowerCase()}`
       if (n === 'content-length' && lengthChange !== 0) return `  content-length: ${Number(v) + lengthChange}`
+      if (n === 'content-type' && boundary !== undefined) return `  ${n}: ${v.replace(boundary, '{boundary}')}`
+      if (n === 'expires' && !Number.isNaN(date) && !Number.isNaN(Date.parse(v))) return `  expires: {date}+${(Date.parse(v) - date) / 1000}s`
       return `  ${n}: ${v}`
     })
     .sort()

@@ -46,6 +46,8 @@ export function errorPageFor (ctx: RequestContext, status: number): ErrorPageRul
   return (ctx.location?.errorPages ?? ctx.server.errorPages)?.get(status)
 }
 
+const REDIRECTS = new Set([301, 302, 303, 307, 308])
+
 /**
  * Takes an error_page rule for a request: an absolute URL is a redirect; otherwise an internal
  * redirect (to a URI the method becomes GET, as nginx) whose answer goes out with the rule's status.
@@ -55,7 +57,9 @@ export function followErrorPage (request: FastifyRequest, reply: FastifyReply, r
   ctx.errorPageUsed = true
   const target = rule.target.render(ctx)
   if (/^https?:\/\//i.test(target)) {
-    void reply.code(typeof rule.status === 'number' ? rule.status : 302).header('location', target).type('text/html').send(errorPageBody(302))
+    // nginx keeps =CODE only when it is a redirect status (else 302), and sends that status's page.
+    const code = typeof rule.status === 'number' && REDIRECTS.has(rule.status) ? rule.status : 302
+    void reply.code(code).header('location', target).type('text/html').send(errorPageBody(code))
     return
   }
   ctx.statusOverride = rule.status === 'keep' ? status : rule.status === 'target' ? undefined : rule.status

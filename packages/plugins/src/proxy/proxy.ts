@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Readable } from 'node:stream'
 import { performance } from 'node:perf_hooks'
@@ -64,6 +64,9 @@ function startExchange (plan: ProxyPlan, request: FastifyRequest, reply: Fastify
   }
 }
 
+/** Request bodies read whole, for a later location of the same request (an error page). */
+const bodiesRead = new WeakMap<IncomingMessage, BufferedBody>()
+
 /**
  * One client request through the proxy (exchange.ts tells the phases): the request body, when
  * there is one, is read whole first (request-body.ts; requestBuffering) or streams to the chosen
@@ -85,23 +88,27 @@ class ProxyExchange extends UpstreamExchange {
     super(plan, request, reply)
     const req = this.req
     const h = req.headers
-    // Send none, as a GET (the body belonged to the exchange that read it).
-    this.bodyGone = req.readableDidRead
+    // Another location read the body (an error page after a proxied POST): nginx sends it again
+    // with the GET when it was read whole; a streamed one is gone, and none is sent.
+    const earlier = req.readableDidRead ? bodiesRead.get(req) : undefined
+    if (earlier !== undefined) { this.body = earlier; this.bodyBuffered = true }
+    this.bodyGone = req.readableDidRead && earlier === undefined
     this.hasBody = !this.bodyGone && ((h['content-length'] !== undefined && h['content-length'] !== '0') || h['transfer-encoding'] !== undefined)
   }
 
   start (): void {
     if (!this.begin()) return
     watchClient(this)
-    if (this.hasBody && this.plan.requestBuffering) { this.readBody(); return }
+    if (this.hasBody && this.plan.requestBuffering && this.body === undefined) { this.readBody(); return }
     this.firstAttempt()
   }
 
   /** proxy_request_buffering on: the whole body first, then the upstream. */
   private readBody (): void {
     const body = new BufferedBody(this.req, bodyLimits(this), (err) => {
-      if (err !== undefined) this.refuseBody(err)
-      else if (!this.clientGone) this.firstAttempt()
+      if (err !== undefined) { this.refuseBody(err); return }
+      bodiesRead.set(this.req, body)
+      if (!this.clientGone) this.firstAttempt()
     })
     this.body = body
     this.bodyBuffered = true

@@ -70,11 +70,14 @@ export async function sendFile (request: FastifyRequest, reply: FastifyReply, fi
       sendStatus(request, reply, 416)
       return
     }
-    // nginx's 416 page carries neither (nor the encoding); every other answer below does.
-    reply.header('last-modified', lastModified).header('etag', etag)
+    // nginx's 416 page carries neither (nor the encoding); every other answer below has the ETag,
+    // but a file served with an error status loses Last-Modified (nginx's header filter keeps it
+    // on 200, 206 and 304 only) and Accept-Ranges (its range filter, on 200 only).
+    if (plain) reply.header('last-modified', lastModified)
+    reply.header('etag', etag)
     if (chosen.encoding !== undefined) reply.header('content-encoding', chosen.encoding)
     if (range === undefined) {
-      if (ranges) reply.header('accept-ranges', 'bytes')
+      if (ranges && plain) reply.header('accept-ranges', 'bytes')
       reply.code(200).header('content-type', type).header('content-length', size)
       if (head || size === 0) { void reply.send(); return }
       handed = true
