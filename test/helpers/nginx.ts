@@ -116,6 +116,12 @@ export async function compareWithNginx (name: string, setup: (t: Teardown, dir: 
 
 export type Side = 'nginx' | 'proxyctl'
 
+/**
+ * One of the README's deliberate differences, by name: `apply` takes nginx's result for a case
+ * to proxyctl's form where the difference shows, and leaves it alone elsewhere.
+ */
+export interface Deliberate { name: string, reason: string, apply: (result: unknown, caseName: string) => unknown }
+
 /** The lines of `a` and `b` (as indented JSON) that differ, between their common head and tail. */
 function changedLines (a: unknown, b: unknown): string {
   const x = JSON.stringify(a, null, 1).split('\n')
@@ -137,7 +143,9 @@ function changedLines (a: unknown, b: unknown): string {
  *  - `setup` starts the upstreams (their teardowns run at the end) and returns nginx's `http {}`;
  *  - `play` sends every case to whichever of the two listens and returns `[name, result]` in order;
  *  - once nginx has stopped (by its pid), `proxyctl` starts proxyctl on the same ports;
- *  - `more` (optional) adds checks that are not answers (e.g. `nginx -t` against a table).
+ *  - `more` (optional) adds checks that are not answers (e.g. `nginx -t` against a table);
+ *  - `deliberate` (optional): the README's deliberate differences, each applied by name to
+ *    nginx's results where it changes something, and counted.
  *
  * Prints each difference (with `--print`, every case) and "N checks, M differences against
  * nginx"; exits 1 on any difference.
@@ -148,6 +156,7 @@ export async function compareSideBySide (name: string, parts: {
   play: (port: number, side: Side, only: (name: string) => boolean) => Promise<Array<[string, unknown]>>
   more?: (diff: Differences, dir: string, nginx: string) => Promise<void> | void
   main?: string
+  deliberate?: Deliberate[]
 }): Promise<never> {
   const args = process.argv.slice(2)
   const bin = args.find(a => !a.startsWith('--')) ?? 'nginx'
@@ -175,13 +184,23 @@ export async function compareSideBySide (name: string, parts: {
     }
     await parts.proxyctl(t, dir, port)
     const fromProxyctl = new Map(await parts.play(port, 'proxyctl', only))
-    for (const [what, n] of fromNginx) {
+    const applied = new Map<string, number>()
+    for (const [what, answered] of fromNginx) {
+      let n = answered
+      for (const d of parts.deliberate ?? []) {
+        const next = d.apply(n, what)
+        if (JSON.stringify(next) === JSON.stringify(n)) continue
+        applied.set(d.name, (applied.get(d.name) ?? 0) + 1)
+        if (print) console.log(`deliberate: ${d.name}: ${what}`)
+        n = next
+      }
       const p = fromProxyctl.has(what) ? fromProxyctl.get(what) : '(not played against proxyctl)'
       const same = JSON.stringify(n) === JSON.stringify(p)
       diff.check(what, n, p, true)
       if (!same) console.log(`DIFF ${what}\n${changedLines(n, p)}`)
       else if (print) console.log(`same ${what}\n${JSON.stringify(n, null, 1).split('\n').map((l) => `  ${l}`).join('\n')}`)
     }
+    for (const d of parts.deliberate ?? []) console.log(`deliberate difference "${d.name}" taken out of nginx's answers ${applied.get(d.name) ?? 0} times: ${d.reason}`)
     await parts.more?.(diff, dir, bin)
   } finally {
     for (const fn of teardowns.reverse()) await fn()
