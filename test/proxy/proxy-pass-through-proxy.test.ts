@@ -8,59 +8,16 @@
  * The scenarios' other locations use proxyctl's own `tryFiles` and `errorPages` (the server's root
  * is an empty folder, as in nginx-compare.ts); `set $args` is a location plugin changing
  * `request.proxyctl.args` (and `uriChanged`, as nginx's valid_unparsed_uri); `rewrite ... break`
- * is skipped: proxyctl has no rewrite.
+ * is the location's `rewrite` (the URI part is then ignored).
  */
 import path from 'node:path'
-import type { FastifyInstance } from 'fastify'
 import t from 'tap'
-import { defineHandler, internalRedirect, type LocationConfig, type LocationHandler, type ProxyConfig } from '@proxyctl/core'
-import { proxy, tryFiles } from '@proxyctl/plugins'
+import type { ProxyConfig } from '@proxyctl/core'
+import { proxy } from '@proxyctl/plugins'
 import { startConfig, targetOf, tmpDir, urlOf } from '../helpers/proxy.js'
 import { exchange, headerValues, startRawUpstream, type RawUpstream } from '../helpers/raw-http.js'
-import { uriScenarios, uriValidationCases } from './fixtures/uri-cases.js'
+import { goto, setups, uriScenarios, uriValidationCases } from './fixtures/uri-cases.js'
 import { fillTarget, targetCases } from './fixtures/target-cases.js'
-
-/** A handler doing an internal redirect, here to a named location. */
-const goto = (to: string): LocationHandler => defineHandler(`goto ${to}`, () => ({
-  handle: (req, reply) => internalRedirect(req, reply, to)
-}))
-
-/** nginx's `set $args "..."`: a location plugin changing the query before proxy() runs. */
-function setArgs (args: string): LocationConfig['plugins'] {
-  return [async (f: FastifyInstance) => {
-    f.addHook('preHandler', async (req) => {
-      const ctx = req.proxyctl
-      ctx.args = args
-      ctx.argMap = undefined
-      ctx.uriChanged = true
-    })
-  }]
-}
-
-/**
- * What each scenario needs besides its proxy location (nginx-compare.ts's `extra`, in proxyctl's
- * terms); `skip` says why a scenario cannot run.
- */
-const setups: Record<string, { extra?: Record<string, LocationHandler | LocationConfig>, plugins?: LocationConfig['plugins'], skip?: string }> = {
-  'internal redirect (try_files, error_page) to a location with a URI part': {
-    extra: {
-      '/tf/': tryFiles('/nonexistent', '/name/from-tf'),
-      '/tfp/': tryFiles('/nonexistent', '/name/a%20b'),
-      '/ep/': { errorPages: { 404: '/name/err' } },
-      '/tfq/': tryFiles('/nonexistent', '/name/t"q?k=v')
-    }
-  },
-  'internal redirect to a location without URI part': {
-    extra: { '/tf3/': tryFiles('/nonexistent', '/p/x?y=1') }
-  },
-  'jump to a named location': {
-    extra: { '/nl/': tryFiles('/nonexistent', '@named'), '/en/': { errorPages: { 404: '= @named' } } }
-  },
-  'rewrite ... break inside the location': {
-    skip: 'proxyctl has no rewrite directive (nothing can change the URI inside the location, nginx\'s !valid_location)'
-  },
-  'set $args': { plugins: setArgs('z=9') }
-}
 
 /** Cases proxyctl does not pass yet, keyed `scenario|request`, with the reason. */
 const todos: Record<string, string> = {}
@@ -96,7 +53,7 @@ for (const sc of uriScenarios) {
         serverName: 'localhost',
         root: tmpDir(t),
         locations: {
-          [sc.location]: setup.plugins === undefined ? proxy(sc.target) : { handler: proxy(sc.target), plugins: setup.plugins },
+          [sc.location]: { handler: proxy(sc.target), ...(setup.plugins !== undefined ? { plugins: setup.plugins } : {}), ...(setup.rewrite !== undefined ? { rewrite: setup.rewrite } : {}) },
           ...setup.extra
         }
       }]

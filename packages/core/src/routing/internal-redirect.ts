@@ -47,6 +47,7 @@ export function internalRedirect (request: FastifyRequest, reply: FastifyReply, 
     ctx.args = q === -1 ? '' : target.slice(q + 1)
     ctx.argMap = undefined
     ctx.uriChanged = true
+    ctx.rewrittenInLocation = false
     routeUrl = selectLocation(ctx)
   }
   request.raw.url = routeUrl

@@ -34,6 +34,11 @@ export class RequestContext {
    * without a URI part then sends the normalised URI instead of the client's raw one.
    */
   uriChanged = false
+  /**
+   * `rewrite ... break` changed the URI inside the selected location (nginx's
+   * `!r->valid_location`): a proxy with a URI part then sends the whole new URI instead.
+   */
+  rewrittenInLocation = false
   /** What a rewrite answers instead of a location: its redirect, or 500 for a cycle (REWRITE_ROUTE). */
   rewriteAnswer: { status: number, location?: string } | undefined = undefined
   /** An error_page redirect happened; nginx (recursive_error_pages off) takes no second one. */

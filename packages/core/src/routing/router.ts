@@ -91,7 +91,8 @@ export function selectLocation (ctx: RequestContext): string {
     if (loc.rewrites.length === 0) return loc.routeUrl
     const out = runRewrites(loc.rewrites, ctx)
     if (out.kind === 'redirect') return rewriteAnswer(ctx, out.status, out.location)
-    if (out.kind === 'unchanged' || out.kind === 'break') return loc.routeUrl
+    if (out.kind === 'break') { ctx.rewrittenInLocation = true; return loc.routeUrl }
+    if (out.kind === 'unchanged') return loc.routeUrl
     if (++ctx.internalRedirects > MAX_URI_CHANGES) return rewriteAnswer(ctx, 500)
   }
 }
@@ -109,5 +110,6 @@ function rewriteAnswer (ctx: RequestContext, status: number, location?: string):
 /** Points the context at a named location (captures are kept, as nginx keeps them). */
 export function selectNamedLocation (ctx: RequestContext, loc: ResolvedLocation): string {
   ctx.location = loc
+  ctx.rewrittenInLocation = false
   return loc.routeUrl
 }

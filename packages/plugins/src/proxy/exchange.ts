@@ -91,7 +91,7 @@ export abstract class UpstreamExchange implements SpoolOwner {
     this.pool = plan.pool ?? plan.poolFor(target)
     this.upstreamName = target.address.type === 'upstream' ? target.address.name : target.peer
     this.proxyHost = this.state.proxyHost = target.proxyHost
-    this.path = plan.mapping({ uri: ctx.uri, requestUri: ctx.requestUri, args: ctx.args, uriChanged: ctx.uriChanged, internal: ctx.internalRedirects > 0 }, renderedUri)
+    this.path = plan.mapping({ uri: ctx.uri, requestUri: ctx.requestUri, args: ctx.args, uriChanged: ctx.uriChanged, internal: ctx.internalRedirects > 0, rewrittenInLocation: ctx.rewrittenInLocation }, renderedUri)
     return true
   }
 
