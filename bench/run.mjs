@@ -166,7 +166,7 @@ async function startTarget (def, upstream) {
       env: { PORT: String(port), UPSTREAM_TCP: `127.0.0.1:${upstream.port}`, UPSTREAM_SOCK: upstream.sock, ...(def.env ?? {}) }
     })
   }
-  await waitReady(proc, { port })
+  await waitReady(proc, { port, tls: def.tls === true })
   return { ...def, port, proc, url: `http://127.0.0.1:${port}` }
 }
 
@@ -379,6 +379,44 @@ async function frontDoorCost (target, upstreamPort) {
   return { label: target.label, piped, pipe, opened, closed, loris }
 }
 
+/* -------------------------------------------------------------- TLS */
+
+/**
+ * proxyctl and nginx with `listen ... https|ssl` and one RSA 2048 certificate (made here with
+ * openssl), fresh processes: the small GET over TLS with wrk (keep-alive: handshakes amortised),
+ * then bench/load/tls-handshakes.mjs on the load core: full handshakes, one GET per connection.
+ * Both give req/s (connections/s) per proxy core.
+ */
+async function tlsCost () {
+  const cert = path.join(tmp, 'tls.crt')
+  const key = path.join(tmp, 'tls.key')
+  if (!fs.existsSync(cert)) execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' })
+  return [
+    { id: 'proxyctl-tls', label: 'proxyctl (https)', cmd: CLI, args: ['start', '--config', path.join(BENCH, 'configs', 'proxyctl-tls.config.mjs')], env: { CERT: cert, KEY: key }, tls: true },
+    { id: 'nginx-tls', label: 'nginx (listen ... ssl)', nginx: 'proxy-tls.nginx.conf', vars: { CERT: cert, KEY: key }, tls: true }
+  ]
+}
+
+async function tlsRun (def, upstream, logWrk) {
+  const t = await startTarget(def, upstream)
+  try {
+    const opts = { url: `https://127.0.0.1:${t.port}/tcp/small`, cpu: LOAD_CPU, connections: CONNECTIONS, log: logWrk }
+    if (WARMUP > 0) await runWrk({ ...opts, seconds: WARMUP })
+    let m = monitor(t.proc.pid)
+    const r = await runWrk({ ...opts, seconds: DURATION })
+    const get = { ...r, ...m.end() }
+    m = monitor(t.proc.pid)
+    const load = start('tls-handshakes', process.execPath, [path.join(BENCH, 'load', 'tls-handshakes.mjs'), '127.0.0.1', String(t.port), '/tcp/small', String(CONNECTIONS), String(DURATION)], { cpu: LOAD_CPU, stdout: 'pipe' })
+    let out = ''
+    load.child.stdout.on('data', (d) => { out += d })
+    await load.exitPromise
+    const hs = { ...JSON.parse(out.trim().split('\n').pop() || '{}'), ...m.end() }
+    return { label: def.label, get, hs }
+  } finally {
+    await stop(t.proc)
+  }
+}
+
 /* -------------------------------------------------------------- slow readers */
 
 /**
@@ -416,7 +454,7 @@ const fmtPct = (n) => n === null || n === undefined ? '—' : `${Math.round(n * 
 const fmtMiB = (kib) => kib === null || kib === undefined ? '—' : (kib / 1024).toFixed(1)
 const fmtRatio = (a, b) => a === null || b === null || a === undefined || b === undefined || b === 0 ? '—' : `${(a / b).toFixed(2)}×`
 
-function report ({ info, targets, broken, incidents, results, ws, idle, fresh, frontDoor = [], slow = [], elapsed }) {
+function report ({ info, targets, broken, incidents, results, ws, idle, fresh, frontDoor = [], slow = [], tlsRuns = [], elapsed }) {
   const L = []
   const p = (s = '') => L.push(s)
   p('# proxyctl benchmark')
@@ -561,6 +599,21 @@ function report ({ info, targets, broken, incidents, results, ws, idle, fresh, f
       if (r.error) { p(`| ${r.label} | failed: ${r.error} | | | | | | | |`); continue }
       p(`| ${r.label} | ${fmtInt(r.piped?.answers)} | ${fmtInt(r.piped?.ms)} | ${r.pipe.conns} | ${fmtMiB(r.pipe.peak - r.pipe.before)} | ${fmtInt(r.opened?.opened)} | ${fmtInt(r.closed?.closed)} | ${r.closed ? (r.closed.longestMs / 1000).toFixed(1) : '—'} | ${fmtMiB(r.loris.peak - r.loris.before)} |`)
     }
+    p()
+  }
+  if (tlsRuns.length > 0) {
+    p('## TLS: small GET over HTTP/1.1 TLS, and new TLS connections per second')
+    p()
+    p(`A fresh process of each, one RSA 2048 certificate, TLS 1.3. Keep-alive: \`wrk -t1 -c${CONNECTIONS}\` on \`https://.../tcp/small\`. New connections: bench/load/tls-handshakes.mjs, ${CONNECTIONS} clients each doing a full handshake (no resumption), one GET with \`Connection: close\`, in a loop. Per core: divided by the proxy's CPU share.`)
+    p()
+    p('| proxy | keep-alive req/s | CPU | req/s per core | p99 ms | new connections/s | CPU | per core | failed |')
+    p('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+    for (const r of tlsRuns) {
+      if (r.error) { p(`| ${r.label} | failed: ${r.error} | | | | | | | |`); continue }
+      p(`| ${r.label} | ${fmtInt(r.get.rps)} | ${fmtPct(r.get.cpuShare)} | ${fmtInt(r.get.rps / r.get.cpuShare)} | ${fmtMs(r.get.p99)} | ${fmtInt(r.hs.perSecond)} | ${fmtPct(r.hs.cpuShare)} | ${fmtInt(r.hs.perSecond / r.hs.cpuShare)} | ${r.hs.failed ?? '—'} |`)
+    }
+    const [a, b] = tlsRuns
+    if (a?.get !== undefined && b?.get !== undefined) p(`\nproxyctl ÷ nginx per core: keep-alive ${fmtRatio(a.get.rps / a.get.cpuShare, b.get.rps / b.get.cpuShare)}, new connections ${fmtRatio(a.hs.perSecond / a.hs.cpuShare, b.hs.perSecond / b.hs.cpuShare)}`)
     p()
   }
   return L.join('\n')
@@ -728,6 +781,22 @@ async function main () {
   }
 
   if (isShuttingDown()) return
+  const tlsRuns = []
+  if (wanted('tls')) {
+    for (const def of await tlsCost()) {
+      try {
+        progress(`tls: ${def.label}`)
+        const r = await tlsRun(def, upstream, logWrk)
+        tlsRuns.push(r)
+        progress(`  keep-alive ${fmtInt(r.get.rps)} req/s at CPU ${fmtPct(r.get.cpuShare)}; new connections ${fmtInt(r.hs.perSecond)}/s at CPU ${fmtPct(r.hs.cpuShare)}, ${r.hs.failed} failed`)
+      } catch (err) {
+        if (isShuttingDown()) return
+        tlsRuns.push({ label: def.label, error: err.message.split('\n')[0] })
+      }
+    }
+  }
+
+  if (isShuttingDown()) return
   const slow = []
   if (wanted('slow-readers')) {
     // Fresh processes: proxyctl, nginx as shipped (proxy_buffering on, default buffers), and the
@@ -757,7 +826,7 @@ async function main () {
   await stop(up)
 
   if (isShuttingDown()) return
-  const md = report({ info, targets, broken, incidents, results, ws, idle, fresh, frontDoor, slow, elapsed: (Date.now() - t0) / 1000 })
+  const md = report({ info, targets, broken, incidents, results, ws, idle, fresh, frontDoor, slow, tlsRuns, elapsed: (Date.now() - t0) / 1000 })
   fs.mkdirSync(path.join(BENCH, 'results'), { recursive: true })
   fs.writeFileSync(path.join(BENCH, 'results', 'latest.md'), md + '\n')
   process.stdout.write(md + '\n')

@@ -3,6 +3,7 @@
 import { spawn, execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import http from 'node:http'
+import https from 'node:https'
 import net from 'node:net'
 
 /** Every process started and not yet seen to exit, by PID. */
@@ -77,9 +78,10 @@ export function freePort () {
 }
 
 /** One HTTP request (no keep-alive): { status, body: Buffer }. */
-export function request ({ port, socketPath, path = '/', method = 'GET', headers = {}, body, timeout = 5000 }) {
+export function request ({ port, socketPath, path = '/', method = 'GET', headers = {}, body, timeout = 5000, tls = false }) {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, socketPath, path, method, headers, agent: false, timeout }, (res) => {
+    // tls: the bench's own self-signed certificate, not verified.
+    const req = (tls ? https : http).request({ host: '127.0.0.1', port, socketPath, path, method, headers, agent: false, timeout, ...(tls ? { rejectUnauthorized: false } : {}) }, (res) => {
       const chunks = []
       res.on('data', (c) => chunks.push(c))
       res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }))

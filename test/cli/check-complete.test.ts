@@ -31,6 +31,36 @@ const cases = [
     expect: [/: servers\[0\]\.listen\[0\]\.https: the key does not match the certificate \(.*key values mismatch\)$/m]
   },
   {
+    rule: 'each of several certificates is read and matched to its key, each with its key path',
+    body: "servers: [{ listen: [{ address: '127.0.0.1:0', https: { certificates: [{ cert: './cert.pem', key: './key.pem' }, { cert: './cert.pem', key: './other-key.pem' }, { cert: './gone.pem', key: './key.pem' }] } }] }]",
+    expect: [/: servers\[0\]\.listen\[0\]\.https\.certificates\[1\]: the key does not match the certificate/m, /: servers\[0\]\.listen\[0\]\.https\.certificates\[2\]\.cert: cannot read ".*gone\.pem" \(ENOENT\)$/m]
+  },
+  {
+    rule: 'the certificates of every server sharing a TLS address are checked',
+    body: "servers: [{ listen: { address: '127.0.0.1:0', https: { cert: './cert.pem', key: './key.pem' } } }, { serverName: 'b', listen: { address: '127.0.0.1:0', https: { cert: './cert.pem', key: './other-key.pem' } } }]",
+    expect: [/: servers\[1\]\.listen\.https: the key does not match the certificate/m]
+  },
+  {
+    rule: 'a TLS address whose default server has no certificate (nginx: no "ssl_certificate" is defined)',
+    body: "servers: [{ listen: '127.0.0.1:0' }, { serverName: 'b', listen: { address: '127.0.0.1:0', https: { cert: './cert.pem', key: './key.pem' } } }]",
+    expect: [/: servers\[0\]\.listen: 127\.0\.0\.1:0 is TLS \(https in another server\) but its default server has no certificate there/m]
+  },
+  {
+    rule: 'protocols with a gap, and an unknown cipher list',
+    body: "servers: [{ listen: { address: '127.0.0.1:0', https: { cert: './cert.pem', key: './key.pem', protocols: ['TLSv1.1', 'TLSv1.3'], ciphers: 'NO-SUCH-CIPHER' } } }]",
+    expect: [/: servers\[0\]\.listen\.https\.protocols: the protocols must be a contiguous range/m, /: servers\[0\]\.listen\.https\.ciphers: invalid cipher list "NO-SUCH-CIPHER"/m]
+  },
+  {
+    rule: 'an upstream\'s tls: a missing CA file, a client key that does not match',
+    body: "upstreams: { app: { servers: ['127.0.0.1:9'], tls: { ca: './no-ca.pem', cert: './cert.pem', key: './other-key.pem' } } }, servers: [{ listen: '127.0.0.1:0', locations: { '/': proxy('https://app') } }]",
+    expect: [/: upstreams\.app\.tls\.ca: cannot read ".*no-ca\.pem" \(ENOENT\)$/m, /: upstreams\.app\.tls: the key does not match the certificate/m]
+  },
+  {
+    rule: 'a proxy()\'s own tls: a client certificate without its key',
+    body: "servers: [{ listen: '127.0.0.1:0', locations: { '/': proxy('https://127.0.0.1:9', { tls: { cert: './cert.pem' } }) } }]",
+    expect: [/: servers\[0\]\.locations\["\/"\]\.tls: key is missing: a client certificate needs both cert and key$/m]
+  },
+  {
     rule: 'a bad upstream address is the upstream\'s, not the location\'s',
     body: "upstreams: { app: { servers: ['127.0.0.1:99999'] } }, servers: [{ listen: '127.0.0.1:0', locations: { '/': proxy('http://app') } }]",
     expect: [/: upstreams\.app\.servers\[0\]: port out of range in "127\.0\.0\.1:99999"$/m]

@@ -302,7 +302,8 @@ t.test('wss: a TLS listener in front, a TLS upstream behind (https:// target)', 
   const proxy = await startConfig(t, {
     servers: [{
       listen: { address: '127.0.0.1:0', https: tlsOptions },
-      locations: { '/ws/': websocket(`https://127.0.0.1:${port}`) }
+      // Upstream certificates are verified by default: this one is trusted through tls.ca.
+      locations: { '/ws/': websocket(`https://127.0.0.1:${port}`, { tls: { ca: cert, serverName: 'localhost' } }), '/untrusted/': websocket(`https://127.0.0.1:${port}`) }
     }]
   })
   const url = (proxy.listeners[0]?.url as string).replace(/^https/, 'wss') + '/ws/tls'
@@ -312,4 +313,5 @@ t.test('wss: a TLS listener in front, a TLS upstream behind (https:// target)', 
   t.equal((await nextMessage(ws)).data.toString(), 'over TLS twice')
   ws.close(4003, 'tls bye')
   t.same(await closed(ws), { code: 4003, reason: 'tls bye' })
+  await t.rejects(openWs(t, url.replace('/ws/tls', '/untrusted/x'), [], { rejectUnauthorized: false }), /unexpected response 502/, 'without tls.ca the self-signed upstream is refused: 502')
 })

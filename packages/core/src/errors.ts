@@ -29,6 +29,8 @@ export type ProxyctlErrorCode =
   | 'PROXYCTL_UPSTREAM_TIMEOUT'
   | 'PROXYCTL_UPSTREAM_RESET'
   | 'PROXYCTL_UPSTREAM_BAD_RESPONSE'
+  /** The TLS handshake with an `https` upstream failed: its certificate not trusted or not for its name, or the handshake refused (502). */
+  | 'PROXYCTL_UPSTREAM_TLS_FAILED'
   /** No server of the upstream can take a request now (nginx's "no live upstreams"). */
   | 'PROXYCTL_UPSTREAM_UNAVAILABLE'
   /** A user's balance function threw or returned no server. */

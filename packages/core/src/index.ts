@@ -2,6 +2,7 @@
 // packages and tests reach the rest through '@proxyctl/core/internal', which may change freely.
 export { defineConfig } from './config/define-config.js'
 export type * from './config/types.js'
+export type { ListenTlsConfig, UpstreamTlsConfig, TlsProtocol, PemSource } from './config/tls.js'
 export type { ResolvedConfig, ResolvedListen, ResolvedLocation, ResolvedServer } from './config/model.js'
 export { resolveConfig } from './config/resolve.js'
 export * from './errors.js'

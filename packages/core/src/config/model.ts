@@ -13,6 +13,7 @@ import type { RewriteRule } from '../routing/rewrite.js'
 import type { PreflightCheck } from './preflight.js'
 import type { ResolvedConnectionLimits, ResolvedRequestLimits } from './limits.js'
 import type { ResolvedContent } from './content.js'
+import type { ResolvedServerTls, ResolvedUpstreamTls } from './tls.js'
 import type { AddHeaders } from '../http/response-headers.js'
 import type { CompiledHandler, LocationHandler, PluginEntry, ProxyConfig, UpstreamConfig } from './types.js'
 
@@ -28,6 +29,8 @@ export interface ResolvedConfig {
   readonly servers: ResolvedServer[]
   readonly listens: ResolvedListen[]
   readonly upstreams: ReadonlyMap<string, UpstreamConfig>
+  /** Each upstream's `tls`, files read (verify on unless it says otherwise). */
+  readonly upstreamTls: ReadonlyMap<string, ResolvedUpstreamTls>
   readonly plugins: PluginEntry[]
   readonly logLevel: NonNullable<ProxyConfig['logLevel']>
   readonly shutdownTimeout: number
@@ -57,9 +60,13 @@ export interface ResolvedListen {
   readonly host: string
   readonly port: number
   readonly path: string
-  readonly scheme: 'http' | 'https'
-  /** PEM contents (files named in the config are read at load). */
-  readonly https: { cert: string | Buffer, key: string | Buffer, ca?: string | Buffer } | undefined
+  /** 'https' when any server lists the address with `https` (nginx's `ssl` on any of its listens). */
+  scheme: 'http' | 'https'
+  /**
+   * Each server's certificates on this TLS address (files read at load); a server listing the
+   * address without `https` has none (SNI naming it gets the default server's). Undefined: plain.
+   */
+  tls: Map<ResolvedServer, ResolvedServerTls> | undefined
   readonly ipv6Only: boolean
   readonly servers: ResolvedServer[]
   defaultServer: ResolvedServer

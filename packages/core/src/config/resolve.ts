@@ -1,7 +1,6 @@
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import tls from 'node:tls'
 import { ConfigError, ConfigErrors } from '../errors.js'
 import { LocationTree, parseLocationKey, validateLocationTree } from '../routing/location-tree.js'
 import { conflictingServerNames, parseServerName, ServerSelector } from '../routing/server-select.js'
@@ -25,7 +24,8 @@ import { LIMIT_DEFAULTS, resolveConnectionLimits, resolveRequestLimits } from '.
 import { CONTENT_DEFAULTS, resolveContent } from './content.js'
 import { compileAddHeaders } from '../http/response-headers.js'
 import type { ResolvedConfig, ResolvedListen, ResolvedLocation, ResolvedServer } from './model.js'
-import type { HandlerCompileEnv, ListenConfig, ListenObject, LocationConfig, LocationHandler, RewriteConfig } from './types.js'
+import { loadListenTls, loadUpstreamTls, type ResolvedUpstreamTls } from './tls.js'
+import type { HandlerCompileEnv, ListenConfig, LocationConfig, LocationHandler, RewriteConfig } from './types.js'
 
 function toList<T> (v: T | T[] | undefined): T[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v]
@@ -49,6 +49,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
   const errors: ConfigError[] = []
   const warnings: string[] = []
   const upstreams = new Map(Object.entries(config.upstreams ?? {}))
+  const upstreamTls = new Map<string, ResolvedUpstreamTls>()
 
   const resolved: ResolvedConfig = {
     file,
@@ -56,6 +57,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
     servers: [],
     listens: [],
     upstreams,
+    upstreamTls,
     plugins: config.plugins ?? [],
     logLevel: config.logLevel ?? 'info',
     shutdownTimeout: config.shutdownTimeout ?? 10_000,
@@ -80,6 +82,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
         if (a.kind === 'hostname') resolved.preflight.push(hostResolves(keyPath, a.host, `host not found in upstream "${raw}"`))
       } catch (err) { errors.push(new ConfigError(keyPath, (err as Error).message)) }
     })
+    upstreamTls.set(name, loadUpstreamTls(u.tls, baseDir, formatKeyPath(['upstreams', name, 'tls']), errors))
   }
 
   // As in nginx, a named group of any location regex is a variable everywhere (empty where unset).
@@ -98,6 +101,8 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
   let nextLocationId = 0
   const listensByKey = new Map<string, ResolvedListen>()
   const defaultClaims = new Map<string, string>()
+  /** TLS addresses where a server's certificate could not be loaded (its error is reported already). */
+  const tlsFailed = new Set<ResolvedListen>()
 
   config.servers.forEach((sc, si) => {
     const keyPath = `servers[${si}]`
@@ -152,8 +157,8 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
       if (listen === undefined) {
         listen = {
           ...parsed,
-          scheme: obj.https ? 'https' : 'http',
-          https: obj.https === undefined ? undefined : loadTls(obj.https, baseDir, `${lp}.https`, errors),
+          scheme: 'http',
+          tls: undefined,
           ipv6Only: obj.ipv6Only ?? true,
           servers: [],
           defaultServer: server,
@@ -161,8 +166,15 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
         }
         listensByKey.set(parsed.key, listen)
         resolved.listens.push(listen)
-      } else if (obj.https && listen.scheme !== 'https') {
-        errors.push(new ConfigError(lp, `${parsed.key} is plain HTTP in another server; https must be set on every listen of one address`))
+      }
+      if (obj.https !== undefined) {
+        // As nginx's `ssl` on any listen of an address: the address is TLS for every server on it.
+        listen.scheme = 'https'
+        listen.tls ??= new Map()
+        if (parsed.kind === 'unix') errors.push(new ConfigError(`${lp}.https`, 'TLS on a unix socket is not supported'))
+        const loaded = loadListenTls(obj.https, baseDir, `${lp}.https`, errors)
+        if (loaded !== undefined) listen.tls.set(server, loaded)
+        else tlsFailed.add(listen)
       }
       if (!listen.servers.includes(server)) listen.servers.push(server)
       if (!server.listens.includes(listen)) server.listens.push(listen)
@@ -252,6 +264,14 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
   for (const server of resolved.servers) errors.push(...checkErrorPageTargets(server))
   if (errors.length > 0) return fail(errors)
 
+  // nginx: 'no "ssl_certificate" is defined for the "listen ... ssl" directive'. Other servers may
+  // go without: SNI naming them gets the default server's certificate, as in nginx.
+  for (const listen of resolved.listens) {
+    if (listen.tls === undefined || listen.tls.has(listen.defaultServer) || tlsFailed.has(listen)) continue
+    errors.push(new ConfigError(`${listen.defaultServer.keyPath}.listen`, `${listen.key} is TLS (https in another server) but its default server has no certificate there: give it https, or make a server with one the defaultServer`))
+  }
+  if (errors.length > 0) return fail(errors)
+
   for (const listen of resolved.listens) {
     const entries = listen.servers.map((s) => ({ server: s, names: s.names }))
     listen.selector = new ServerSelector(entries, listen.defaultServer)
@@ -287,35 +307,6 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
   }
   if (errors.length > 0) return fail(errors)
   return resolved
-}
-
-/**
- * A listen's TLS material: PEM contents as given, or files read now (relative to the config's
- * folder, as nginx's ssl_certificate), then tried together so a key that does not match its
- * certificate is a config error with its key path, not a failure at start.
- */
-function loadTls (https: NonNullable<ListenObject['https']>, baseDir: string, keyPath: string,
-  errors: ConfigError[]): ResolvedListen['https'] {
-  const read = (v: string | Buffer, key: string): string | Buffer | undefined => {
-    if (Buffer.isBuffer(v) || v.includes('-----BEGIN')) return v
-    const file = path.resolve(baseDir, v)
-    try { return fs.readFileSync(file) } catch (err) {
-      errors.push(new ConfigError(`${keyPath}.${key}`, `cannot read "${file}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`))
-      return undefined
-    }
-  }
-  const cert = read(https.cert, 'cert')
-  const key = read(https.key, 'key')
-  const ca = https.ca === undefined ? undefined : read(https.ca, 'ca')
-  if (cert === undefined || key === undefined || (https.ca !== undefined && ca === undefined)) return undefined
-  try {
-    tls.createSecureContext({ cert, key, ...(ca === undefined ? {} : { ca }) })
-  } catch (err) {
-    const why = (err as Error).message
-    errors.push(new ConfigError(keyPath, /key values mismatch/.test(why) ? `the key does not match the certificate (${why})` : `cannot use the certificate and key (${why})`))
-    return undefined
-  }
-  return { cert, key, ...(ca === undefined ? {} : { ca }) }
 }
 
 function parseRewrites (rules: RewriteConfig[] | undefined, keyPath: string, scope: CompileScope, namedCaptures: Set<string>, errors: ConfigError[]): RewriteRule[] {

@@ -37,12 +37,27 @@ const listen = z.union([
   z.strictObject({
     address: listenAddress,
     defaultServer: z.boolean().optional(),
-    https: z.strictObject({ cert: pem, key: pem, ca: pem.optional() }).optional(),
+    https: z.strictObject({
+      cert: pem.optional(),
+      key: pem.optional(),
+      certificates: z.array(z.strictObject({ cert: pem, key: pem })).optional(),
+      ca: pem.optional(),
+      protocols: z.array(z.enum(['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'])).optional(),
+      ciphers: z.string().min(1).optional()
+    }).optional(),
     ipv6Only: z.boolean().optional()
   })
 ], { error: 'expected a port, an address string, or { address, defaultServer?, https? }' })
 
 const stringList = z.array(z.string())
+
+export const upstreamTls = z.strictObject({
+  verify: z.boolean().optional(),
+  ca: pem.optional(),
+  serverName: z.string().min(1).optional(),
+  cert: pem.optional(),
+  key: pem.optional()
+})
 
 const headerKeys = {
   addHeaders: addHeadersKey,
@@ -126,7 +141,8 @@ const upstream = z.strictObject({
     rise: z.number().int().min(1).optional(),
     fall: z.number().int().min(1).optional(),
     timeout: z.number().int().min(1).optional()
-  }).optional()
+  }).optional(),
+  tls: upstreamTls.optional()
 })
 
 export const configSchema = z.strictObject({

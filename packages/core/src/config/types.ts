@@ -1,3 +1,4 @@
+import type { ListenTlsConfig, UpstreamTlsConfig } from './tls.js'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify'
 import type { CompileScope, Template } from '../variables/types.js'
@@ -136,8 +137,12 @@ export interface ListenObject {
   address: string | number
   /** This server answers requests whose Host matches no server on this address. */
   defaultServer?: boolean
-  /** Serve TLS on this address: PEM contents (strings or Buffers), or paths to PEM files (relative to the config's folder), as nginx's ssl_certificate. */
-  https?: { cert: string | Buffer, key: string | Buffer, ca?: string | Buffer }
+  /**
+   * Serve TLS on this address with this server's certificate(s), chosen by SNI among the servers
+   * sharing the address (nginx's `listen ... ssl` with ssl_certificate per server). PEM contents
+   * (strings or Buffers) or paths to PEM files, relative to the config's folder.
+   */
+  https?: ListenTlsConfig
   /** For `[::]`: accept only IPv6 (nginx's default, `ipv6only=on`). Default true. */
   ipv6Only?: boolean
 }
@@ -234,6 +239,8 @@ export interface UpstreamConfig {
   resolveInterval?: number
   /** Active health checks. Off unless set. */
   healthCheck?: HealthCheckConfig
+  /** TLS to the servers of `proxy('https://NAME')`: verification (on by default), CA, SNI name, client certificate. */
+  tls?: UpstreamTlsConfig
 }
 
 export interface UpstreamServerConfig {

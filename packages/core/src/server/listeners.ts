@@ -9,6 +9,7 @@ import { BadRequestError, ListenError } from '../errors.js'
 import { checkRequestBody } from '../http/request-body-limit.js'
 import { acceptUpgrade, upgradeBodyError } from '../http/upgrade.js'
 import { kRequestContext, refuseRequest, routeRequest, type RoutedRequest } from '../routing/router.js'
+import { createTlsServer } from './tls.js'
 import { answerClientError, failConnection, failRequest, refuseConnect } from './guard.js'
 import type { ProxyApp } from './app.js'
 import { ClientConnections, nodeKeepAliveTimeout, sendSweepInterval } from './connection.js'
@@ -49,9 +50,9 @@ function createServer (listen: ResolvedListen): http.Server {
     // Node's own check would answer first with an empty chunked 400.
     requireHostHeader: false
   }
-  const server = listen.https === undefined
+  const server = listen.tls === undefined
     ? http.createServer(options)
-    : https.createServer({ ...options, cert: listen.https.cert, key: listen.https.key, ...(listen.https.ca ? { ca: listen.https.ca } : {}) })
+    : createTlsServer(listen, (tlsOptions) => https.createServer({ ...options, ...tlsOptions }))
   // One more than allowed, so request-head.ts sees that there were too many instead of Node dropping them.
   server.maxHeadersCount = limits.maxHeaders + 1
   return server

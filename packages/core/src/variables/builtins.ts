@@ -1,4 +1,5 @@
 import { hostname as osHostname } from 'node:os'
+import { TLSSocket } from 'node:tls'
 import type { RequestContext } from '../routing/request-context.js'
 
 /** Reads one variable's value for a request. Must not throw; '' when the value is absent. */
@@ -11,6 +12,11 @@ function header (ctx: RequestContext, name: string): string {
   const v = ctx.req.headers[name]
   if (v === undefined) return ''
   return Array.isArray(v) ? v.join(', ') : v
+}
+
+/** The client's TLS connection, undefined on plain HTTP. */
+function tlsOf (ctx: RequestContext): TLSSocket | undefined {
+  return ctx.socket instanceof TLSSocket ? ctx.socket : undefined
 }
 
 function remoteAddr (ctx: RequestContext): string {
@@ -42,6 +48,11 @@ export const builtinVariables: ReadonlyMap<string, VariableGetter> = new Map<str
   ['content_length', (c) => header(c, 'content-length')],
   ['content_type', (c) => header(c, 'content-type')],
   // A header sent empty still gets its comma, as nginx (", 10.0.0.1").
+  // nginx's ngx_http_ssl_module variables: '' on plain HTTP.
+  ['ssl_protocol', (c) => tlsOf(c)?.getProtocol() ?? ''],
+  ['ssl_cipher', (c) => tlsOf(c)?.getCipher()?.name ?? ''],
+  // The name as the client sent it in SNI (not lower-cased), '' without one.
+  ['ssl_server_name', (c) => { const n = tlsOf(c)?.servername; return typeof n === 'string' ? n : '' }],
   ['proxy_add_x_forwarded_for', (c) => {
     const xff = c.req.headers['x-forwarded-for']
     return xff === undefined ? remoteAddr(c) : `${Array.isArray(xff) ? xff.join(', ') : xff}, ${remoteAddr(c)}`

@@ -13,12 +13,29 @@ export class UpstreamError extends ProxyctlError {
   }
 }
 
+/** Node's codes for a certificate that does not verify (OpenSSL's X509_V_ERR_* names, and the name check's). */
+const TLS_VERIFY_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_REVOKED', 'CERT_UNTRUSTED', 'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE', 'INVALID_CA', 'PATH_LENGTH_EXCEEDED', 'INVALID_PURPOSE', 'HOSTNAME_MISMATCH', 'ERR_TLS_CERT_ALTNAME_INVALID'
+])
+
 /** Maps an undici/socket error to nginx's categories, statuses and a log reason. */
 export function classifyUpstreamError (err: unknown, phase: 'connecting' | 'sending' | 'reading'): UpstreamError {
   if (err instanceof UpstreamError) return err
   const e = err as NodeJS.ErrnoException & { code?: string }
-  const code = e?.code ?? ''
-  const msg = e?.message ?? String(err)
+  // An upstream that refuses the client certificate says so after a TLS 1.3 handshake: undici
+  // reports the closed socket, with the alert as its cause.
+  const cause = (e as { cause?: NodeJS.ErrnoException } | undefined)?.cause
+  const viaCause = cause?.code?.startsWith('ERR_SSL_') === true ? cause : undefined
+  const code = viaCause?.code ?? e?.code ?? ''
+  const msg = viaCause?.message ?? e?.message ?? String(err)
+  if (TLS_VERIFY_CODES.has(code)) {
+    return new UpstreamError('PROXYCTL_UPSTREAM_TLS_FAILED', 'error', 502, `upstream SSL certificate verify error: (${code}: ${msg}) while SSL handshaking to upstream`, err)
+  }
+  if (code.startsWith('ERR_SSL_') || code === 'EPROTO') {
+    return new UpstreamError('PROXYCTL_UPSTREAM_TLS_FAILED', 'error', 502, `SSL_do_handshake() failed (${code}: ${msg}) while SSL handshaking to upstream`, err)
+  }
   switch (code) {
     case 'UND_ERR_INVALID_ARG':
     case 'PROXYCTL_H1_INVALID_REQUEST':

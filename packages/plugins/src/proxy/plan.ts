@@ -1,6 +1,7 @@
 import { isIP } from 'node:net'
 import { type HandlerCompileEnv, type Size, type Template } from '@proxyctl/core'
-import { compileTemplate, parseSize, type AddHeaders, type PhaseHooks } from '@proxyctl/core/internal'
+import { compileTemplate, loadUpstreamTls, parseSize, type AddHeaders, type PhaseHooks, type UpstreamTlsConfig } from '@proxyctl/core/internal'
+import type { ConfigError } from '@proxyctl/core'
 import { UpstreamPool } from '../upstream/pool.js'
 import { compileRequestHeaders, compileResponseHeaders, type CompiledRequestHeaders, type CompiledResponseHeaders, type HeaderOptions } from './headers.js'
 import type { SpoolLimits } from './spool.js'
@@ -26,6 +27,12 @@ export interface ProxyOptions extends HeaderOptions {
   redirect?: RedirectOption
   /** ms to connect (nginx's proxy_connect_timeout); for a direct URL target. Named upstreams set their own. Default 60000. */
   connectTimeout?: number
+  /**
+   * TLS to a direct `https://` target (named upstreams set their own `tls`): `verify` (default
+   * true, the certificate and its name checked against the system's CAs or `ca`), `ca`,
+   * `serverName` (SNI and the name checked; default the target's host), `cert` and `key` (mTLS).
+   */
+  tls?: UpstreamTlsConfig
   /** ms without a byte from the upstream, while waiting for headers or between body reads (proxy_read_timeout). Default 60000. */
   readTimeout?: number
   /** ms the upstream may stop taking the request body (proxy_send_timeout). Default 60000. */
@@ -91,6 +98,9 @@ export interface ProxyPlan {
   hooks: { [P in UpstreamPhase]: Array<PhaseHooks[P]> }
 }
 
+/** Numbers the proxy() calls with their own tls, so each keeps its own pools. */
+let tlsPlans = 0
+
 export function directPools (env: HandlerCompileEnv): Map<string, UpstreamPool> {
   return env.shared('proxy:direct-pools', () => new Map<string, UpstreamPool>())
 }
@@ -109,21 +119,28 @@ export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCom
   } catch (err) { throw env.error((err as Error).message) }
 
   const direct = directPools(env)
+  const tlsErrors: ConfigError[] = []
+  const directTls = options.tls === undefined ? undefined : loadUpstreamTls(options.tls, env.config.baseDir, '.tls', tlsErrors)
+  const first = tlsErrors[0]
+  if (first !== undefined) throw env.error(first.message, first.keyPath)
+  const tlsKey = directTls === undefined ? '' : `|tls${++tlsPlans}`
   const poolFor = (t: ParsedProxyTarget): UpstreamPool => {
     if (t.address.type === 'upstream') {
       const name = t.address.name
       return env.shared(`proxy:upstream:${t.scheme}:${name}`, () => {
         const config = env.config.upstreams.get(name)
         if (config === undefined) throw env.error(`unknown upstream "${name}"`)
-        return new UpstreamPool(name, config, { scheme: t.scheme, ...(config.connectTimeout !== undefined ? { connectTimeout: config.connectTimeout } : {}) })
+        const tls = env.config.upstreamTls.get(name)
+        return new UpstreamPool(name, config, { scheme: t.scheme, ...(config.connectTimeout !== undefined ? { connectTimeout: config.connectTimeout } : {}), ...(tls === undefined ? {} : { tls }) })
       })
     }
-    const key = `${t.scheme}://${t.peer}|${options.connectTimeout ?? ''}`
+    // A proxy() with its own tls keeps its own pools: its connections are not another's.
+    const key = `${t.scheme}://${t.peer}|${options.connectTimeout ?? ''}${tlsKey}`
     let pool = direct.get(key)
     if (pool === undefined) {
       if (t.address.type === 'tcp' && isIP(t.address.host) === 0) env.hostResolves(t.address.host)
       // A direct URL is resolved once, as nginx resolves a static proxy_pass host at load.
-      pool = new UpstreamPool(t.peer, { servers: [t.peer], resolveInterval: 0 }, { scheme: t.scheme, ...(options.connectTimeout !== undefined ? { connectTimeout: options.connectTimeout } : {}) })
+      pool = new UpstreamPool(t.peer, { servers: [t.peer], resolveInterval: 0 }, { scheme: t.scheme, ...(options.connectTimeout !== undefined ? { connectTimeout: options.connectTimeout } : {}), ...(directTls === undefined ? {} : { tls: directTls }) })
       direct.set(key, pool)
     }
     return pool

@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises'
-import { Pool } from './undici-pool.js'
+import { buildConnector, Pool } from './undici-pool.js'
 import type { UpstreamConfig, UpstreamServerConfig } from '@proxyctl/core'
-import { parseUpstreamAddress, type UpstreamAddress } from '@proxyctl/core/internal'
+import { parseUpstreamAddress, upstreamTlsOptions, type ResolvedUpstreamTls, type UpstreamAddress } from '@proxyctl/core/internal'
 import { Peer } from './peer.js'
 import { PeerGroup, type GroupPolicy, type Selection } from './peer-group.js'
 import type { SelectInput } from './balancer/balancer.js'
@@ -15,14 +15,18 @@ export interface ConnectionSettings {
   connectTimeout: number
   /** Milliseconds an idle upstream connection is kept (nginx's keepalive_timeout, upstream). Default 60000. */
   keepaliveTimeout: number
-  /** Verify the upstream's TLS certificate. Default false, as nginx's proxy_ssl_verify. */
-  tlsVerify: boolean
-  /** SNI name for TLS upstreams (nginx's proxy_ssl_name); default the upstream host. */
-  tlsServerName?: string
+  /**
+   * TLS to `https` servers: verification (on by default: nginx's proxy_ssl_verify is off), CA,
+   * SNI name (default the server's host name), client certificate.
+   */
+  tls: ResolvedUpstreamTls
 }
 
 export const DEFAULT_CONNECTION_SETTINGS: ConnectionSettings = {
-  scheme: 'http', connectTimeout: 60_000, keepaliveTimeout: 60_000, tlsVerify: false
+  scheme: 'http',
+  connectTimeout: 60_000,
+  keepaliveTimeout: 60_000,
+  tls: { verify: true, ca: undefined, serverName: undefined, cert: undefined, key: undefined }
 }
 
 /**
@@ -189,19 +193,28 @@ export class UpstreamPool {
   private createPool (target: UpstreamAddress, maxConns: number): Pool {
     const s = this.settings
     const host = target.kind === 'unix' ? 'localhost' : target.label
+    const socket = target.kind === 'unix' ? { socketPath: target.path } : {}
     return new Pool(`${s.scheme}://${host}`, {
-      ...(target.kind === 'unix' ? { socketPath: target.path } : {}),
+      ...socket,
       connections: maxConns > 0 ? maxConns : null,
       pipelining: 1,
       keepAliveTimeout: s.keepaliveTimeout,
       keepAliveMaxTimeout: s.keepaliveTimeout,
-      connect: {
-        timeout: s.connectTimeout,
-        ...(s.scheme === 'https'
-          ? { rejectUnauthorized: s.tlsVerify, servername: s.tlsServerName ?? (target.kind === 'unix' ? 'localhost' : target.host) }
-          : {})
-      }
+      connect: s.scheme === 'https' ? this.tlsConnector(target, socket) : { timeout: s.connectTimeout }
     })
+  }
+
+  /**
+   * undici takes the SNI name (and the name it verifies) from each request's Host header; the
+   * upstream's is fixed instead (`tls.serverName`, else the server's host name; none for an IP), as
+   * nginx's proxy_ssl_name does not follow a proxy_set_header Host.
+   */
+  private tlsConnector (target: UpstreamAddress, socket: { socketPath?: string }): ReturnType<typeof buildConnector> {
+    const s = this.settings
+    const options = upstreamTlsOptions(s.tls, target.kind === 'unix' ? 'localhost' : target.host)
+    const connector = buildConnector({ ...socket, timeout: s.connectTimeout, ...options } as Parameters<typeof buildConnector>[0])
+    const servername = options.servername ?? undefined
+    return (opts, callback) => connector({ ...opts, servername }, callback)
   }
 
   private createH1Client (target: UpstreamAddress): H1Client {

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module'
-import type { Pool as UndiciPool } from 'undici'
+import type { buildConnector as undiciBuildConnector, Pool as UndiciPool } from 'undici'
 
 /**
  * undici's Pool, loaded alone: the package entry also loads fetch, WebSocket, caches and mocks,
@@ -19,3 +19,12 @@ function loadPool (): typeof UndiciPool {
 
 export const Pool = loadPool()
 export type Pool = UndiciPool
+
+/** undici's connector factory, loaded the same way: TLS upstreams connect through one of their own (pool.ts). */
+export const buildConnector: typeof undiciBuildConnector = (() => {
+  try {
+    return require('undici/lib/core/connect.js') as typeof undiciBuildConnector
+  } catch {
+    return (require('undici') as { buildConnector: typeof undiciBuildConnector }).buildConnector
+  }
+})()

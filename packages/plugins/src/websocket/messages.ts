@@ -5,7 +5,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import { WebSocket, WebSocketServer, type RawData } from 'ws'
 import { type RequestContext } from '@proxyctl/core'
-import { phaseHooks, type UpgradeConnection } from '@proxyctl/core/internal'
+import { phaseHooks, upstreamTlsOptions, type UpgradeConnection } from '@proxyctl/core/internal'
 import type { MessageHook, MessageModeOption, MessageModeOptions, WebSocketMessage } from './message-hooks.js'
 
 export type { MessageHook, MessageModeOption, MessageModeOptions, WebSocketMessage }
@@ -162,7 +162,7 @@ export class MessageMode {
         createConnection: () => watchHead(target.kind === 'unix'
           ? net.connect(target.path)
           : secure
-            ? tls.connect({ host: target.host, port: target.port, rejectUnauthorized: settings.tlsVerify, servername: settings.tlsServerName ?? (net.isIP(target.host) === 0 ? target.host : undefined) as string })
+            ? tls.connect({ host: target.host, port: target.port, ...upstreamTlsOptions(settings.tls, target.host) })
             : net.connect(target.port, target.host))
       })
     } catch (err) {
