@@ -1,5 +1,6 @@
 import { hostname as osHostname } from 'node:os'
 import type { RequestContext } from '../routing/request-context.js'
+import { UPSTREAM_VARIABLES, upstreamValue } from '../log/exchange-record.js'
 
 /** Reads one variable's value for a request. Must not throw; '' when the value is absent. */
 export type VariableGetter = (ctx: RequestContext) => string
@@ -41,6 +42,8 @@ export const builtinVariables: ReadonlyMap<string, VariableGetter> = new Map<str
   ['server_protocol', (c) => `HTTP/${c.req.httpVersion}`],
   ['content_length', (c) => header(c, 'content-length')],
   ['content_type', (c) => header(c, 'content-type')],
+  // The proxy's tries, from the request's record (log/exchange-record.ts).
+  ...UPSTREAM_VARIABLES.map((name): [string, VariableGetter] => [name, (c) => upstreamValue(c.record, name) ?? '']),
   // A header sent empty still gets its comma, as nginx (", 10.0.0.1").
   ['proxy_add_x_forwarded_for', (c) => {
     const xff = c.req.headers['x-forwarded-for']
