@@ -36,7 +36,7 @@ export class ExchangeRecord {
   /** The request target as the client sent it (routing rewrites req.url). */
   readonly target: string
   readonly req: IncomingMessage | undefined
-  /** The client socket's bytesWritten before this answer (one answer at a time per connection). */
+  /** The client socket's bytesWritten before this answer (one answer at a time per connection); read only when a log will use it (the getter copies the socket's write queue). */
   readonly written: number
   ctx: RequestContext | undefined = undefined
   /** The status to log when it is not the wire's (nginx logs 494 for its 400 "Request Header Too Large"). */
@@ -58,7 +58,7 @@ export class ExchangeRecord {
   /** Writes the access line (set by the listener when an access log is on). */
   log: ((r: ExchangeRecord) => void) | undefined = undefined
 
-  constructor (socket: Socket, req: IncomingMessage | undefined, target: string, written = socket.bytesWritten) {
+  constructor (socket: Socket, req: IncomingMessage | undefined, target: string, written: number) {
     this.start = Date.now()
     this.socket = socket
     this.req = req

@@ -127,7 +127,7 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
   const serve = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void => {
     const target = req.url
     try {
-      const record = new ExchangeRecord(req.socket, req, target ?? '')
+      const record = new ExchangeRecord(req.socket, req, target ?? '', logging ? req.socket.bytesWritten : 0)
       ;(res as RecordedResponse)[kRecord] = record
       if (logging) { record.log = logLine; res.on('close', onAnswered) }
       const route = routeRequest(req, listen, dispatch)
@@ -165,7 +165,7 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
     try {
       acceptUpgrade(server, req, socket, head, (req, res) => {
         try {
-          const record = new ExchangeRecord(req.socket, req, req.url ?? '')
+          const record = new ExchangeRecord(req.socket, req, req.url ?? '', logging ? req.socket.bytesWritten : 0)
           ;(res as RecordedResponse)[kRecord] = record
           if (logging) { record.log = logLine; res.on('close', onAnswered) }
           connections.identify(req.socket, listen.defaultServer.limits, record)

@@ -347,7 +347,7 @@ function stateOf (ctx: RequestContext): ProxyRequestState | undefined {
 
 /** A request that reached no listener (an app driven by hand) gets its record here. */
 function recordFor (ctx: RequestContext): ExchangeRecord {
-  const r = new ExchangeRecord(ctx.socket, ctx.req, ctx.requestUri)
+  const r = new ExchangeRecord(ctx.socket, ctx.req, ctx.requestUri, 0)
   r.ctx = ctx
   ctx.record = r
   return r
