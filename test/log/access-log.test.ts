@@ -9,22 +9,25 @@ import { test } from 'tap'
 import { respond } from '@proxyctl/core'
 import { proxy } from '@proxyctl/plugins'
 import { startConfig, tmpDir } from '../helpers/proxy.js'
-import { accessLogCases, asNginxLine, buildTree, logLines, maskLine, playCase, proxyctlConfig, startApp, startWs, type Where } from './fixtures/access-log-cases.js'
+import { accessLogCases, asNginxLine, buildTree, logLines, maskLine, playCase, proxyctlConfig, startApp, startWs, upstreamSince, type Where } from './fixtures/access-log-cases.js'
 
 test('access log lines, as nginx writes them (checked against nginx by access-log-nginx-compare.ts)', async (t) => {
   const dir = tmpDir(t)
   const w: Where = { sock: path.join(dir, 'app.sock'), ws: path.join(dir, 'ws.sock'), dead: path.join(dir, 'dead.sock'), root: path.join(dir, 'www'), log: path.join(dir, 'access.log') }
   buildTree(w.root)
-  await startApp(t, w.sock)
+  const app = await startApp(t, w.sock)
   await startWs(t, w.ws)
   const running = await startConfig(t, proxyctlConfig(w, '127.0.0.1:0'))
   const port = running.listeners[0]?.port as number
   let seen = 0
   for (const c of accessLogCases) {
-    await playCase({ port }, c)
+    const from = app.seen.length
+    const answer = await playCase({ port }, c)
     const lines = await logLines(w.log, seen + 1)
     seen = lines.length
-    t.equal(asNginxLine(c, maskLine(lines[lines.length - 1] ?? '')), c.line, c.name)
+    t.equal(asNginxLine(c, maskLine(lines[lines.length - 1] ?? '')), c.line, `${c.name}: the log line`)
+    t.same(answer, c.answer, `${c.name}: the whole answer`)
+    t.same(upstreamSince(app, from), c.upstream, `${c.name}: what the upstream received`)
   }
 })
 
