@@ -29,6 +29,7 @@ export { stdoutLogger, flushLogs, defaultLogFormat, type LogFormatName } from '.
 export { ExchangeRecord, recordOf, type UpstreamTry } from './log/exchange-record.js'
 export { renderLine, compileLogFormat, escapeDefault, COMBINED, type LogFormat, type ResolvedAccessLog } from './log/access-log.js'
 export { writeAccessLine } from './log/access-logs.js'
+export { LogSink, SINK_LIMIT } from './log/sink.js'
 export { probeListen, type BoundListener } from './server/listeners.js'
 export { failRequest, failConnection, requestLine } from './server/guard.js'
 export { phaseHooks, openPhaseScope, type PhaseHooks } from './phases/phases.js'
