@@ -122,8 +122,11 @@ function peerDefs () {
   const node = process.execPath
   return [
     { id: 'proxyctl', label: 'proxyctl', cmd: CLI, args: ['start', '--config', path.join(BENCH, 'configs', 'proxyctl.config.mjs')] },
-    { id: 'nginx', label: 'nginx (proxy, keepalive)', nginx: 'proxy.nginx.conf', vars: { BUFFERS: '' } },
-    { id: 'nginx-buf64', label: 'nginx (proxy, keepalive, 64 KiB buffers)', nginx: 'proxy.nginx.conf', vars: { BUFFERS: 'proxy_buffer_size 64k; proxy_buffers 8 64k; proxy_busy_buffers_size 128k;' } },
+    { id: 'nginx', label: 'nginx (proxy, keepalive)', nginx: 'proxy.nginx.conf', vars: { BUFFERS: '', ACCESS_LOG: 'access_log off;' } },
+    { id: 'nginx-buf64', label: 'nginx (proxy, keepalive, 64 KiB buffers)', nginx: 'proxy.nginx.conf', vars: { BUFFERS: 'proxy_buffer_size 64k; proxy_buffers 8 64k; proxy_busy_buffers_size 128k;', ACCESS_LOG: 'access_log off;' } },
+    // The access log's cost: the same two with a combined access log to a file (PEERS=nginx,nginx-log,proxyctl-log).
+    { id: 'proxyctl-log', label: 'proxyctl, access log on (to a file)', cmd: CLI, args: ['start', '--config', path.join(BENCH, 'configs', 'proxyctl.config.mjs')], env: { ACCESS_LOG: path.join(tmp ?? os.tmpdir(), 'proxyctl-access.log') } },
+    { id: 'nginx-log', label: 'nginx (proxy, keepalive), access log on (to a file)', nginx: 'proxy.nginx.conf', vars: { BUFFERS: '', ACCESS_LOG: `access_log ${path.join(tmp ?? os.tmpdir(), 'nginx-access.log')} combined;` } },
     { id: 'fastify', label: '@fastify/http-proxy', cmd: node, args: [path.join(BENCH, 'peers', 'fastify-http-proxy.mjs')] },
     { id: 'http-proxy', label: 'node-http-proxy', cmd: node, args: [path.join(BENCH, 'peers', 'node-http-proxy.mjs')] },
     { id: 'lean', label: 'lean node:http + undici', cmd: node, args: [path.join(BENCH, 'peers', 'lean-undici.mjs')] },
@@ -505,6 +508,13 @@ function report ({ info, targets, broken, incidents, results, ws, idle, fresh, f
       p(`Paired by round: proxyctl ÷ baseline, req/s per core, ${againstBaseline.map((x) => fmtRatio(x, 1)).join(', ')}; median **${fmtRatio(median(againstBaseline), 1)}**.`)
       p()
     }
+    for (const [on, off, what] of [['proxyctl-log', 'proxyctl', 'proxyctl'], ['nginx-log', 'nginx', 'nginx']]) {
+      const paired = s.selection ? [] : pairedRatios(results[s.id]?.[on], results[s.id]?.[off])
+      if (paired.length > 0) {
+        p(`Paired by round: ${what} with the access log on ÷ off, req/s per core, ${paired.map((x) => fmtRatio(x, 1)).join(', ')}; median **${fmtRatio(median(paired), 1)}**.`)
+        p()
+      }
+    }
     if (!s.selection) summary.push({ s, sums })
     else {
       const many = sums.get('proxyctl-many')
@@ -653,7 +663,7 @@ async function main () {
   const only = env.PEERS?.split(',').map((s) => s.trim())
   const wanted = (id) => env.SCENARIOS === undefined || env.SCENARIOS.split(',').includes(id)
   const defs = [...peerDefs(), MANY].filter((d) => d.id === 'proxyctl' ||
-    (d.id === 'proxyctl-many' ? wanted('selection') : only === undefined || only.includes(d.id)))
+    (d.id === 'proxyctl-many' ? wanted('selection') : only === undefined ? !d.id.endsWith('-log') : only.includes(d.id)))
   const targets = []
   const broken = []
   for (const def of defs) {
@@ -715,7 +725,7 @@ async function main () {
   // the 1 MiB and upload runs left behind. Memory under the small-GET load alone: fresh processes.
   const fresh = []
   if (wanted('memory')) {
-    for (const def of peerDefs().filter((d) => d.id === 'proxyctl' || only === undefined || only.includes(d.id))) {
+    for (const def of peerDefs().filter((d) => d.id === 'proxyctl' || (only === undefined ? !d.id.endsWith('-log') : only.includes(d.id)))) {
       let t
       try {
         t = await startTarget(def, upstream)

@@ -11,6 +11,9 @@ export default defineConfig({
   // upload is buffered in memory (128k), and the front-door scenario's slowloris heads are closed
   // after 10 s.
   keepaliveRequests: 1_000_000,
+  // Off, as nginx's bench config (access_log off); ACCESS_LOG=FILE (the proxyctl-log peer) turns
+  // on nginx's combined format to that file.
+  accessLog: process.env.ACCESS_LOG ?? false,
   clientBodyBufferSize: '128k',
   clientHeaderTimeout: 10_000,
   upstreams: {

@@ -151,7 +151,8 @@ for (const c of badCases) {
     t.match(String(line.reason), c.reason, 'log gives the reason')
     t.equal(line.code, c.code)
     t.match(line.msg, `server: ${address}`)
-    t.equal(line.request, 'GET /x')
+    t.equal(line.request, 'GET /x HTTP/1.1', 'log gives the request line, as nginx\'s error log context')
+    t.ok(typeof line.client === 'string' && line.client !== '', 'log gives the client')
     t.equal(activeConnections(p.proxy), 0, 'peer released')
   })
 }

@@ -95,7 +95,8 @@ t.test('readTimeout: an idle tunnel is closed, an active one is not', async (t) 
   t.equal(busy.readyState, WebSocket.OPEN, 'still open after 800 ms of traffic')
   const line = p.lines.find((l) => /idle/.test(l.msg))
   t.equal(line?.level, 'warn')
-  t.match(line?.msg, /^websocket tunnel idle for 300 ms \(readTimeout\), closing it, upstream: "127\.0\.0\.1:\d+", server: 127\.0\.0\.1:\d+$/)
+  // nginx's error log context (client, server name, request line, host), then the upstream.
+  t.match(line?.msg, /^websocket tunnel idle for 300 ms \(readTimeout\), closing it, client: 127\.0\.0\.1, server: , request: "GET \/ws\/ HTTP\/1\.1", host: "127\.0\.0\.1", upstream: "127\.0\.0\.1:\d+", server: 127\.0\.0\.1:\d+$/)
   t.ok(await waitFor(() => p.lines.some((l) => /tunnel closed \(idle for 300 ms/.test(l.msg))), 'the close line gives the reason')
 })
 

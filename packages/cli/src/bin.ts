@@ -28,6 +28,7 @@ Commands:
 Options:
   -c, --config FILE   config module (default: ./proxy.config.ts, .mts, .js or .mjs)
   -f, --force         init: overwrite an existing file
+      --log-format F  start: json or pretty (default: pretty on a terminal, else json)
   -h, --help          show this help
 `
 
@@ -38,6 +39,7 @@ async function main (): Promise<number> {
       config: { type: 'string', short: 'c' },
       force: { type: 'boolean', short: 'f' },
       plugin: { type: 'string' },
+      'log-format': { type: 'string' },
       help: { type: 'boolean', short: 'h' }
     }
   })
@@ -47,7 +49,14 @@ async function main (): Promise<number> {
     return command === undefined && values.help !== true ? 1 : 0
   }
   switch (command) {
-    case 'start': return await start(values.config)
+    case 'start': {
+      const format = values['log-format']
+      if (format !== undefined && format !== 'json' && format !== 'pretty') {
+        process.stderr.write(`proxyctl: --log-format must be json or pretty, got "${format}"\n`)
+        return 1
+      }
+      return await start(values.config, format)
+    }
     case 'check': return await check(values.config)
     case 'init': return values.plugin !== undefined ? initPlugin(values.plugin) : init(values.force === true)
     default:

@@ -41,6 +41,10 @@ export type ProxyctlErrorCode =
   | 'PROXYCTL_PROXY_TARGET_INVALID'
   /** A buffered response's temp file (under tempPath) could not be opened, written or read; the client's connection is cut. */
   | 'PROXYCTL_TEMP_FILE_FAILED'
+  /** An access log's destination did not keep up: lines past its buffer were dropped (counted in the warn line). */
+  | 'PROXYCTL_ACCESS_LOG_DROPPED'
+  /** An access log file could not be opened (at start: the start fails) or written. */
+  | 'PROXYCTL_ACCESS_LOG_FAILED'
   | 'PROXYCTL_WEBSOCKET_IDLE_TIMEOUT'
   | 'PROXYCTL_WEBSOCKET_MAX_CONNECTIONS'
   | 'PROXYCTL_WEBSOCKET_HANDSHAKE_INVALID'

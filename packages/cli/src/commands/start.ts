@@ -1,22 +1,22 @@
 import { startProxy, type ResolvedConfig } from '@proxyctl/core'
-import { isClusterWorker, runPrimary, stdoutLogger, flushLogs, workerCount } from '@proxyctl/core/internal'
+import { isClusterWorker, runPrimary, stdoutLogger, flushLogs, workerCount, type LogFormatName } from '@proxyctl/core/internal'
 import { loadConfig } from '../load.js'
 import { configPath, reportFailure } from '../report.js'
 
 /** `proxyctl start`: serve until SIGTERM/SIGINT, then drain and exit 0. */
-export async function start (configOption: string | undefined): Promise<number> {
+export async function start (configOption: string | undefined, logFormat?: LogFormatName): Promise<number> {
   let config: ResolvedConfig | undefined
   try {
     config = await loadConfig(configPath(configOption))
     if (workerCount(config) > 1 && !isClusterWorker()) {
-      const log = stdoutLogger(config.logLevel)
+      const log = stdoutLogger(config.logLevel, logFormat)
       for (const w of config.warnings) log.warn({ code: 'PROXYCTL_CONFIG_WARNING' }, w)
       await runPrimary(config, log)
       log.info('stopped')
       await flushLogs()
       process.exit(0)
     }
-    const proxy = await startProxy(config, { announce: !isClusterWorker() })
+    const proxy = await startProxy(config, { announce: !isClusterWorker(), ...(logFormat !== undefined ? { logFormat } : {}) })
     const log = proxy.app.fastify.log
     if (!isClusterWorker()) for (const w of config.warnings) log.warn({ code: 'PROXYCTL_CONFIG_WARNING' }, w)
     let stopping = false

@@ -11,6 +11,7 @@ import type { CompileScope, Template } from '../variables/types.js'
 import type { AccessRule } from './access.js'
 import type { RewriteRule } from '../routing/rewrite.js'
 import type { PreflightCheck } from './preflight.js'
+import type { ResolvedAccessLog } from '../log/access-log.js'
 import type { ResolvedConnectionLimits, ResolvedRequestLimits } from './limits.js'
 import type { ResolvedContent } from './content.js'
 import type { ResolvedServerTls, ResolvedUpstreamTls } from './tls.js'
@@ -45,6 +46,8 @@ export interface ResolvedConfig {
   readonly addHeaders: AddHeaders | undefined
   /** The top level's proxySetHeaders (proxy_set_header). */
   readonly proxySetHeaders: Readonly<Record<string, string>> | undefined
+  /** The top level's access log (null: off); servers and locations inherit it. */
+  readonly accessLog: ResolvedAccessLog | null
   /** Objects handlers share across locations (upstream pools). Created at compile time. */
   readonly shared: Map<string, unknown>
   /** Checks `check` and `start` run before listening (hostnames resolve): preflight.ts. */
@@ -106,6 +109,8 @@ export interface ResolvedServer {
   readonly addHeaders: AddHeaders | undefined
   /** proxy_set_header in force on the server: its own, else the top level's. */
   readonly proxySetHeaders: Readonly<Record<string, string>> | undefined
+  /** access_log in force on the server (null: off): requests no location answers, and those refused before one is known, log here. */
+  readonly accessLog: ResolvedAccessLog | null
   /** Answers when no location matches (404 unless the server sets `handler`). */
   fallback: { handler: LocationHandler, compiled?: CompiledHandler, routeUrl: string }
 }
@@ -144,6 +149,8 @@ export interface ResolvedLocation extends LocationNode {
   readonly addHeaders: AddHeaders | undefined
   /** proxy_set_header in force here (a proxy() without setHeaders sends these). */
   readonly proxySetHeaders: Readonly<Record<string, string>> | undefined
+  /** access_log in force here (null: off). */
+  readonly accessLog: ResolvedAccessLog | null
   /** nginx's `internal`: a client's own request (no internal redirect yet) gets 404. */
   readonly internal: boolean
   /** Variables templates may use here (named groups of every location regex, as nginx). */

@@ -20,6 +20,7 @@ import { checkShape, formatKeyPath } from './schema.js'
 import { hostResolves } from './preflight.js'
 import { parseAccessRule, type AccessRule } from './access.js'
 import { parseUpstreamAddress } from './upstream-address.js'
+import { compileLogFormats, defaultAccessLog, resolveAccessLog } from './access-log.js'
 import { LIMIT_DEFAULTS, resolveConnectionLimits, resolveRequestLimits } from './limits.js'
 import { CONTENT_DEFAULTS, resolveContent } from './content.js'
 import { compileAddHeaders } from '../http/response-headers.js'
@@ -67,6 +68,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
     content: resolveContent(config, CONTENT_DEFAULTS),
     addHeaders: undefined,
     proxySetHeaders: config.proxySetHeaders,
+    accessLog: null,
     shared: new Map(),
     preflight: [],
     warnings
@@ -98,6 +100,11 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
   for (const name of Object.keys(config.maps ?? {})) {
     defined.set(name, (ctx) => { const m = compiledMaps.get(name); return m === undefined ? '' : mapValue(m, ctx) })
   }
+  // After the maps are declared, so a format may log a map's variable.
+  const logFormats = compileLogFormats(config, baseDir, scope, errors)
+  ;(resolved as { accessLog: ResolvedConfig['accessLog'] }).accessLog = config.accessLog === undefined
+    ? defaultAccessLog(logFormats)
+    : resolveAccessLog(config.accessLog, null, logFormats, 'accessLog', errors)
   let nextLocationId = 0
   const listensByKey = new Map<string, ResolvedListen>()
   const defaultClaims = new Map<string, string>()
@@ -140,6 +147,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
       content: resolveContent(sc, resolved.content),
       addHeaders: compileAddHeaders(sc.addHeaders, resolved.addHeaders, compileHeader, `${keyPath}.addHeaders`, errors),
       proxySetHeaders: sc.proxySetHeaders ?? resolved.proxySetHeaders,
+      accessLog: resolveAccessLog(sc.accessLog, resolved.accessLog, logFormats, `${keyPath}.accessLog`, errors),
       fallback: { handler: sc.handler ?? respond(404), routeUrl: serverFallbackRoute(si) }
     }
     resolved.servers.push(server)
@@ -225,6 +233,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
           content: resolveContent(lc, parent?.content ?? server.content),
           addHeaders: compileAddHeaders(lc.addHeaders, parent === undefined ? server.addHeaders : parent.addHeaders, compileHeader, `${lpath}.addHeaders`, errors),
           proxySetHeaders: lc.proxySetHeaders ?? (parent === undefined ? server.proxySetHeaders : parent.proxySetHeaders),
+          accessLog: resolveAccessLog(lc.accessLog, parent === undefined ? server.accessLog : parent.accessLog, logFormats, `${lpath}.accessLog`, errors),
           internal: lc.internal === true,
           scope,
           routeUrl: locationRoute(id)

@@ -64,6 +64,11 @@ const headerKeys = {
   proxySetHeaders: z.record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, { error: 'header names are tokens (letters, digits, "-"...)' }), z.string()).optional()
 }
 
+const logKeys = {
+  accessLog: z.union([z.boolean(), z.string().min(1), z.strictObject({ path: z.string().min(1).optional(), format: z.string().min(1).optional() })],
+    { error: "expected false, true, a path ('stdout' or a file) or { path?, format? }" }).optional()
+}
+
 const rewrite = z.array(z.union([z.string(), z.strictObject({ regex: z.string(), replacement: z.string(), flag: z.enum(['last', 'break', 'redirect', 'permanent']).optional() })],
   { error: "expected 'REGEX REPLACEMENT [last|break|redirect|permanent]' or { regex, replacement, flag? }" }))
 
@@ -83,7 +88,8 @@ const location: z.ZodType<LocationShape> = z.lazy(() => z.strictObject({
   internal: z.boolean().optional(),
   ...requestLimitKeys,
   ...contentKeys,
-  ...headerKeys
+  ...headerKeys,
+  ...logKeys
 }))
 
 const locations = z.record(z.string(), z.union([handler, location],
@@ -105,7 +111,8 @@ const server = z.strictObject({
   return: handler.optional(),
   ...connectionLimitKeys,
   ...contentKeys,
-  ...headerKeys
+  ...headerKeys,
+  ...logKeys
 })
 
 const positiveMs = z.number().int().min(0)
@@ -155,9 +162,13 @@ export const configSchema = z.strictObject({
   tempPath: z.string().min(1).optional(),
   maps: z.record(z.string().regex(/^[A-Za-z0-9_]+$/, { error: 'map names use letters, digits and "_" (the variable is $NAME)' }),
     z.strictObject({ source: z.string(), values: z.record(z.string(), z.string()), hostnames: z.boolean().optional() })).optional(),
+  logFormats: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, { error: 'format names use letters, digits, "_" and "-"' }),
+    z.union([z.string(), z.strictObject({ format: z.string(), escape: z.enum(['default', 'json', 'none']).optional() })],
+      { error: "expected a template or { format, escape?: 'default' | 'json' | 'none' }" })).optional(),
   ...connectionLimitKeys,
   ...contentKeys,
-  ...headerKeys
+  ...headerKeys,
+  ...logKeys
 })
 
 /** `['servers', 0, 'locations', '~ (/']` → `servers[0].locations["~ (/"]`. */

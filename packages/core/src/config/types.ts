@@ -9,7 +9,7 @@ import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from './model.j
  * The user's config, as written in `proxy.config.ts` and passed to `defineConfig`.
  * Every key is optional unless marked; the validator names the key path of anything wrong.
  */
-export interface ProxyConfig extends ConnectionLimits, ContentSettings, HeaderSettings {
+export interface ProxyConfig extends ConnectionLimits, ContentSettings, HeaderSettings, LogSettings {
   /** Virtual servers, as nginx's `server {}` blocks. Selected by listen address, then Host. */
   servers: ServerConfig[]
   /** Named upstream pools, referenced by `proxy('http://NAME')`. */
@@ -31,7 +31,29 @@ export interface ProxyConfig extends ConnectionLimits, ContentSettings, HeaderSe
   maps?: Record<string, MapConfig>
   /** Folder for request and response bodies buffered to disk (nginx's client_body_temp_path, proxy_temp_path). Default: the OS temp folder. */
   tempPath?: string
+  /**
+   * nginx's `log_format`: formats named once, used by `accessLog: { format: NAME }`. A template of
+   * variables (`'$remote_addr "$request" $status $request_time'`), or `{ format, escape }` with
+   * nginx's `escape=` (`default`, `json`, `none`).
+   */
+  logFormats?: Record<string, string | { format: string, escape?: 'default' | 'json' | 'none' }>
 }
+
+/**
+ * nginx's `access_log`: one line per request, written after its answer, by the location that
+ * answered (its own setting, else the enclosing location's, the server's, the top level's).
+ */
+export interface LogSettings {
+  /**
+   * `false`: no access log here. `true`: `combined` to stdout. A path (`'logs/access.log'`,
+   * relative to the config's folder, or `'stdout'`): `combined` there. Or `{ path, format }`:
+   * `format` is `'combined'` (nginx's default), `'json'`, a name from `logFormats`, or a template.
+   * Default: `combined` to stdout for `proxyctl start`.
+   */
+  accessLog?: AccessLogConfig
+}
+
+export type AccessLogConfig = boolean | string | { path?: string, format?: string }
 
 export interface MapConfig {
   /** The template matched: `$http_host`, `$uri`, `$http_upgrade`... */
@@ -147,7 +169,7 @@ export interface ListenObject {
   ipv6Only?: boolean
 }
 
-export interface ServerConfig extends ConnectionLimits, ContentSettings, HeaderSettings {
+export interface ServerConfig extends ConnectionLimits, ContentSettings, HeaderSettings, LogSettings {
   /** Addresses this server answers on. Default `80` when running as root, else `8000` (as nginx). */
   listen?: ListenConfig | ListenConfig[]
   /**
@@ -185,7 +207,7 @@ export interface ServerConfig extends ConnectionLimits, ContentSettings, HeaderS
  */
 export type RewriteConfig = string | { regex: string, replacement: string, flag?: 'last' | 'break' | 'redirect' | 'permanent' }
 
-export interface LocationConfig extends RequestLimits, ContentSettings, HeaderSettings {
+export interface LocationConfig extends RequestLimits, ContentSettings, HeaderSettings, LogSettings {
   /** What answers requests selected for this location (`respond(...)`, `proxy(...)`, ...). */
   handler?: LocationHandler
   /** Fastify plugins registered in this location's encapsulated context, before its handler. */

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+import type { ExchangeRecord } from '../log/exchange-record.js'
 import type { ResolvedListen, ResolvedLocation, ResolvedServer } from '../config/model.js'
 
 /**
@@ -49,6 +50,8 @@ export class RequestContext {
   cookies: Map<string, string> | undefined
   /** Parsed query, computed on first use of `$arg_*`. */
   argMap: Map<string, string> | undefined
+  /** What the request was and how it was answered (status, bytes, times, upstream tries): the access log's and metrics' one source. */
+  record: ExchangeRecord | undefined = undefined
   /** Free slots for plugins, keyed by their own symbols or names. */
   readonly locals: Record<string | symbol, unknown> = Object.create(null)
   /** Hands a raw request to the app's router again (internal redirects). */

@@ -9,6 +9,8 @@ import { openPhaseScope } from '../phases/phases.js'
 import { errorPageFor, followErrorPage, sendStatus } from '../handlers/error-pages.js'
 import type { RequestContext } from '../routing/request-context.js'
 import { failRequest, requestLine } from './guard.js'
+import type { AccessLogs } from '../log/access-logs.js'
+import { recordOf } from '../log/exchange-record.js'
 import { BAD_REQUEST_ROUTE, kRequestContext, kRouteError, type RoutedRequest } from '../routing/router.js'
 import { REWRITE_ROUTE } from '../routing/route-urls.js'
 import { absoluteLocation } from '../handlers/respond.js'
@@ -22,6 +24,8 @@ declare module 'fastify' {
   }
 }
 
+const NO_ACCESS_LOGS: AccessLogs = { active: false, sinks: new Map(), close () {} }
+
 /** Every method node's parser accepts, so a proxy forwards WebDAV and friends too. */
 const ALL_METHODS = http.METHODS.filter((m) => m !== 'CONNECT')
 
@@ -30,6 +34,8 @@ export interface ProxyApp {
   readonly config: ResolvedConfig
   /** The handler our listeners call after routing; Fastify's router. */
   readonly dispatch: (req: IncomingMessage, res: ServerResponse) => void
+  /** Where finished requests are logged (access-logs.ts); inactive when no level logs. */
+  readonly accessLogs: AccessLogs
 }
 
 /**
@@ -47,6 +53,8 @@ export interface ProxyApp {
 export interface BuildOptions {
   /** A pino logger instance, pino options such as `{ level }`, or false. Default false. */
   logger?: FastifyBaseLogger | { level: string } | boolean
+  /** The access logs, opened (start.ts); default: none. */
+  accessLogs?: AccessLogs
 }
 
 export async function buildApp (config: ResolvedConfig, options: BuildOptions = {}): Promise<ProxyApp> {
@@ -127,6 +135,9 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
       request.log.info({ code: err?.code ?? 'PROXYCTL_BAD_REQUEST', client: raw.socket?.remoteAddress, request: line, reason: err?.message, ...limit },
         `${err?.message ?? 'bad request'}, client: ${raw.socket?.remoteAddress ?? '-'}, request: "${line}"`)
       const status = err?.status ?? 400
+      // nginx logs its own status (494) where the wire says 400.
+      const record = recordOf(reply.raw)
+      if (record !== undefined && wireStatus(status) !== status) record.loggedStatus = status
       // A routed request (a body refused at the front door) takes error_page as other statuses do.
       const rule = request.proxyctl === null ? undefined : errorPageFor(request.proxyctl, status)
       if (rule !== undefined) {
@@ -163,7 +174,7 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
     for (const server of config.servers) await root.register(serverScope(server, config.plugins.length))
   })
   await fastify.ready()
-  return { fastify, config, dispatch: (req, res) => dispatch(req, res) }
+  return { fastify, config, dispatch: (req, res) => dispatch(req, res), accessLogs: options.accessLogs ?? NO_ACCESS_LOGS }
 }
 
 function serverScope (server: ResolvedServer, globalPlugins: number): FastifyPluginAsync {

@@ -9,6 +9,12 @@ export interface ClusterLogger {
   error (obj: object, msg: string): void
 }
 
+/** Whether any level logs to a file (which SIGUSR1 reopens). */
+function hasLogFiles (config: ResolvedConfig): boolean {
+  const all = [config.accessLog, ...config.servers.flatMap((s) => [s.accessLog, ...s.all.map((l) => l.accessLog)])]
+  return all.some((e) => e !== null && e.path !== 'stdout')
+}
+
 /** `workers: 'auto'` is one per core. */
 export function workerCount (config: ResolvedConfig): number {
   return config.workers === 'auto' ? Math.max(1, os.availableParallelism()) : config.workers
@@ -80,5 +86,12 @@ export async function runPrimary (config: ResolvedConfig, log: ClusterLogger): P
     }
     process.on('SIGTERM', stop)
     process.on('SIGINT', stop)
+    // logrotate signals the primary: each worker reopens its own access log files. (Without
+    // files, a worker has no SIGUSR1 listener and Node's would start its inspector: not sent.)
+    if (hasLogFiles(config)) {
+      process.on('SIGUSR1', () => {
+        for (const w of Object.values(cluster.workers ?? {})) w?.process.kill('SIGUSR1')
+      })
+    }
   })
 }

@@ -2,9 +2,14 @@ import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import type { ResolvedConfig, ResolvedListen } from '../config/model.js'
-import type { RequestContext } from '../routing/request-context.js'
+import type { ResolvedRequestLimits } from '../config/limits.js'
+import type { ExchangeRecord } from '../log/exchange-record.js'
 
 const NODE_KEEP_ALIVE_MARGIN = 1000
+
+let lastConnectionId = 0
+/** The next $connection number (for a connection refused before it was counted, too). */
+export function nextConnectionId (): number { return ++lastConnectionId }
 
 /**
  * Node keeps an idle connection open 1 s longer than its keepAliveTimeout (its margin against
@@ -17,6 +22,8 @@ export function nodeKeepAliveTimeout (ms: number): number {
 
 /** What the listener keeps per client connection (beside the socket: adding fields to Node's sockets slows every access to them). */
 interface Connection {
+  /** nginx's $connection: a serial number, unique in the process. */
+  readonly id: number
   served: number
   sendTimeout: number
   /** When the sweep first saw unread bytes not moving; 0: not stalled. */
@@ -43,17 +50,12 @@ export class ClientConnections {
     this.#nodeKeepAlive = nodeKeepAliveTimeout(listener) === listener ? -1 : listener
   }
 
-  /** A routed request on its connection: counts it and applies its location's limits. */
-  served (ctx: RequestContext, res: ServerResponse): void {
-    const limits = ctx.location?.limits ?? ctx.server.limits
-    const socket = ctx.socket
-    let conn = this.#open.get(socket)
-    if (conn === undefined) {
-      conn = { served: 0, sendTimeout: limits.sendTimeout, stalledSince: 0, flushed: 0 }
-      this.#open.set(socket, conn)
-      socket.once('close', () => { this.#open.delete(socket) })
-    }
+  /** A request on its connection: counts it (in its record too) and applies its location's limits (its server's if not routed). */
+  served (limits: ResolvedRequestLimits, socket: Socket, res: ServerResponse, record: ExchangeRecord): void {
+    const conn = this.#connection(socket, limits)
     const served = ++conn.served
+    record.connection = conn.id
+    record.connectionRequests = served
     conn.sendTimeout = limits.sendTimeout
     // nginx sends no Keep-Alive header; Node would announce its own timeout.
     ;(res as ServerResponse & { _keepAliveTimeout: number })._keepAliveTimeout = 0
@@ -66,6 +68,23 @@ export class ClientConnections {
         if (!socket.destroyed && (socket as { _httpMessage?: unknown })._httpMessage == null) socket.setTimeout(limits.keepaliveTimeout)
       })
     }
+  }
+
+  /** Numbers a request on `socket` without applying limits (an Upgrade request). */
+  identify (socket: Socket, limits: ResolvedRequestLimits, record: ExchangeRecord): void {
+    const conn = this.#connection(socket, limits)
+    record.connection = conn.id
+    record.connectionRequests = ++conn.served
+  }
+
+  #connection (socket: Socket, limits: ResolvedRequestLimits): Connection {
+    let conn = this.#open.get(socket)
+    if (conn === undefined) {
+      conn = { id: nextConnectionId(), served: 0, sendTimeout: limits.sendTimeout, stalledSince: 0, flushed: 0 }
+      this.#open.set(socket, conn)
+      socket.once('close', () => { this.#open.delete(socket) })
+    }
+    return conn
   }
 
   private sweep (): void {

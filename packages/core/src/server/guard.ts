@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
 import { InternalError, ProxyctlError } from '../errors.js'
@@ -92,7 +93,10 @@ const kRefused = Symbol('proxyctl.refused')
  * ended at once, which aborts what it started upstream. (Node's errored parser reports every
  * later chunk again: one answer per connection.)
  */
-export function answerClientError (log: FastifyBaseLogger, err: ParserError, socket: ClientSocket, limits: ResolvedConnectionLimits): void {
+/** Logs an answer the front door wrote on the socket itself (the access log); `before`: the socket's bytesWritten before it. */
+export type RefusalLog = (socket: Socket, req: IncomingMessage | undefined, target: string, status: number, head: number, before: number) => void
+
+export function answerClientError (log: FastifyBaseLogger, err: ParserError, socket: ClientSocket, limits: ResolvedConnectionLimits, logRefusal?: RefusalLog): void {
   if (socket[kRefused] === true) return
   socket[kRefused] = true
   const code = err.code ?? 'unknown'
@@ -116,24 +120,39 @@ export function answerClientError (log: FastifyBaseLogger, err: ParserError, soc
   log.info({ code: 'PROXYCTL_BAD_REQUEST', client: socket.remoteAddress, reason, parserCode: code, status, ...(code === 'HPE_HEADER_OVERFLOW' ? { limit: 'largeClientHeaderBuffers' } : {}) },
     `client sent a request the parser refused (${reason}), answered ${status}, client: ${socket.remoteAddress ?? '-'}`)
   const reading = socket.parser?.incoming
+  const answer = (): void => {
+    const before = (socket as Socket).bytesWritten ?? 0
+    const head = writeAnswer(socket, status)
+    logRefusal?.(socket as Socket, undefined, firstLine(err), status, head, before)
+  }
   if (code === 'HPE_INVALID_EOF_STATE' || (reading != null && !reading.complete)) {
-    if (socket._httpMessage == null || !socket._httpMessage.headersSent) writeAnswer(socket, status)
+    if (socket._httpMessage == null || !socket._httpMessage.headersSent) answer()
     socket.destroy()
     return
   }
   whenNoResponsePending(socket, () => {
-    writeAnswer(socket, status)
+    answer()
     socket.destroy()
   })
 }
 
+/** The request line of the bytes the parser refused, as far as they go (for the access log's $request). */
+function firstLine (err: ParserError): string {
+  const raw = (err as { rawPacket?: Buffer }).rawPacket
+  if (raw === undefined) return ''
+  const end = raw.subarray(0, 8192).findIndex((b) => b === 13 || b === 10)
+  return raw.subarray(0, end === -1 ? Math.min(raw.length, 8192) : end).toString('latin1')
+}
+
 /** CONNECT: nginx does not tunnel; it answers 400 and closes, after the answers before it. */
-export function refuseConnect (log: FastifyBaseLogger, req: IncomingMessage, socket: ClientSocket): void {
+export function refuseConnect (log: FastifyBaseLogger, req: IncomingMessage, socket: ClientSocket, logRefusal?: RefusalLog): void {
   log.info({ code: 'PROXYCTL_BAD_REQUEST', client: socket.remoteAddress, request: requestLine(req, req.url), status: 400 },
     `client sent invalid method CONNECT, answered 400, client: ${socket.remoteAddress ?? '-'}`)
   socket.on('error', () => {})
   whenNoResponsePending(socket, () => {
-    writeAnswer(socket, 400)
+    const before = (socket as Socket).bytesWritten ?? 0
+    const head = writeAnswer(socket, 400)
+    logRefusal?.(socket as Socket, req, req.url ?? '', 400, head, before)
     socket.destroy()
   })
 }
@@ -148,12 +167,13 @@ function requestLineTooLong (err: ParserError, size: number): boolean {
   return lf === -1 || lf > size
 }
 
-/** One write, then the caller destroys, as Node's own answer: a client that does not read cannot hold the connection. */
-function writeAnswer (socket: Duplex, status: number): void {
-  if (!socket.writable) return
+/** One write, then the caller destroys, as Node's own answer: a client that does not read cannot hold the connection. Returns the head's length. */
+function writeAnswer (socket: Duplex, status: number): number {
+  if (!socket.writable) return 0
   const body = errorPageBody(status)
   const wire = wireStatus(status)
   const head = `HTTP/1.1 ${wire} ${statusReason(wire)}\r\nDate: ${new Date().toUTCString()}\r\n` +
     `Content-Type: text/html\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`
   socket.write(Buffer.concat([Buffer.from(head, 'latin1'), body]))
+  return head.length
 }

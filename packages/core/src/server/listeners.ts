@@ -2,7 +2,7 @@ import cluster from 'node:cluster'
 import fs from 'node:fs'
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import https from 'node:https'
-import net from 'node:net'
+import net, { type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { ResolvedListen } from '../config/model.js'
 import { BadRequestError, ListenError } from '../errors.js'
@@ -12,7 +12,11 @@ import { kRequestContext, refuseRequest, routeRequest, type RoutedRequest } from
 import { createTlsServer } from './tls.js'
 import { answerClientError, failConnection, failRequest, refuseConnect } from './guard.js'
 import type { ProxyApp } from './app.js'
-import { ClientConnections, nodeKeepAliveTimeout, sendSweepInterval } from './connection.js'
+import { ClientConnections, nextConnectionId, nodeKeepAliveTimeout, sendSweepInterval } from './connection.js'
+import { ExchangeRecord, kRecord } from '../log/exchange-record.js'
+import { writeAccessLine } from '../log/access-logs.js'
+
+type RecordedResponse = ServerResponse & { [kRecord]?: ExchangeRecord }
 
 export interface BoundListener {
   readonly listen: ResolvedListen
@@ -111,12 +115,26 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
   const log = app.fastify.log
   const connections = new ClientConnections(listen, log, sendSweepInterval(app.config))
   server.once('close', () => { connections.close() })
+  // The access line is written when the answer is over; one listener function per listener, none when nothing logs.
+  const logging = app.accessLogs.active
+  const fallbackLog = listen.defaultServer.accessLog
+  const logLine = (r: ExchangeRecord): void => { writeAccessLine(r, fallbackLog) }
+  const onAnswered = function (this: ServerResponse): void {
+    const r = (this as RecordedResponse)[kRecord] as ExchangeRecord
+    if (r.tunneled) return
+    r.complete(this)
+    logLine(r)
+  }
   const serve = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void => {
     const target = req.url
     try {
+      const record = new ExchangeRecord(req.socket, req, target ?? '', logging ? req.socket.bytesWritten : 0)
+      ;(res as RecordedResponse)[kRecord] = record
+      if (logging) { record.log = logLine; res.on('close', onAnswered) }
       const route = routeRequest(req, listen, dispatch)
       const ctx = (req as RoutedRequest)[kRequestContext]
-      if (ctx !== undefined) connections.served(ctx, res)
+      if (ctx !== undefined) { ctx.record = record; record.ctx = ctx }
+      connections.served(ctx === undefined ? listen.defaultServer.limits : (ctx.location ?? ctx.server).limits, req.socket, res, record)
       // clientMaxBodySize and Expect: 100-continue, before the fast path and Fastify alike.
       if (expectsContinue || req.headers['content-length'] !== undefined) {
         const refused = checkRequestBody(req, res, expectsContinue)
@@ -148,8 +166,14 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
     try {
       acceptUpgrade(server, req, socket, head, (req, res) => {
         try {
+          const record = new ExchangeRecord(req.socket, req, req.url ?? '', logging ? req.socket.bytesWritten : 0)
+          ;(res as RecordedResponse)[kRecord] = record
+          if (logging) { record.log = logLine; res.on('close', onAnswered) }
+          connections.identify(req.socket, listen.defaultServer.limits, record)
           const refused = upgradeBodyError(req)
           req.url = refused === undefined ? routeRequest(req, listen, dispatch) : refuseRequest(req, new BadRequestError(refused))
+          const ctx = (req as RoutedRequest)[kRequestContext]
+          if (ctx !== undefined) { ctx.record = record; record.ctx = ctx }
           dispatch(req, res)
         } catch (err) {
           failRequest(log, req, res, target, err)
@@ -159,8 +183,17 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
       failConnection(log, req, socket, target, err)
     }
   })
-  server.on('clientError', (err, socket) => { answerClientError(log, err, socket, listen.defaultServer.limits) })
-  server.on('connect', (req: IncomingMessage, socket: Duplex) => { refuseConnect(log, req, socket) })
+  // What the front door answers on the socket itself (parser refusals, CONNECT) is logged too, in the default server's log.
+  const logRefusal = logging
+    ? (socket: Socket, req: IncomingMessage | undefined, target: string, status: number, head: number, before: number): void => {
+        const r = new ExchangeRecord(socket, req, target, before)
+        r.connection = nextConnectionId()
+        r.completeRaw(status, head)
+        logLine(r)
+      }
+    : undefined
+  server.on('clientError', (err, socket) => { answerClientError(log, err, socket, listen.defaultServer.limits, logRefusal) })
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => { refuseConnect(log, req, socket, logRefusal) })
   // A socket file left by a dead process is removed; one with a live listener is "in use".
   // Cluster workers share the primary's socket, which cleared stale files before forking.
   if (listen.kind === 'unix' && !cluster.isWorker && await checkSocketFile(listen.path)) fs.unlinkSync(listen.path)

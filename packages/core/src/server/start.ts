@@ -1,8 +1,7 @@
 import { runPreflight } from '../config/preflight.js'
 import type { FastifyBaseLogger } from 'fastify'
-import { fstatSync } from 'node:fs'
-import net from 'node:net'
-import { pino } from 'pino'
+import { defaultLogFormat, stdoutLogger, type LogFormatName } from '../log/stdout.js'
+import { openAccessLogs } from '../log/access-logs.js'
 import type { ResolvedConfig } from '../config/model.js'
 import { buildApp, type ProxyApp } from './app.js'
 import { bindListener, closeListeners, type BoundListener } from './listeners.js'
@@ -19,42 +18,14 @@ export interface StartOptions {
   logger?: FastifyBaseLogger | false
   /** Log "listening on" per address. Default true; cluster workers leave it to the primary. */
   announce?: boolean
-}
-
-/**
- * The default logger: JSON lines on stdout. When stdout is a pipe or socket, writes go through a
- * non-blocking socket: a reader that stops reading must not block the event loop (serving, and
- * even SIGTERM handling, as a synchronous write would), and a reader that went away (EPIPE) only
- * ends logging. Past 1 MiB waiting to be read, lines are dropped. `flushLogs()` waits (briefly)
- * for what is queued, before exiting.
- */
-export function stdoutLogger (level: string): FastifyBaseLogger {
-  let out: NodeJS.WritableStream & { writableLength?: number } = process.stdout
-  try {
-    const st = fstatSync(1)
-    if (st.isFIFO() || st.isSocket()) out = new net.Socket({ fd: 1, readable: false, writable: true })
-  } catch { /* no stdout: keep process.stdout */ }
-  let broken = false
-  out.on('error', () => { broken = true })
-  logSink = out
-  const stream = {
-    write (line: string): void {
-      if (!broken && (out.writableLength ?? 0) < 1 << 20) out.write(line)
-    }
-  }
-  return pino({ level }, stream) as unknown as FastifyBaseLogger
-}
-
-let logSink: NodeJS.WritableStream | undefined
-
-/** Resolves when queued log lines are written (or after `ms`, whichever comes first). */
-export function flushLogs (ms = 500): Promise<void> {
-  const sink = logSink as (NodeJS.WritableStream & { writableLength?: number }) | undefined
-  if (sink === undefined || sink === process.stdout || (sink.writableLength ?? 0) === 0) return Promise.resolve()
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms)
-    sink.once('drain', () => { clearTimeout(timer); resolve() })
-  })
+  /** The default logger's line format (ignored with `logger`). Default: `pretty` on a terminal, else `json`. */
+  logFormat?: LogFormatName
+  /**
+   * Whether the access log is on where the config does not set `accessLog` (to stdout, in the
+   * form of the other lines there: `combined` beside pretty lines, `json` beside JSON ones).
+   * Default: on with the default logger (as `proxyctl start`), off when `logger` is given.
+   */
+  defaultAccessLog?: boolean
 }
 
 /**
@@ -63,13 +34,24 @@ export function flushLogs (ms = 500): Promise<void> {
  */
 export async function startProxy (config: ResolvedConfig, options: StartOptions = {}): Promise<RunningProxy> {
   await runPreflight(config)
-  const app = await buildApp(config, { logger: options.logger ?? stdoutLogger(config.logLevel) })
+  const logFormat = options.logFormat ?? defaultLogFormat()
+  const logger = options.logger ?? stdoutLogger(config.logLevel, logFormat)
+  const defaults = options.defaultAccessLog ?? options.logger === undefined
+  const accessLogs = openAccessLogs(config, logger === false ? undefined : logger, defaults ? (logFormat === 'pretty' ? 'combined' : 'json') : false)
+  let app: ProxyApp
+  try {
+    app = await buildApp(config, { logger, accessLogs })
+  } catch (err) {
+    accessLogs.close()
+    throw err
+  }
   const listeners: BoundListener[] = []
   try {
     for (const listen of config.listens) listeners.push(await bindListener(app, listen))
   } catch (err) {
     await closeListeners(listeners, 0)
     await app.fastify.close()
+    accessLogs.close()
     throw err
   }
   for (const l of options.announce === false ? [] : listeners) {
@@ -83,6 +65,7 @@ export async function startProxy (config: ResolvedConfig, options: StartOptions 
       closing ??= (async () => {
         await closeListeners(listeners, graceMs)
         await app.fastify.close()
+        accessLogs.close()
       })()
       return closing
     }

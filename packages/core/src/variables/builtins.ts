@@ -1,6 +1,7 @@
 import { hostname as osHostname } from 'node:os'
 import { TLSSocket } from 'node:tls'
 import type { RequestContext } from '../routing/request-context.js'
+import { UPSTREAM_VARIABLES, upstreamValue } from '../log/exchange-record.js'
 
 /** Reads one variable's value for a request. Must not throw; '' when the value is absent. */
 export type VariableGetter = (ctx: RequestContext) => string
@@ -47,6 +48,8 @@ export const builtinVariables: ReadonlyMap<string, VariableGetter> = new Map<str
   ['server_protocol', (c) => `HTTP/${c.req.httpVersion}`],
   ['content_length', (c) => header(c, 'content-length')],
   ['content_type', (c) => header(c, 'content-type')],
+  // The proxy's tries, from the request's record (log/exchange-record.ts).
+  ...UPSTREAM_VARIABLES.map((name): [string, VariableGetter] => [name, (c) => upstreamValue(c.record, name) ?? '']),
   // A header sent empty still gets its comma, as nginx (", 10.0.0.1").
   // nginx's ngx_http_ssl_module variables: '' on plain HTTP.
   ['ssl_protocol', (c) => tlsOf(c)?.getProtocol() ?? ''],

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks'
+import type { UpstreamTry } from '@proxyctl/core/internal'
 import type { UpstreamPeer } from '../upstream/pool.js'
 import { UpstreamError } from './errors.js'
 import type { UpstreamExchange } from './exchange.js'
@@ -22,8 +23,12 @@ export abstract class UpstreamAttempt {
   /** The client is slow to take the answer: the upstream is paused, so no read is due. */
   protected paused = false
 
+  /** This try in the request's record ($upstream_* times). */
+  protected readonly try: UpstreamTry | undefined
+
   constructor (private readonly exchange: UpstreamExchange, readonly peer: UpstreamPeer) {
     peer.acquire()
+    this.try = exchange.currentTry
   }
 
   abort (err?: Error): void {
@@ -37,6 +42,8 @@ export abstract class UpstreamAttempt {
    */
   protected connected (abort: (err?: Error) => void): boolean {
     this.abortFn = abort
+    const t = this.try
+    if (t !== undefined) t.connect = performance.now() - t.start
     if (this.aborted !== undefined || this.exchange.clientGone) { abort(this.aborted); return false }
     const limit = this.exchange.plan.readTimeout
     if (limit > 0) {
@@ -50,6 +57,8 @@ export abstract class UpstreamAttempt {
   protected end (): boolean {
     if (this.done) return false
     this.done = true
+    const t = this.try
+    if (t !== undefined && t.response < 0) t.response = performance.now() - t.start
     this.stopReadTimer()
     this.peer.release()
     return true

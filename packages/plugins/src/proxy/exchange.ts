@@ -1,7 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { performance } from 'node:perf_hooks'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { registerVariable, type RequestContext, type Template } from '@proxyctl/core'
-import { absoluteLocation, addHeadersObject, errorPageFor, failRequest, followErrorPage, addToHeaderList, sendErrorPage } from '@proxyctl/core/internal'
+import { ExchangeRecord, type UpstreamTry } from '@proxyctl/core/internal'
+import { absoluteLocation, addHeadersObject, errorPageFor, failRequest, followErrorPage, addToHeaderList, requestLine, sendErrorPage } from '@proxyctl/core/internal'
 import type { UpstreamPeer, UpstreamPool } from '../upstream/pool.js'
 import { classifyUpstreamError, UpstreamError } from './errors.js'
 import { ResponseDownstream, type Downstream, type SpoolOwner } from './downstream.js'
@@ -29,7 +31,11 @@ import { parseRenderedTarget } from './target.js'
 export abstract class UpstreamExchange implements SpoolOwner {
   readonly tried = new Set<UpstreamPeer>()
   readonly started = Date.now()
-  readonly state: ProxyRequestState = { addrs: '', statuses: '', proxyHost: '' }
+  readonly state: ProxyRequestState = { proxyHost: '' }
+  /** The request's record: each try goes in it ($upstream_addr, $upstream_status, times). */
+  readonly record: ExchangeRecord
+  /** The try under way (pickPeer starts one). */
+  currentTry: UpstreamTry | undefined
   readonly ctx: RequestContext
   readonly req: IncomingMessage
   readonly res: ServerResponse
@@ -64,6 +70,17 @@ export abstract class UpstreamExchange implements SpoolOwner {
     this.log = request.log
     this.downstream = new ResponseDownstream(this.res, this)
     this.ctx.locals[kProxyState] = this.state
+    this.record = this.ctx.record ?? recordFor(this.ctx)
+  }
+
+  /**
+   * nginx's error log context for this request's lines: the client, the virtual server
+   * (`serverName`), the request line, the Host; the text form ends each message.
+   */
+  context (): { fields: { client: string, serverName: string, request: string, host: string }, text: string } {
+    const ctx = this.ctx
+    const fields = { client: ctx.socket.remoteAddress ?? 'unix:', serverName: ctx.server.primaryName, request: requestLine(this.req, ctx.requestUri), host: ctx.host }
+    return { fields, text: `, client: ${fields.client}, server: ${fields.serverName}, request: "${fields.request}", host: "${fields.host}"` }
   }
 
   /** Sends one attempt at `peer` (after pickPeer and requestHead). */
@@ -82,7 +99,8 @@ export abstract class UpstreamExchange implements SpoolOwner {
       try {
         target = parseRenderedTarget((plan.targetTemplate as Template).render(ctx), plan.upstreamNames)
       } catch (err) {
-        this.log.error({ code: 'PROXYCTL_PROXY_TARGET_INVALID', reason: (err as Error).message, request: `${this.req.method ?? ''} ${ctx.requestUri}` }, (err as Error).message)
+        const c = this.context()
+        this.log.error({ code: 'PROXYCTL_PROXY_TARGET_INVALID', reason: (err as Error).message, ...c.fields }, `${(err as Error).message}${c.text}`)
         this.finishWithError(undefined, 500)
         return false
       }
@@ -123,14 +141,15 @@ export abstract class UpstreamExchange implements SpoolOwner {
       request: this.ctx
     }, Date.now())
     if (sel.peer === null) {
-      this.log.error({ code: sel.reason.code, upstream: this.upstreamName, reason: sel.reason.message, counts: sel.reason.counts, err: sel.reason.error },
-        `${sel.reason.message} while connecting to upstream`)
+      const c = this.context()
+      this.log.error({ code: sel.reason.code, upstream: this.upstreamName, reason: sel.reason.message, counts: sel.reason.counts, err: sel.reason.error, ...c.fields },
+        `${sel.reason.message} while connecting to upstream${c.text}, upstream: "${this.upstreamName}"`)
       this.finishWithError(undefined, 502)
       return null
     }
     const peer = sel.peer as UpstreamPeer
     this.attempts++
-    this.state.addrs = this.state.addrs === '' ? peer.address : `${this.state.addrs}, ${peer.address}`
+    this.currentTry = this.record.beginTry(peer.address, performance.now())
     return peer
   }
 
@@ -164,7 +183,10 @@ export abstract class UpstreamExchange implements SpoolOwner {
   }
 
   noteStatus (status: number): void {
-    this.state.statuses = this.state.statuses === '' ? String(status) : `${this.state.statuses}, ${status}`
+    const t = this.currentTry
+    if (t === undefined) return
+    t.status = status
+    t.header = performance.now() - t.start
   }
 
   /**
@@ -246,15 +268,19 @@ export abstract class UpstreamExchange implements SpoolOwner {
     if (error.code === 'PROXYCTL_UPSTREAM_REQUEST_INVALID') {
       // The request we built was refused before it left (a bad header value, a path undici
       // refuses): our fault, not the server's, so no failure is counted and no other server tried.
-      this.log.error({ code: error.code, upstream: this.upstreamName, server: peer.address, reason: error.message, request: `${this.req.method ?? ''} ${this.ctx.requestUri}` },
-        `${error.message} while sending request to upstream${this.logSuffix}`)
+      const c = this.context()
+      this.log.error({ code: error.code, upstream: this.upstreamName, server: peer.address, reason: error.message, ...c.fields },
+        `${error.message} while sending request to upstream${this.logSuffix}${c.text}, upstream: "${this.upstreamName}", server: ${peer.address}`)
       this.finishWithError(undefined, 500)
       return
     }
     peer.recordFailure(Date.now())
+    // nginx notes a failed try as the status it would answer (502, 504).
+    if (this.currentTry !== undefined && this.currentTry.status === 0) this.currentTry.status = error.status
     if (cachedConnection && error.kind === 'error') this.extraTries++
-    this.log.error({ code: error.code, upstream: this.upstreamName, server: peer.address, reason: error.message, request: `${this.req.method ?? ''} ${this.ctx.requestUri}` },
-      `${error.message}${this.logSuffix}, upstream: "${this.upstreamName}", server: ${peer.address}`)
+    const c = this.context()
+    this.log.error({ code: error.code, upstream: this.upstreamName, server: peer.address, reason: error.message, ...c.fields },
+      `${error.message}${this.logSuffix}${c.text}, upstream: "${this.upstreamName}", server: ${peer.address}`)
     for (const hook of this.plan.hooks.upstreamError) hook(this.ctx, { peer: peer.address, upstream: this.upstreamName, code: error.code, reason: error.message })
     if (this.responded) {
       // Headers are out: the client can only learn of it by a cut connection.
@@ -290,8 +316,9 @@ export abstract class UpstreamExchange implements SpoolOwner {
    * its connection is cut (by the downstream); one error line.
    */
   spoolFailed (err: NodeJS.ErrnoException, path: string): void {
-    this.log.error({ code: 'PROXYCTL_TEMP_FILE_FAILED', path, errno: err.code, tempPath: this.plan.spool.dir, client: this.ctx.socket.remoteAddress, upstream: this.upstreamName, request: `${this.req.method ?? ''} ${this.ctx.requestUri}` },
-      `temp file "${path}" failed (${err.code ?? ''}: ${err.message}) while buffering the upstream response, client: ${this.ctx.socket.remoteAddress ?? '-'}`)
+    const c = this.context()
+    this.log.error({ code: 'PROXYCTL_TEMP_FILE_FAILED', path, errno: err.code, tempPath: this.plan.spool.dir, upstream: this.upstreamName, ...c.fields },
+      `temp file "${path}" failed (${err.code ?? ''}: ${err.message}) while buffering the upstream response${c.text}, upstream: "${this.upstreamName}"`)
   }
 
   /**
@@ -311,14 +338,20 @@ const NON_IDEMPOTENT = new Set(['POST', 'LOCK', 'PATCH'])
 
 const kProxyState = Symbol.for('proxyctl.proxy.request')
 
-/** What `$upstream_addr`, `$upstream_status` and `$proxy_host` read. */
-export interface ProxyRequestState { addrs: string, statuses: string, proxyHost: string }
+/** What `$proxy_host` reads (`$upstream_*` read the request's record: core's variables). */
+export interface ProxyRequestState { proxyHost: string }
 
 function stateOf (ctx: RequestContext): ProxyRequestState | undefined {
   return ctx.locals[kProxyState] as ProxyRequestState | undefined
 }
-registerVariable('upstream_addr', (c) => stateOf(c)?.addrs ?? '')
-registerVariable('upstream_status', (c) => stateOf(c)?.statuses ?? '')
+
+/** A request that reached no listener (an app driven by hand) gets its record here. */
+function recordFor (ctx: RequestContext): ExchangeRecord {
+  const r = new ExchangeRecord(ctx.socket, ctx.req, ctx.requestUri, 0)
+  r.ctx = ctx
+  ctx.record = r
+  return r
+}
 registerVariable('proxy_host', (c) => stateOf(c)?.proxyHost ?? '')
 
 /** A raw header name or value as a string (undici gives Buffers, some paths strings). */

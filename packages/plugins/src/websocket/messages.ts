@@ -5,7 +5,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import fastifyWebsocket from '@fastify/websocket'
 import { WebSocket, WebSocketServer, type RawData } from 'ws'
 import { type RequestContext } from '@proxyctl/core'
-import { phaseHooks, upstreamTlsOptions, type UpgradeConnection } from '@proxyctl/core/internal'
+import { phaseHooks, upstreamTlsOptions, type ExchangeRecord, type UpgradeConnection } from '@proxyctl/core/internal'
 import type { MessageHook, MessageModeOption, MessageModeOptions, WebSocketMessage } from './message-hooks.js'
 
 export type { MessageHook, MessageModeOption, MessageModeOptions, WebSocketMessage }
@@ -36,6 +36,8 @@ import { WebSocketSession } from './session.js'
 /** What the tunnel's handshake logic offers message mode (implemented in tunnel.ts). */
 export interface UpstreamHandshake {
   readonly ctx: RequestContext
+  /** The request's record: the session completes it (101, bytes) and writes its access line at close. */
+  readonly record: ExchangeRecord
   readonly req: IncomingMessage
   readonly res: ServerResponse
   readonly log: FastifyBaseLogger
@@ -54,6 +56,8 @@ export interface UpstreamHandshake {
   takeOver (peer: UpstreamPeer): boolean
   /** Registers an open connection for shutdown; returns its unregister function. */
   track (t: { shutdown (): void }): () => void
+  /** nginx's error log context (client, server name, request line, Host) for a log line. */
+  context (): { fields: Record<string, string>, text: string }
   /** A hook or proxyctl threw: 500 (or the connection cut once handed over) and an error line. */
   internalError (err: unknown): void
 }

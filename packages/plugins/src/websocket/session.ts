@@ -15,6 +15,8 @@ export abstract class WebSocketSession {
   private readonly guards: NodeJS.Timeout[] = []
   private readonly untrack: () => void
   private finished = false
+  /** The 101 head's length, when the session wrote it (the access log's $body_bytes_sent is what follows). */
+  headBytes = 0
   /** Why the session ended: the first cause wins. */
   protected reason: string | undefined
 
@@ -57,8 +59,9 @@ export abstract class WebSocketSession {
   private onIdle (limit: number): void {
     const x = this.x
     this.reason = `idle for ${limit} ms (readTimeout)`
-    x.log.warn({ code: 'PROXYCTL_WEBSOCKET_IDLE_TIMEOUT', upstream: x.upstreamName, server: this.peer.address, readTimeout: limit },
-      `websocket ${this.kind} idle for ${limit} ms (readTimeout), closing it, upstream: "${x.upstreamName}", server: ${this.peer.address}`)
+    const c = x.context()
+    x.log.warn({ code: 'PROXYCTL_WEBSOCKET_IDLE_TIMEOUT', upstream: x.upstreamName, server: this.peer.address, limit: 'readTimeout', readTimeout: limit, ...c.fields },
+      `websocket ${this.kind} idle for ${limit} ms (readTimeout), closing it${c.text}, upstream: "${x.upstreamName}", server: ${this.peer.address}`)
     this.destroyBoth()
   }
 
@@ -71,6 +74,10 @@ export abstract class WebSocketSession {
     this.release()
     this.untrack()
     const x = this.x
+    // One access line per tunnel, at its close: 101 and the bytes the client was sent.
+    const r = x.record
+    r.completeRaw(101, this.headBytes)
+    r.log?.(r)
     const ms = Date.now() - this.opened
     x.log.info({ upstream: x.upstreamName, server: this.peer.address, durationMs: ms, ...counts, reason: this.reason },
       `websocket ${this.kind} closed (${this.reason ?? 'closed'}) after ${ms} ms, ${summary}, upstream: "${x.upstreamName}", server: ${this.peer.address}`)

@@ -132,13 +132,15 @@ class UpgradeExchange extends UpstreamExchange implements UpstreamHandshake {
   start (): void {
     const s = this.s
     if (s.maxConnections > 0 && s.active >= s.maxConnections) {
-      this.log.warn({ code: 'PROXYCTL_WEBSOCKET_MAX_CONNECTIONS', maxConnections: s.maxConnections, active: s.active, request: this.ctx.requestUri },
-        `websocket: maxConnections (${s.maxConnections}) reached, upgrade of "${this.ctx.requestUri}" refused with 503`)
+      const c = this.context()
+      this.log.warn({ code: 'PROXYCTL_WEBSOCKET_MAX_CONNECTIONS', limit: 'maxConnections', maxConnections: s.maxConnections, active: s.active, ...c.fields },
+        `websocket: maxConnections (${s.maxConnections}) reached, upgrade of "${this.ctx.requestUri}" refused with 503${c.text}`)
       this.sendOwnErrorPage(503)
       return
     }
     if (s.messages !== undefined && !s.messages.acceptable(this.req)) {
-      this.log.info({ code: 'PROXYCTL_WEBSOCKET_HANDSHAKE_INVALID', request: this.ctx.requestUri }, 'websocket: not a valid WebSocket handshake, answered 400')
+      const c = this.context()
+      this.log.info({ code: 'PROXYCTL_WEBSOCKET_HANDSHAKE_INVALID', ...c.fields }, `websocket: not a valid WebSocket handshake, answered 400${c.text}`)
       this.sendOwnErrorPage(400)
       return
     }
@@ -251,6 +253,8 @@ class UpgradeExchange extends UpstreamExchange implements UpstreamHandshake {
     this.conn.socket.removeListener('close', this.onClientClose)
     this.res.detachSocket(this.conn.socket as never)
     this.handedOver = true
+    // The access line is the session's, at its close (session.ts), not the response's.
+    this.record.tunneled = true
     return true
   }
 
@@ -288,7 +292,8 @@ class TunnelAttempt extends UpstreamAttempt implements Dispatcher.DispatchHandle
       let head = 'HTTP/1.1 101 Switching Protocols\r\n'
       for (let i = 0; i < headers.length; i += 2) head += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`
       x.conn.socket.write(Buffer.from(head + '\r\n', 'latin1'))
-      new Tunnel(x, this.peer, x.conn.socket, socket, x.conn.head, () => this.end())
+      const tunnel = new Tunnel(x, this.peer, x.conn.socket, socket, x.conn.head, () => this.end())
+      tunnel.headBytes = head.length + 2
     } catch (err) {
       // A hook (upstreamResponse) or the tunnel's set-up threw: this tunnel ends, not the process
       // (undici would count it against the upstream).

@@ -1,0 +1,126 @@
+import fs from 'node:fs'
+import type { FastifyBaseLogger } from 'fastify'
+import { stdoutStream } from './stdout.js'
+
+/** Lines waiting for the destination beyond this are dropped (counted, and said in a warn line). */
+export const SINK_LIMIT = 4 << 20
+/** At most one warn line per this many ms about dropped lines. */
+const DROP_WARN_EVERY = 5000
+
+/**
+ * One access-log destination: a file (opened for append, reopened on SIGUSR1 as nginx reopens
+ * its logs for logrotate) or stdout. Lines are joined in memory and written once per turn of the
+ * event loop, with one write in flight at a time, so serving never waits for the disk or a
+ * reader; a file's write runs on libuv's thread pool, stdout through the same non-blocking stream
+ * as the JSON log. Past SINK_LIMIT bytes waiting, lines are dropped and counted.
+ */
+export class LogSink {
+  private pending = ''
+  private inFlight = 0
+  private scheduled = false
+  private fd = -1
+  private reopening = false
+  private closed = false
+  /** Lines dropped because the destination did not keep up, since start. */
+  dropped = 0
+  private droppedSinceWarn = 0
+  private lastWarn = 0
+
+  constructor (readonly path: string, private readonly log: FastifyBaseLogger) {
+    if (path !== 'stdout') this.fd = fs.openSync(path, 'a')
+  }
+
+  write (line: string): void {
+    if (this.closed) return
+    if (this.pending.length + this.inFlight + line.length > SINK_LIMIT) { this.drop(); return }
+    this.pending += line
+    if (!this.scheduled && this.inFlight === 0) {
+      this.scheduled = true
+      setImmediate(flushSink, this)
+    }
+  }
+
+  private drop (): void {
+    this.dropped++
+    this.droppedSinceWarn++
+    const now = Date.now()
+    if (now - this.lastWarn < DROP_WARN_EVERY) return
+    this.lastWarn = now
+    this.log.warn({ code: 'PROXYCTL_ACCESS_LOG_DROPPED', path: this.path, dropped: this.droppedSinceWarn, droppedTotal: this.dropped, limit: 'accessLog buffer', bytes: SINK_LIMIT },
+      `access log "${this.path}" does not keep up: ${this.droppedSinceWarn} lines dropped (over ${SINK_LIMIT} bytes waiting)`)
+    this.droppedSinceWarn = 0
+  }
+
+  /** Writes what is pending (one write at a time). */
+  flush (): void {
+    this.scheduled = false
+    if (this.inFlight !== 0 || this.pending === '' || this.reopening || this.closed) return
+    const text = this.pending
+    this.pending = ''
+    this.inFlight = text.length
+    if (this.fd === -1) {
+      const out = stdoutStream()
+      if (out === undefined) { this.inFlight = 0; return }
+      // Written, or dropped by a broken stdout: either way the next batch may go.
+      if (out.write(text)) this.written(null)
+      else out.once('drain', () => { this.written(null) })
+      return
+    }
+    fs.write(this.fd, text, null, 'utf8', (err) => { this.written(err) })
+  }
+
+  private written (err: NodeJS.ErrnoException | null): void {
+    this.inFlight = 0
+    if (err !== null) this.failed(err)
+    if (this.pending !== '' && !this.scheduled) { this.scheduled = true; setImmediate(flushSink, this) }
+  }
+
+  private failed (err: NodeJS.ErrnoException): void {
+    const now = Date.now()
+    if (now - this.lastWarn < DROP_WARN_EVERY) return
+    this.lastWarn = now
+    this.log.error({ code: 'PROXYCTL_ACCESS_LOG_FAILED', path: this.path, errno: err.code, reason: err.message }, `access log "${this.path}" write failed (${err.code ?? ''}: ${err.message})`)
+  }
+
+  /** nginx's reopen (SIGUSR1): the path is opened again, so a renamed file is let go and a new one made. */
+  reopen (): void {
+    if (this.fd === -1 || this.closed) return
+    this.reopening = true
+    fs.open(this.path, 'a', (err, fd) => {
+      this.reopening = false
+      if (err !== null) { this.failed(err); this.flush(); return }
+      const old = this.fd
+      const swap = (): void => {
+        this.fd = fd
+        fs.close(old, () => {})
+        this.flush()
+      }
+      if (this.inFlight === 0) swap()
+      else setImmediate(function wait (this: LogSink) { if (this.inFlight === 0) swap(); else setImmediate(wait.bind(this)) }.bind(this))
+    })
+  }
+
+  /** Writes what is left (synchronously: the process is stopping) and closes the file. */
+  close (): void {
+    if (this.closed) return
+    this.closed = true
+    if (this.fd === -1) {
+      if (this.pending !== '') stdoutStream()?.write(this.pending)
+      this.pending = ''
+      return
+    }
+    const fd = this.fd
+    const finish = (): void => {
+      try { if (this.pending !== '') fs.writeSync(fd, this.pending) } catch { /* the process is stopping */ }
+      this.pending = ''
+      fs.close(fd, () => {})
+    }
+    if (this.inFlight === 0) finish()
+    else {
+      const wait = (): void => { if (this.inFlight === 0) finish(); else setImmediate(wait) }
+      setImmediate(wait)
+    }
+  }
+}
+
+function flushSink (sink: LogSink): void { sink.flush() }
