@@ -15,6 +15,7 @@ import { BAD_REQUEST_ROUTE, REWRITE_ROUTE } from '../routing/route-urls.js'
 import { kRequestContext, kRouteError, routeRequest, type RouteStep, type RoutedRequest } from '../routing/router.js'
 import type { RequestContext } from '../routing/request-context.js'
 import { compileTemplate } from '../variables/compile.js'
+import { MAX_INTERNAL_REDIRECTS, redirectContext } from '../routing/internal-redirect.js'
 
 export interface ExplainInput {
   /** Default GET. */
@@ -54,6 +55,8 @@ export interface Explanation {
   answer: { status: number, location?: string, reason?: string } | null
   variables: Record<string, string>
   plugins: Array<{ name: string, scope: string }>
+  /** A handler that answers with an internal redirect (`internalRedirect` in its explanation): each hop, followed as the server would. */
+  redirects: Array<{ to: string, steps: ExplainStep[], variables: Record<string, string> } & Pick<Explanation, 'location' | 'outcome' | 'answer' | 'plugins' | 'handler'>>
   handler: ({ description: string, keyPath: string } & HandlerExplanation) | null
 }
 
@@ -75,21 +78,8 @@ export async function explainRequest (config: ResolvedConfig, input: ExplainInpu
   const req = fakeRequest(method, url.target, headers, listen, client)
   const steps: ExplainStep[] = []
   let serverStep: { rule: string, name?: string } = { rule: 'default' }
-  const route = routeRequest(req, listen, () => {}, (step: RouteStep) => {
-    switch (step.step) {
-      case 'server': serverStep = step; break
-      case 'select': steps.push({ step: 'select', uri: step.uri }); break
-      case 'rewrite':
-        steps.push({
-          step: 'rewrite', where: step.where === 'server' ? 'server' : step.where.keyPath, rule: step.rule.source ?? step.rule.regex.source,
-          keyPath: step.rule.keyPath ?? '', matched: step.matched, uri: step.uri, args: step.args
-        })
-        break
-      case 'location':
-        steps.push({ step: 'location', test: step.kind, location: step.node.key, keyPath: step.node.keyPath, matched: step.matched })
-        break
-    }
-  })
+  const trace = tracer(steps)
+  const route = routeRequest(req, listen, () => {}, (step: RouteStep) => { if (step.step === 'server') serverStep = step; else trace(step) })
 
   const ctx = req[kRequestContext]
   const refused = req[kRouteError]
@@ -110,7 +100,8 @@ export async function explainRequest (config: ResolvedConfig, input: ExplainInpu
     answer: null,
     variables: {},
     plugins: [],
-    handler: null
+    handler: null,
+    redirects: []
   }
   if (route === BAD_REQUEST_ROUTE || ctx === undefined) {
     const err = refused as BadRequestError
@@ -119,6 +110,32 @@ export async function explainRequest (config: ResolvedConfig, input: ExplainInpu
     return out
   }
   out.variables = variables(ctx)
+  Object.assign(out, await answerOf(config, ctx, route, client))
+  // Internal redirects a handler would make (try_files' fallback, an index file), followed as the server would.
+  let next = typeof out.handler?.internalRedirect === 'string' ? out.handler.internalRedirect : undefined
+  for (const redirects: Explanation['redirects'] = []; next !== undefined; next = typeof redirects[redirects.length - 1]?.handler?.internalRedirect === 'string' ? redirects[redirects.length - 1]?.handler?.internalRedirect as string : undefined) {
+    out.redirects = redirects
+    const hopSteps: ExplainStep[] = []
+    if (++ctx.internalRedirects > MAX_INTERNAL_REDIRECTS) {
+      redirects.push({ to: next, steps: hopSteps, location: null, outcome: 'rewrite', answer: { status: 500, reason: 'rewrite or internal redirection cycle' }, variables: {}, plugins: [], handler: null })
+      break
+    }
+    const to = redirectContext(ctx, next, tracer(hopSteps))
+    if (typeof to !== 'string') {
+      redirects.push({ to: next, steps: hopSteps, location: null, outcome: 'rewrite', answer: { status: 500, reason: to.error }, variables: {}, plugins: [], handler: null })
+      break
+    }
+    redirects.push({ to: next, steps: hopSteps, ...await answerOf(config, ctx, to, client), variables: variables(ctx) })
+  }
+  return out
+}
+
+type Answer = Pick<Explanation, 'location' | 'outcome' | 'answer' | 'plugins' | 'handler'>
+
+/** Who answers once routing chose `route` for `ctx`, and what its handler would do. */
+async function answerOf (config: ResolvedConfig, ctx: RequestContext, route: string, client: string): Promise<Answer> {
+  const server = ctx.server
+  const out: Answer = { location: null, outcome: 'location', answer: null, plugins: [], handler: null }
   if (route === REWRITE_ROUTE) {
     const a = ctx.rewriteAnswer ?? { status: 500 }
     out.outcome = 'rewrite'
@@ -144,7 +161,7 @@ export async function explainRequest (config: ResolvedConfig, input: ExplainInpu
     out.answer = { status: 403, reason: `access forbidden by rule, client: ${client}` }
     return out
   }
-  if (loc?.internal === true) {
+  if (loc?.internal === true && ctx.internalRedirects === 0) {
     out.outcome = 'internal'
     out.answer = { status: 404, reason: 'an internal location, reached only by internal redirects' }
     return out
@@ -156,6 +173,23 @@ export async function explainRequest (config: ResolvedConfig, input: ExplainInpu
   const explained = await handled.compiled?.explain?.(ctx)
   out.handler = { description: handled.description, keyPath: handled.keyPath, ...(explained ?? { kind: 'custom' }) }
   return out
+}
+
+function tracer (steps: ExplainStep[]): (step: RouteStep) => void {
+  return (step) => {
+    switch (step.step) {
+      case 'select': steps.push({ step: 'select', uri: step.uri }); break
+      case 'rewrite':
+        steps.push({
+          step: 'rewrite', where: step.where === 'server' ? 'server' : step.where.keyPath, rule: step.rule.source ?? step.rule.regex.source,
+          keyPath: step.rule.keyPath ?? '', matched: step.matched, uri: step.uri, args: step.args
+        })
+        break
+      case 'location':
+        steps.push({ step: 'location', test: step.kind, location: step.node.key, keyPath: step.node.keyPath, matched: step.matched })
+        break
+    }
+  }
 }
 
 interface ParsedUrl { scheme: 'http' | 'https', authority: string, host: string, port: number, target: string }
@@ -182,7 +216,8 @@ function parseUrl (raw: string): ParsedUrl {
  * for the URL's IP and port before a wildcard one on that port. A host name is not resolved:
  * the wildcard address is taken, else the only one on the port (`listen` chooses).
  */
-function pickListen (config: ResolvedConfig, url: ParsedUrl, wanted: string | undefined): { listen: ResolvedListen, why: string } {
+function pickListen (config: ResolvedConfig, given: ParsedUrl, wanted: string | undefined): { listen: ResolvedListen, why: string } {
+  let url = given
   const keys = config.listens.map((l) => l.key).join(', ')
   if (wanted !== undefined) {
     let key = wanted
@@ -193,6 +228,12 @@ function pickListen (config: ResolvedConfig, url: ParsedUrl, wanted: string | un
   }
   const onPort = config.listens.filter((l) => l.kind === 'tcp' && l.port === url.port)
   if (onPort.length === 0) throw new ExplainInputError(`no listen address on port ${url.port} (the config has ${keys}); use --listen to choose one`)
+  // The name every machine resolves alike; any other name is left unresolved.
+  if (url.host === 'localhost') {
+    const local = onPort.find((l) => l.host === '127.0.0.1')
+    if (local !== undefined) return { listen: local, why: `"localhost" is ${local.key}` }
+    url = { ...url, host: '127.0.0.1' }
+  }
   const family = isIP(url.host)
   const wildcard = (l: ResolvedListen): boolean => family === 6 ? l.host === '::' : l.host === '0.0.0.0' || (l.host === '::' && !l.ipv6Only)
   if (family !== 0) {
