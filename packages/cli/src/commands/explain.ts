@@ -79,7 +79,7 @@ export function formatExplanation (x: Explanation): string {
   lines.push(`server    ${x.server.keyPath} ${names}: host ${q(x.server.host)}, ${rule}${x.server.name !== null && x.server.rule !== 'default' ? ` ${q(x.server.name)}` : ''}`)
 
   if (x.steps.length > 0) lines.push('routing')
-  for (const s of x.steps) lines.push(...stepLines(s))
+  lines.push(...stepsLines(x.steps))
   if (x.location !== null) lines.push(`location  ${x.location.chain.join(' > ')} (${x.location.keyPath})`)
   else if (x.outcome === 'fallback') lines.push('location  none matches: the server\'s handler answers')
   if (x.answer !== null) lines.push(`answer    ${x.answer.status}${x.answer.location !== undefined ? ` Location: ${x.answer.location}` : ''}${x.answer.reason !== undefined ? ` (${x.answer.reason})` : ''} [${x.outcome}]`)
@@ -98,7 +98,7 @@ export function formatExplanation (x: Explanation): string {
   }
   for (const hop of x.redirects) {
     lines.push(`internal redirect to ${q(hop.to)}`)
-    for (const s of hop.steps) lines.push(...stepLines(s))
+    lines.push(...stepsLines(hop.steps))
     if (hop.location !== null) lines.push(`location  ${hop.location.chain.join(' > ')} (${hop.location.keyPath})`)
     if (hop.answer !== null) lines.push(`answer    ${hop.answer.status}${hop.answer.reason !== undefined ? ` (${hop.answer.reason})` : ''} [${hop.outcome}]`)
     lines.push(`plugins   ${hop.plugins.length === 0 ? '(none)' : hop.plugins.map((p) => `${p.name} (${p.scope})`).join(', ')}`)
@@ -108,6 +108,10 @@ export function formatExplanation (x: Explanation): string {
     }
   }
   return lines.join('\n') + '\n'
+}
+
+function stepsLines (steps: Explanation['steps']): string[] {
+  return steps.flatMap((s, i) => s.step === 'select' && steps[i + 1]?.step !== 'location' ? [...stepLines(s), '    (no location matches)'] : stepLines(s))
 }
 
 function stepLines (s: Explanation['steps'][number]): string[] {
