@@ -48,9 +48,9 @@ export interface Explanation {
    * Who answers: `location`, `fallback` (no location matched: the server's handler), `return`
    * (the server's return), `rewrite` (a rewrite's redirect or a cycle's 500), `bad-request`
    * (refused before any location), `access-denied` (allow/deny: 403), `internal` (an internal
-   * location asked for by a client: 404).
+   * location asked for by a client: 404), `body-too-large` (a Content-Length above clientMaxBodySize: 413).
    */
-  outcome: 'location' | 'fallback' | 'return' | 'rewrite' | 'bad-request' | 'access-denied' | 'internal'
+  outcome: 'location' | 'fallback' | 'return' | 'rewrite' | 'bad-request' | 'access-denied' | 'body-too-large' | 'internal'
   /** For outcomes answered by proxyctl itself: the status, and a redirect's Location or the reason. */
   answer: { status: number, location?: string, reason?: string } | null
   variables: Record<string, string>
@@ -159,6 +159,14 @@ async function answerOf (config: ResolvedConfig, ctx: RequestContext, route: str
   if (rules.length > 0 && !accessAllowed(rules, client)) {
     out.outcome = 'access-denied'
     out.answer = { status: 403, reason: `access forbidden by rule, client: ${client}` }
+    return out
+  }
+  // request-body-limit.ts answers this at the front door, before any handler.
+  const max = (loc?.limits ?? server.limits).clientMaxBodySize
+  const length = Number(ctx.req.headers['content-length'] ?? 0)
+  if (max > 0 && length > max) {
+    out.outcome = 'body-too-large'
+    out.answer = { status: 413, reason: `Content-Length ${length} is above clientMaxBodySize ${max}` }
     return out
   }
   if (loc?.internal === true && ctx.internalRedirects === 0) {

@@ -29,7 +29,8 @@ export function explainProxy (plan: ProxyPlan, ctx: RequestContext, kind: 'proxy
   const length = req.headers['content-length']
   const chunked = req.headers['transfer-encoding'] !== undefined
   const bodyLength = length !== undefined && length !== '0' ? Number(length) : undefined
-  const head = requestHead({ method: req.method ?? 'GET', path: wirePath(path), headers, ...(bodyLength !== undefined ? { body: { length: bodyLength } as Buffer } : {}) }, target.proxyHost)
+  // The head writer reads only the body's length: a stand-in of that length, never the bytes (a client may announce gigabytes).
+  const head = requestHead({ method: req.method ?? 'GET', path: wirePath(path), headers, ...(bodyLength !== undefined ? { body: [{ length: bodyLength } as Buffer] } : {}) }, target.proxyHost)
   let lines = typeof head === 'string' ? head.split('\r\n').filter((l) => l !== '') : [`(refused by the upstream client: ${head.message}: the request gets 502)`]
   if (upgrade) lines = lines.flatMap((l) => l === 'connection: keep-alive' ? ['connection: upgrade', `upgrade: ${req.headers.upgrade ?? 'websocket'}`] : [l])
   if (chunked && !upgrade) {
