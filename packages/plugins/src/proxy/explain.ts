@@ -1,6 +1,6 @@
 import type { HandlerExplanation, RequestContext, Template } from '@proxyctl/core'
 import { requestHead } from '../upstream/h1/connection.js'
-import type { ProxyPlan } from './plan.js'
+import { upstreamPath, type ProxyPlan } from './plan.js'
 import { wirePath } from './proxy.js'
 import { parseRenderedTarget, type ParsedProxyTarget } from './target.js'
 
@@ -24,7 +24,7 @@ export function explainProxy (plan: ProxyPlan, ctx: RequestContext, kind: 'proxy
   }
   const pool = plan.pool ?? plan.poolFor(target)
   const req = ctx.req
-  const path = plan.mapping({ uri: ctx.uri, requestUri: ctx.requestUri, args: ctx.args, uriChanged: ctx.uriChanged, internal: ctx.internalRedirects > 0 }, renderedUri)
+  const path = upstreamPath(plan, ctx, renderedUri)
   const headers = plan.requestHeaders.build(ctx, req, target.proxyHost)
   const length = req.headers['content-length']
   const chunked = req.headers['transfer-encoding'] !== undefined
@@ -57,6 +57,7 @@ export function explainProxy (plan: ProxyPlan, ctx: RequestContext, kind: 'proxy
 
 /** Which of nginx's proxy_pass URI rules applies (proxy/uri.ts). */
 function uriRule (plan: ProxyPlan, target: ParsedProxyTarget, ctx: RequestContext, rendered: string | undefined): string {
+  if (ctx.rewrittenInLocation && target.uriPart !== undefined && rendered === undefined) return 'the location\'s rewrite ... break changed the URI: the whole new $uri, escaped, then ?$args (the URI part is dropped)'
   if (rendered !== undefined && target.uriPart !== undefined) return `the target has variables and a URI part: sent as rendered ("${rendered}"), nothing added`
   if (target.uriPart === undefined) {
     return ctx.uriChanged

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net'
-import { type HandlerCompileEnv, type Size, type Template } from '@proxyctl/core'
+import { type HandlerCompileEnv, type RequestContext, type Size, type Template } from '@proxyctl/core'
 import { compileTemplate, parseSize, type AddHeaders, type PhaseHooks } from '@proxyctl/core/internal'
 import { UpstreamPool } from '../upstream/pool.js'
 import { compileRequestHeaders, compileResponseHeaders, type CompiledRequestHeaders, type CompiledResponseHeaders, type HeaderOptions } from './headers.js'
@@ -89,6 +89,11 @@ export interface ProxyPlan {
   readonly spool: SpoolLimits
   /** The upstream phases' hooks in the location's scope (message hooks are message mode's: websocket/messages.ts). */
   hooks: { [P in UpstreamPhase]: Array<PhaseHooks[P]> }
+}
+
+/** The path and query sent upstream for `ctx` now (nginx's proxy_pass URI rules, uri.ts); `renderedUri`: a rendered target's URI part. */
+export function upstreamPath (plan: ProxyPlan, ctx: RequestContext, renderedUri: string | undefined): string {
+  return plan.mapping({ uri: ctx.uri, requestUri: ctx.requestUri, args: ctx.args, uriChanged: ctx.uriChanged, internal: ctx.internalRedirects > 0, rewrittenInLocation: ctx.rewrittenInLocation }, renderedUri)
 }
 
 export function directPools (env: HandlerCompileEnv): Map<string, UpstreamPool> {
