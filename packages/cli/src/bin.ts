@@ -10,6 +10,7 @@
 // Starting it as `node .../bin.js` skips them (and takes whatever flags that command gives).
 import { parseArgs } from 'node:util'
 import { check } from './commands/check.js'
+import { explain } from './commands/explain.js'
 import { init } from './commands/init.js'
 import { initPlugin } from './commands/plugin-kit.js'
 import { start } from './commands/start.js'
@@ -20,6 +21,10 @@ const USAGE = `Usage: proxyctl <command> [options]
 Commands:
   start   load the config and serve it
   check   validate the config, try its listen addresses, print the servers and locations
+  explain [METHOD] URL [-H 'Name: value']... [--json]
+          which listen address, server and location a request reaches and why, the
+          variables, plugins and what the handler would do (the request upstream, the
+          files tried); nothing is started
   init    write a commented starter proxy.config.ts in this folder
   init --plugin NAME
           write a publishable plugin package NAME (TypeScript, a test, a README) into the
@@ -29,6 +34,10 @@ Options:
   -c, --config FILE   config module (default: ./proxy.config.ts, .mts, .js or .mjs)
   -f, --force         init: overwrite an existing file
       --log-format F  start: json or pretty (default: pretty on a terminal, else json)
+  -H, --header LINE   explain: a request header, 'Name: value' (repeatable)
+      --json          explain: print JSON (the shape is in the README)
+      --listen ADDR   explain: the listen address the request arrives on (default: from the URL)
+      --client ADDR   explain: the client's address (default 127.0.0.1)
   -h, --help          show this help
 `
 
@@ -40,6 +49,10 @@ async function main (): Promise<number> {
       force: { type: 'boolean', short: 'f' },
       plugin: { type: 'string' },
       'log-format': { type: 'string' },
+      header: { type: 'string', short: 'H', multiple: true },
+      json: { type: 'boolean' },
+      listen: { type: 'string' },
+      client: { type: 'string' },
       help: { type: 'boolean', short: 'h' }
     }
   })
@@ -58,6 +71,7 @@ async function main (): Promise<number> {
       return await start(values.config, format)
     }
     case 'check': return await check(values.config)
+    case 'explain': return await explain(positionals.slice(1), { config: values.config, headers: values.header, json: values.json, listen: values.listen, client: values.client })
     case 'init': return values.plugin !== undefined ? initPlugin(values.plugin) : init(values.force === true)
     default:
       process.stderr.write(`proxyctl: unknown command "${command}"\n\n${USAGE}`)

@@ -39,6 +39,8 @@ export type ProxyctlErrorCode =
   | 'PROXYCTL_INTERNAL_ERROR'
   | 'PROXYCTL_INTERNAL_REDIRECT_INVALID'
   | 'PROXYCTL_PROXY_TARGET_INVALID'
+  /** `proxyctl explain` was given a request it cannot describe (a malformed URL or header, no listen address for it): exit 2. */
+  | 'PROXYCTL_EXPLAIN_INPUT'
   /** A buffered response's temp file (under tempPath) could not be opened, written or read; the client's connection is cut. */
   | 'PROXYCTL_TEMP_FILE_FAILED'
   /** An access log's destination did not keep up: lines past its buffer were dropped (counted in the warn line). */
@@ -133,6 +135,13 @@ export class BadRequestError extends ProxyctlError {
     super(code, message)
     this.status = status
     this.limit = limit
+  }
+}
+
+/** What `proxyctl explain` was asked about is not a request it can describe (bad URL, bad header, no listen address for it). */
+export class ExplainInputError extends ProxyctlError {
+  constructor (message: string) {
+    super('PROXYCTL_EXPLAIN_INPUT', message)
   }
 }
 

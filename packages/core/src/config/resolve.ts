@@ -334,7 +334,10 @@ function parseRewrites (rules: RewriteConfig[] | undefined, keyPath: string, sco
     for (const name of namedGroups(regex)) namedCaptures.add(name)
     let replacement: Template
     try { replacement = compileTemplate(parts.replacement, scope) } catch (err) { errors.push(new ConfigError(at, (err as Error).message)); continue }
-    out.push({ regex, replacement, flag: parts.flag as RewriteFlag | undefined, absolute: /^(https?:\/\/|\$scheme)/.test(parts.replacement) })
+    out.push({
+      regex, replacement, flag: parts.flag as RewriteFlag | undefined, absolute: /^(https?:\/\/|\$scheme)/.test(parts.replacement),
+      source: `${parts.regex} ${parts.replacement}${parts.flag === undefined ? '' : ` ${parts.flag}`}`, keyPath: at
+    })
   }
   return out
 }

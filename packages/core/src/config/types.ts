@@ -341,6 +341,21 @@ export interface CompiledHandler {
    * locations, its own) and no error pages; everywhere else `handle` runs in the Fastify chain.
    */
   direct?: (ctx: RequestContext, req: IncomingMessage, res: ServerResponse, log: FastifyBaseLogger) => void
+  /**
+   * For `proxyctl explain`: what this handler would do with the request in `ctx`, without doing
+   * it (no connection, no file opened; a file's existence may be checked). Never called while
+   * serving.
+   */
+  explain?: (ctx: RequestContext) => HandlerExplanation | Promise<HandlerExplanation>
+}
+
+/**
+ * What a handler would do with one request (`proxyctl explain --json`'s `handler`): `kind` names
+ * the shape (`respond`, `proxy`, `websocket`, `static`, `try_files`; README, "explain").
+ */
+export interface HandlerExplanation {
+  readonly kind: string
+  readonly [field: string]: unknown
 }
 
 /** What a handler may use while compiling. Errors it throws should be `env.error(...)`. */

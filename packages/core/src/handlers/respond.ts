@@ -79,6 +79,22 @@ export function respond (statusOrOptions: number | RespondOptions, text?: string
           return reply.type('text/html').send(fallbackBody)
         }
         return reply.send()
+      },
+      explain (ctx) {
+        const out: Record<string, unknown> = { status }
+        if (headers !== undefined) {
+          const shown: Array<[string, string]> = []
+          renderAddHeaders(headers, ctx, status, (name, _lower, value) => { if (value !== '') shown.push([name, value]) })
+          out.headers = shown
+        }
+        if (redirect !== undefined) out.location = absoluteLocation(redirect.render(ctx), ctx)
+        if (body !== undefined) out.body = body.render(ctx)
+        else if (fallbackBody !== undefined) {
+          const rule = redirect === undefined && headers === undefined ? errorPageFor(ctx, status) : undefined
+          if (rule !== undefined) out.errorPage = rule.source
+          else out.body = `(nginx's page for ${status})`
+        }
+        return { kind: 'respond', ...out }
       }
     }
   })

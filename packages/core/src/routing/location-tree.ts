@@ -13,7 +13,7 @@
  * regexes are searched: nginx never builds the static tree of a regex location's children.
  */
 import { compilePcre } from './pcre.js'
-import type { LocationKind, LocationMatch, LocationNode } from './types.js'
+import type { LocationKind, LocationMatch, LocationNode, LocationStep } from './types.js'
 
 // ----------------------------------------------------------------------------------------------
 // location keys
@@ -246,12 +246,15 @@ export class LocationTree<T extends LocationNode> {
     this.#root = buildLevel<T>(locations)
   }
 
-  /** Selects the location for a normalised URI (see normalizeUri), or null if none matches. */
-  match (uri: string): LocationMatch<T> | null {
+  /**
+   * Selects the location for a normalised URI (see normalizeUri), or null if none matches.
+   * `trace` (for `proxyctl explain`) is told each location considered, in nginx's order.
+   */
+  match (uri: string, trace?: (step: LocationStep<T>) => void): LocationMatch<T> | null {
     if (this.#root === null) return null
     this.#current = null
     this.#captures = null
-    this.#find(this.#root, uri)
+    this.#find(this.#root, uri, trace)
     const location = this.#current
     if (location === null) return null
     const captures = this.#captures
@@ -260,11 +263,12 @@ export class LocationTree<T extends LocationNode> {
     return { location, captures }
   }
 
-  #find (level: Level<T>, uri: string): number {
+  #find (level: Level<T>, uri: string, trace: ((step: LocationStep<T>) => void) | undefined): number {
     if (level.exact !== null) {
       const hit = level.exact.get(uri)
       if (hit !== undefined) {
         this.#current = hit
+        if (trace !== undefined) trace({ kind: 'exact', node: hit, matched: true })
         return OK
       }
     }
@@ -279,7 +283,8 @@ export class LocationTree<T extends LocationNode> {
       if (p === undefined) continue
       this.#current = p.node
       noregex = p.noregex
-      if (p.sub !== null && this.#find(p.sub, uri) === OK) return OK
+      if (trace !== undefined) trace({ kind: 'prefix', node: p.node, matched: true })
+      if (p.sub !== null && this.#find(p.sub, uri, trace) === OK) return OK
       break
     }
 
@@ -287,19 +292,28 @@ export class LocationTree<T extends LocationNode> {
       const runs = level.runs
       for (let i = 0; i < runs.length; i++) {
         const run = runs[i] as RegexRun<T>
-        if (run.screen !== null && !run.screen.test(uri)) continue
+        if (run.screen !== null && !run.screen.test(uri)) {
+          if (trace !== undefined) for (const r of run.entries) trace({ kind: 'regex', node: r.node, matched: false })
+          continue
+        }
         const entries = run.entries
         for (let k = 0; k < entries.length; k++) {
           const r = entries[k] as RegexEntry<T>
           const m = r.regex.exec(uri)
-          if (m === null) continue
+          if (m === null) {
+            if (trace !== undefined) trace({ kind: 'regex', node: r.node, matched: false })
+            continue
+          }
           this.#current = r.node
           this.#captures = m
+          if (trace !== undefined) trace({ kind: 'regex', node: r.node, matched: true })
           // nested regexes of a regex location (the first match replaces these captures)
-          if (r.sub !== null) this.#find(r.sub, uri)
+          if (r.sub !== null) this.#find(r.sub, uri, trace)
           return OK
         }
       }
+    } else if (trace !== undefined && level.regexes.length > 0) {
+      trace({ kind: 'regexes-skipped', node: this.#current as T, matched: false })
     }
     return DECLINED
   }

@@ -19,17 +19,31 @@ export interface RewriteRule {
   readonly flag: RewriteFlag | undefined
   /** The replacement names a scheme: a redirect whatever the flag. */
   readonly absolute: boolean
+  /** The rule as written (`^/old/(.*)$ /new/$1 permanent`) and where, for `proxyctl explain`. */
+  readonly source?: string
+  readonly keyPath?: string
 }
 
 export type RewriteOutcome =
   | { readonly kind: 'unchanged' | 'changed' | 'last' | 'break' }
   | { readonly kind: 'redirect', readonly status: 301 | 302, readonly location: string }
 
-export function runRewrites (rules: readonly RewriteRule[], ctx: RequestContext): RewriteOutcome {
+/** One rewrite rule tried (`proxyctl explain`): whether it matched, and the URI and args after it. */
+export interface RewriteStep {
+  rule: RewriteRule
+  matched: boolean
+  uri: string
+  args: string
+}
+
+export function runRewrites (rules: readonly RewriteRule[], ctx: RequestContext, trace?: (step: RewriteStep) => void): RewriteOutcome {
   let changed = false
   for (const rule of rules) {
     const m = rule.regex.exec(ctx.uri)
-    if (m === null) continue
+    if (m === null) {
+      if (trace !== undefined) trace({ rule, matched: false, uri: ctx.uri, args: ctx.args })
+      continue
+    }
     ctx.captures = m
     const replaced = rule.replacement.render(ctx)
     const keepArgs = !replaced.endsWith('?')
@@ -39,6 +53,7 @@ export function runRewrites (rules: readonly RewriteRule[], ctx: RequestContext)
     const args = newArgs === undefined ? (keepArgs ? ctx.args : '') : keepArgs && ctx.args !== '' ? `${newArgs}&${ctx.args}` : newArgs
     const path = q === -1 ? target : target.slice(0, q)
     if (rule.absolute || rule.flag === 'redirect' || rule.flag === 'permanent') {
+      if (trace !== undefined) trace({ rule, matched: true, uri: ctx.uri, args: ctx.args })
       return { kind: 'redirect', status: rule.flag === 'permanent' ? 301 : 302, location: args === '' ? path : `${path}?${args}` }
     }
     ctx.uri = posix.normalize(path.startsWith('/') ? path : `/${path}`)
@@ -46,6 +61,7 @@ export function runRewrites (rules: readonly RewriteRule[], ctx: RequestContext)
     ctx.argMap = undefined
     ctx.uriChanged = true
     changed = true
+    if (trace !== undefined) trace({ rule, matched: true, uri: ctx.uri, args: ctx.args })
     if (rule.flag === 'last' || rule.flag === 'break') return { kind: rule.flag }
   }
   return { kind: changed ? 'changed' : 'unchanged' }

@@ -1,11 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ResolvedListen, ResolvedLocation } from '../config/model.js'
 import { BAD_REQUEST_ROUTE, REWRITE_ROUTE } from './route-urls.js'
-import { runRewrites } from './rewrite.js'
+import { runRewrites, type RewriteStep } from './rewrite.js'
+import type { LocationStep } from './types.js'
 import { BadRequestError } from '../errors.js'
 import { checkRequestHead } from '../http/request-head.js'
 import { RequestContext } from './request-context.js'
-import { normalizeHost } from './server-select.js'
+import { normalizeHost, type ServerStep } from './server-select.js'
 import { normalizeUri, splitRequestTarget } from './uri.js'
 
 /** Where the raw request carries its context between our listener and Fastify's hooks. */
@@ -21,12 +22,25 @@ export interface RoutedRequest extends IncomingMessage {
 }
 
 /**
+ * What routing did, step by step, for `proxyctl explain`: the server rule, each rewrite rule
+ * tried (`where`: the server's, or the location's), each location selection round (`select`,
+ * with the URI) and each location considered in it.
+ */
+export type RouteStep =
+  | ({ step: 'server' } & ServerStep)
+  | ({ step: 'rewrite', where: 'server' | ResolvedLocation } & RewriteStep)
+  | { step: 'select', uri: string }
+  | ({ step: 'location' } & LocationStep<ResolvedLocation>)
+export type RouteTrace = (step: RouteStep) => void
+
+/**
  * Selects server and location for a request, as nginx does: normalise the URI, pick the server
  * by Host among those on the listen address, then the location. Returns the internal Fastify
  * route to dispatch to; the request carries its RequestContext (or the reason for a 400).
+ * `trace` is `proxyctl explain`'s (the server passes none).
  */
 export function routeRequest (req: RoutedRequest, listen: ResolvedListen,
-  dispatch: (req: IncomingMessage, res: ServerResponse) => void): string {
+  dispatch: (req: IncomingMessage, res: ServerResponse) => void, trace?: RouteTrace): string {
   const refused = checkRequestHead(req, listen.defaultServer.limits)
   if (refused !== undefined) return refuseRequest(req, refused)
   const target = req.url ?? '/'
@@ -45,16 +59,16 @@ export function routeRequest (req: RoutedRequest, listen: ResolvedListen,
   if (host === undefined && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1) {
     return refuseRequest(req, new BadRequestError('client sent HTTP/1.1 request without "Host" header'))
   }
-  const { server, captures } = listen.selector.select(host ?? '')
+  const { server, captures } = listen.selector.select(host ?? '', trace === undefined ? undefined : (step) => trace({ step: 'server', ...step }))
   const ctx = new RequestContext(req, listen, server, lineHost === undefined ? target : originForm(target), uri, args, host ?? '', dispatch)
   if (captures !== null) { ctx.serverCaptures = captures; ctx.captures = captures }
   req[kRequestContext] = ctx
   if (server.rewrites.length > 0) {
-    const out = runRewrites(server.rewrites, ctx)
+    const out = runRewrites(server.rewrites, ctx, trace === undefined ? undefined : (step) => trace({ step: 'rewrite', where: 'server', ...step }))
     if (out.kind === 'redirect') return rewriteAnswer(ctx, out.status, out.location)
   }
   if (server.returnTo !== undefined) return server.returnTo.routeUrl
-  return selectLocation(ctx)
+  return selectLocation(ctx, trace)
 }
 
 /** `$request_uri` of an absolute-form target, as nginx: `http://host/x?y` is `/x?y` (kept whole when no path follows the host). */
@@ -77,9 +91,14 @@ export function refuseRequest (req: RoutedRequest, error: BadRequestError): stri
  * location's rewrites: `last` or a changed URI selects again (at most MAX_INTERNAL_REDIRECTS times
  * in all, as nginx), `break` stays, a redirect is answered.
  */
-export function selectLocation (ctx: RequestContext): string {
+export function selectLocation (ctx: RequestContext, trace?: RouteTrace): string {
   for (;;) {
-    const match = ctx.server.tree.match(ctx.uri)
+    let match
+    if (trace === undefined) match = ctx.server.tree.match(ctx.uri)
+    else {
+      trace({ step: 'select', uri: ctx.uri })
+      match = ctx.server.tree.match(ctx.uri, (step) => trace({ step: 'location', ...step }))
+    }
     if (match === null) {
       ctx.location = undefined
       ctx.captures = ctx.serverCaptures
@@ -89,7 +108,7 @@ export function selectLocation (ctx: RequestContext): string {
     ctx.location = loc
     ctx.captures = match.captures ?? ctx.serverCaptures
     if (loc.rewrites.length === 0) return loc.routeUrl
-    const out = runRewrites(loc.rewrites, ctx)
+    const out = runRewrites(loc.rewrites, ctx, trace === undefined ? undefined : (step) => trace({ step: 'rewrite', where: loc, ...step }))
     if (out.kind === 'redirect') return rewriteAnswer(ctx, out.status, out.location)
     if (out.kind === 'break') { ctx.rewrittenInLocation = true; return loc.routeUrl }
     if (out.kind === 'unchanged') return loc.routeUrl

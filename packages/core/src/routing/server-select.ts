@@ -260,8 +260,17 @@ interface Tables<S> {
   exact: Map<string, ServerSelection<S>>
   leading: Map<string, ServerSelection<S>>
   trailing: Map<string, ServerSelection<S>>
-  regexes: Array<{ regex: RegExp, server: S }>
+  regexes: Array<{ regex: RegExp, server: S, name: string }>
   conflicts: string[]
+  /** The name as written behind each table entry (`exact:`, `leading:`, `trailing:` + value), for `explain`. */
+  written: Map<string, string>
+}
+
+/** How a server was chosen for a host (`proxyctl explain`): nginx's rule and the name as written. */
+export interface ServerStep {
+  rule: 'exact' | 'leading-wildcard' | 'trailing-wildcard' | 'regex' | 'default'
+  /** The server name that matched, as written (`*.example.com`, `~^api\\d+`); none for `default`. */
+  name?: string
 }
 
 /**
@@ -278,7 +287,8 @@ interface Tables<S> {
  * Regexes never conflict. The first declaration wins.
  */
 function buildTables<S> (entries: ReadonlyArray<ServerSelectorEntry<S>>): Tables<S> {
-  const t: Tables<S> = { exact: new Map(), leading: new Map(), trailing: new Map(), regexes: [], conflicts: [] }
+  const t: Tables<S> = { exact: new Map(), leading: new Map(), trailing: new Map(), regexes: [], conflicts: [], written: new Map() }
+  const shown = (name: string | RegExp): string => typeof name === 'string' ? name : `~${name.source}`
   const exactSeen = new Set<string>()
   const conflicts = new Set<string>()
   const conflict = (name: string | RegExp): void => {
@@ -295,6 +305,7 @@ function buildTables<S> (entries: ReadonlyArray<ServerSelectorEntry<S>>): Tables
           if (exactSeen.has(parsed.value)) { conflict(name); break }
           exactSeen.add(parsed.value)
           t.exact.set(parsed.value, result)
+          t.written.set(`exact:${parsed.value}`, shown(name))
           break
         case 'leading':
           if (parsed.alsoExact === true) {
@@ -303,6 +314,8 @@ function buildTables<S> (entries: ReadonlyArray<ServerSelectorEntry<S>>): Tables
           }
           if (t.leading.has(parsed.value)) { conflict(name); break }
           t.leading.set(parsed.value, result)
+          t.written.set(`leading:${parsed.value}`, shown(name))
+          if (parsed.alsoExact === true) t.written.set(`exact:${parsed.value}`, shown(name))
           // `.example.com` answers for `example.com` before any other wildcard is tried, and no
           // exact `example.com` can coexist with it, so it can live in the exact table.
           if (parsed.alsoExact === true) t.exact.set(parsed.value, result)
@@ -310,9 +323,10 @@ function buildTables<S> (entries: ReadonlyArray<ServerSelectorEntry<S>>): Tables
         case 'trailing':
           if (t.trailing.has(parsed.value)) { conflict(name); break }
           t.trailing.set(parsed.value, result)
+          t.written.set(`trailing:${parsed.value}`, shown(name))
           break
         case 'regex':
-          t.regexes.push({ regex: parsed.regex as RegExp, server: entry.server })
+          t.regexes.push({ regex: parsed.regex as RegExp, server: entry.server, name: shown(name) })
           break
       }
     }
@@ -346,8 +360,9 @@ export class ServerSelector<S> {
   readonly #walked = new Map<string, ServerSelection<S>>()
   readonly #leading: Map<string, ServerSelection<S>>
   readonly #trailing: Map<string, ServerSelection<S>>
-  readonly #regexes: ReadonlyArray<{ regex: RegExp, server: S }>
+  readonly #regexes: ReadonlyArray<{ regex: RegExp, server: S, name: string }>
   readonly #fallback: ServerSelection<S>
+  readonly #written: ReadonlyMap<string, string>
   /** See {@link conflictingServerNames}. */
   readonly conflicts: readonly string[]
 
@@ -364,6 +379,7 @@ export class ServerSelector<S> {
     this.#trailing = t.trailing
     this.#regexes = t.regexes
     this.#fallback = Object.freeze({ server: defaultServer, captures: null })
+    this.#written = t.written
     this.conflicts = Object.freeze(t.conflicts)
   }
 
@@ -371,11 +387,17 @@ export class ServerSelector<S> {
    * @param host the output of {@link normalizeHost} (lower-case, no port, no trailing dot);
    *   `undefined` or `""` when the request had no Host, which only an exact `""` name matches.
    * The returned object is shared between calls (a regex's captures too): do not mutate it.
+   * `trace` (for `proxyctl explain`) is told which rule chose the server; with it the cache of
+   * walked hosts is neither read nor filled.
    */
-  select (host: string | undefined): ServerSelection<S> {
+  select (host: string | undefined, trace?: (step: ServerStep) => void): ServerSelection<S> {
     const h = host ?? ''
     const exact = this.#exact.get(h)
-    if (exact !== undefined) return exact
+    if (exact !== undefined) {
+      if (trace !== undefined) trace({ rule: 'exact', name: this.#written.get(`exact:${h}`) ?? h })
+      return exact
+    }
+    if (trace !== undefined) return this.#walk(h, trace)
     if (h.length === 0) return this.#fallback
     let found = this.#walked.get(h)
     if (found === undefined) {
@@ -387,14 +409,18 @@ export class ServerSelector<S> {
   }
 
   /** nginx's order past the exact names: leading wildcards, trailing wildcards, regexes. */
-  #walk (h: string): ServerSelection<S> {
+  #walk (h: string, trace?: (step: ServerStep) => void): ServerSelection<S> {
+    if (h.length === 0) { trace?.({ rule: 'default' }); return this.#fallback }
     // Leading wildcards: the longest suffix after a dot. Walking dots left to right meets the
     // longest candidate first. "example.com" itself is never a candidate (only `.example.com`
     // matches it, via the exact table).
     if (this.#leading.size !== 0) {
       for (let dot = h.indexOf('.'); dot !== -1; dot = h.indexOf('.', dot + 1)) {
         const m = this.#leading.get(h.slice(dot + 1))
-        if (m !== undefined) return m
+        if (m !== undefined) {
+          trace?.({ rule: 'leading-wildcard', name: this.#written.get(`leading:${h.slice(dot + 1)}`) as string })
+          return m
+        }
       }
     }
 
@@ -402,16 +428,23 @@ export class ServerSelector<S> {
     if (this.#trailing.size !== 0) {
       for (let dot = h.lastIndexOf('.'); dot > 0; dot = h.lastIndexOf('.', dot - 1)) {
         const m = this.#trailing.get(h.slice(0, dot))
-        if (m !== undefined) return m
+        if (m !== undefined) {
+          trace?.({ rule: 'trailing-wildcard', name: this.#written.get(`trailing:${h.slice(0, dot)}`) as string })
+          return m
+        }
       }
     }
 
     const regexes = this.#regexes
     for (let i = 0; i < regexes.length; i++) {
       const captures = regexes[i].regex.exec(h)
-      if (captures !== null) return { server: regexes[i].server, captures }
+      if (captures !== null) {
+        trace?.({ rule: 'regex', name: regexes[i].name })
+        return { server: regexes[i].server, captures }
+      }
     }
 
+    trace?.({ rule: 'default' })
     return this.#fallback
   }
 }

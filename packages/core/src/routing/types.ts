@@ -28,3 +28,14 @@ export interface LocationMatch<T extends LocationNode = LocationNode> {
   /** The match of the regex location that was selected (for $1..$9 and named groups), else null. */
   captures: RegExpExecArray | null
 }
+
+/**
+ * One location nginx's algorithm considered, in order (`proxyctl explain`): `exact` and `prefix`
+ * steps name the exact match and each level's longest prefix; `regex` each regex tried, matched
+ * or not; `regexes-skipped` the level's regexes not tried because `node`, a `^~` prefix, stopped them.
+ */
+export interface LocationStep<T extends LocationNode = LocationNode> {
+  kind: 'exact' | 'prefix' | 'regex' | 'regexes-skipped'
+  node: T
+  matched: boolean
+}

@@ -8,7 +8,7 @@ import type { UpstreamPeer, UpstreamPool } from '../upstream/pool.js'
 import { classifyUpstreamError, UpstreamError } from './errors.js'
 import { ResponseDownstream, type Downstream, type SpoolOwner } from './downstream.js'
 import { connectionTokens } from './headers.js'
-import type { NextUpstreamCase, ProxyPlan } from './plan.js'
+import { upstreamPath, type NextUpstreamCase, type ProxyPlan } from './plan.js'
 import { parseRenderedTarget } from './target.js'
 
 /**
@@ -109,7 +109,7 @@ export abstract class UpstreamExchange implements SpoolOwner {
     this.pool = plan.pool ?? plan.poolFor(target)
     this.upstreamName = target.address.type === 'upstream' ? target.address.name : target.peer
     this.proxyHost = this.state.proxyHost = target.proxyHost
-    this.path = plan.mapping({ uri: ctx.uri, requestUri: ctx.requestUri, args: ctx.args, uriChanged: ctx.uriChanged, internal: ctx.internalRedirects > 0, rewrittenInLocation: ctx.rewrittenInLocation }, renderedUri)
+    this.path = upstreamPath(plan, ctx, renderedUri)
     return true
   }
 

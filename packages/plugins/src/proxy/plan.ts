@@ -1,5 +1,5 @@
 import { isIP } from 'node:net'
-import { type HandlerCompileEnv, type Size, type Template } from '@proxyctl/core'
+import { type HandlerCompileEnv, type RequestContext, type Size, type Template } from '@proxyctl/core'
 import { compileTemplate, loadUpstreamTls, parseSize, type AddHeaders, type PhaseHooks, type UpstreamTlsConfig } from '@proxyctl/core/internal'
 import type { ConfigError } from '@proxyctl/core'
 import { UpstreamPool } from '../upstream/pool.js'
@@ -100,6 +100,10 @@ export interface ProxyPlan {
 
 /** Numbers the proxy() calls with their own tls, so each keeps its own pools. */
 let tlsPlans = 0
+/** The path and query sent upstream for `ctx` now (nginx's proxy_pass URI rules, uri.ts); `renderedUri`: a rendered target's URI part. */
+export function upstreamPath (plan: ProxyPlan, ctx: RequestContext, renderedUri: string | undefined): string {
+  return plan.mapping({ uri: ctx.uri, requestUri: ctx.requestUri, args: ctx.args, uriChanged: ctx.uriChanged, internal: ctx.internalRedirects > 0, rewrittenInLocation: ctx.rewrittenInLocation }, renderedUri)
+}
 
 export function directPools (env: HandlerCompileEnv): Map<string, UpstreamPool> {
   return env.shared('proxy:direct-pools', () => new Map<string, UpstreamPool>())

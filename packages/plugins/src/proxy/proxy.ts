@@ -13,6 +13,7 @@ import { UpstreamAttempt } from './attempt.js'
 import { UpstreamExchange } from './exchange.js'
 import { compilePlan, directPools, type ProxyOptions, type ProxyPlan } from './plan.js'
 import { BufferedBody, CountedBody, type BodyLimits } from './request-body.js'
+import { explainProxy } from './explain.js'
 
 export type { NextUpstreamCase, ProxyOptions, ProxyPlan } from './plan.js'
 
@@ -50,6 +51,7 @@ export function compileProxy (target: string, options: ProxyOptions, env: Handle
     direct (ctx, req, res, log) {
       startExchange(plan, { proxyctl: ctx, raw: req, log } as unknown as FastifyRequest, { raw: res, hijack () {} } as unknown as FastifyReply)
     },
+    explain: (ctx) => explainProxy(plan, ctx, 'proxy', false),
     autoRedirect: true
   }
   return { plan, handler }

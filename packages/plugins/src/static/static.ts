@@ -1,8 +1,8 @@
 import path from 'node:path'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { defineHandler, internalRedirect, type HandlerCompileEnv, type LocationHandler } from '@proxyctl/core'
+import { defineHandler, internalRedirect, type HandlerCompileEnv, type HandlerExplanation, type LocationHandler, type RequestContext } from '@proxyctl/core'
 import { absoluteLocation, errorPageBody, sendStatus } from '@proxyctl/core/internal'
-import { fileMapping, inspect, type FileMapping, type SafetyOptions } from './files.js'
+import { fileMapping, inspect, type FileKind, type FileMapping, type SafetyOptions } from './files.js'
 import { sendFile, type SendOptions } from './send.js'
 
 export interface StaticOptions extends SafetyOptions {
@@ -45,39 +45,60 @@ export async function serveUri (request: FastifyRequest, reply: FastifyReply, pl
 }
 
 async function serve (request: FastifyRequest, reply: FastifyReply, plan: StaticPlan): Promise<void> {
-  const ctx = request.proxyctl
-  const method = request.raw.method
-  if (method !== 'GET' && method !== 'HEAD' && method !== 'POST') { sendStatus(request, reply, 405); return }
+  const d = await staticDecision(request.proxyctl, request.raw.method, plan)
+  switch (d.kind) {
+    case 'status': sendStatus(request, reply, d.status); return
+    case 'index': internalRedirect(request, reply, d.uri); return
+    case 'redirect':
+      void reply.code(301).header('location', d.location).type('text/html').send(errorPageBody(301))
+      return
+    case 'file': await sendFile(request, reply, d.file, request.proxyctl.uri, plan.sendOptions)
+  }
+}
+
+/** What the static module does with a request; `checked` (for `proxyctl explain`) collects each path looked at. */
+export type StaticDecision =
+  | { kind: 'status', status: number }
+  | { kind: 'index', uri: string }
+  | { kind: 'redirect', location: string }
+  | { kind: 'file', file: string }
+
+export async function staticDecision (ctx: RequestContext, method: string | undefined, plan: StaticPlan,
+  checked?: Array<{ path: string, found: FileKind }>): Promise<StaticDecision> {
+  if (method !== 'GET' && method !== 'HEAD' && method !== 'POST') return { kind: 'status', status: 405 }
   const mapping = plan.mapping as FileMapping
   const uri = ctx.uri
   const file = mapping.map(uri, ctx)
-  if (file === undefined) { sendStatus(request, reply, 404); return }
+  if (file === undefined) return { kind: 'status', status: 404 }
+  const look = async (p: string): Promise<FileKind> => {
+    const found = await inspect(p, mapping.base, plan.safety)
+    checked?.push({ path: p, found })
+    return found
+  }
 
   if (uri.endsWith('/')) {
     for (const name of plan.index) {
-      if (await inspect(path.join(file, name), mapping.base, plan.safety) === 'file') {
-        internalRedirect(request, reply, `${uri}${name}${ctx.args === '' ? '' : `?${ctx.args}`}`)
-        return
-      }
+      if (await look(path.join(file, name)) === 'file') return { kind: 'index', uri: `${uri}${name}${ctx.args === '' ? '' : `?${ctx.args}`}` }
     }
-    const kind = await inspect(file, mapping.base, plan.safety)
-    sendStatus(request, reply, kind === 'directory' || kind === 'forbidden' ? 403 : 404)
-    return
+    const kind = await look(file)
+    return { kind: 'status', status: kind === 'directory' || kind === 'forbidden' ? 403 : 404 }
   }
 
-  const kind = await inspect(file, mapping.base, plan.safety)
-  if (kind === 'missing') { sendStatus(request, reply, 404); return }
-  if (kind === 'forbidden') { sendStatus(request, reply, 403); return }
-  if (kind === 'directory') {
-    // nginx: Location is the URI with a slash, and the query.
-    const location = absoluteLocation(`${encodeURI(uri)}/${ctx.args === '' ? '' : `?${ctx.args}`}`, ctx)
-    void reply.code(301).header('location', location).type('text/html').send(errorPageBody(301))
-    return
-  }
-  if (method === 'POST') { sendStatus(request, reply, 405); return }
-  await sendFile(request, reply, file, uri, plan.sendOptions)
+  const kind = await look(file)
+  if (kind === 'missing') return { kind: 'status', status: 404 }
+  if (kind === 'forbidden') return { kind: 'status', status: 403 }
+  // nginx: Location is the URI with a slash, and the query.
+  if (kind === 'directory') return { kind: 'redirect', location: absoluteLocation(`${encodeURI(uri)}/${ctx.args === '' ? '' : `?${ctx.args}`}`, ctx) }
+  if (method === 'POST') return { kind: 'status', status: 405 }
+  return { kind: 'file', file }
 }
 
+/** `proxyctl explain` for the static module: the paths it looks at now and what it would answer. */
+export async function explainStatic (ctx: RequestContext, plan: StaticPlan): Promise<HandlerExplanation> {
+  const checked: Array<{ path: string, found: FileKind }> = []
+  const d = await staticDecision(ctx, ctx.req.method, plan, checked)
+  return { kind: 'static', base: plan.mapping?.base, checked, answer: d, ...(d.kind === 'index' ? { internalRedirect: d.uri } : {}) }
+}
 
 /**
  * Serves files from the location's `root` or `alias` (or the server's `root`), as nginx's
@@ -87,7 +108,8 @@ export function serveStatic (options: StaticOptions = {}): LocationHandler {
   return defineHandler('static', (env) => {
     const plan = compileStatic(env, options)
     return {
-      handle: (request, reply) => serveUri(request, reply, plan)
+      handle: (request, reply) => serveUri(request, reply, plan),
+      explain: (ctx) => explainStatic(ctx, plan)
     }
   })
 }

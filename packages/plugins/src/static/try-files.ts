@@ -1,8 +1,8 @@
 import path from 'node:path'
-import { defineHandler, internalRedirect, type LocationHandler, type Template } from '@proxyctl/core'
+import { defineHandler, internalRedirect, type LocationHandler, type RequestContext, type Template } from '@proxyctl/core'
 import { sendStatus } from '@proxyctl/core/internal'
-import { inspect, type FileMapping } from './files.js'
-import { compileStatic, serveUri, type StaticOptions } from './static.js'
+import { inspect, type FileKind, type FileMapping } from './files.js'
+import { compileStatic, explainStatic, serveUri, type StaticOptions } from './static.js'
 
 type Fallback =
   | { kind: 'status', status: number }
@@ -45,22 +45,48 @@ export function tryFilesWith (options: StaticOptions, ...args: string[]): Locati
     }
     const mapping = plan.mapping as FileMapping
 
+    /** The first file that exists (`$uri` then set to it), else undefined; `checked` (explain) collects each look. */
+    const firstFound = async (ctx: RequestContext, checked?: Array<{ arg: string, uri: string, path: string | null, want: 'file' | 'directory', found: FileKind | null }>): Promise<string | undefined> => {
+      for (const { dir: wantDir, template } of files) {
+        const tried = path.posix.normalize(template.render(ctx))
+        const file = tried.startsWith('/') ? mapping.map(tried, ctx) : undefined
+        if (file === undefined) {
+          checked?.push({ arg: template.source + (wantDir ? '/' : ''), uri: tried, path: null, want: wantDir ? 'directory' : 'file', found: null })
+          continue
+        }
+        const at = wantDir ? file.replace(/\/+$/, '') || '/' : file
+        const kind = await inspect(at, mapping.base, plan.safety)
+        checked?.push({ arg: template.source + (wantDir ? '/' : ''), uri: tried, path: at, want: wantDir ? 'directory' : 'file', found: kind })
+        if (kind === (wantDir ? 'directory' : 'file')) return tried
+      }
+      return undefined
+    }
+
     return {
       async handle (request, reply) {
         const ctx = request.proxyctl
-        for (const { dir: wantDir, template } of files) {
-          const tried = path.posix.normalize(template.render(ctx))
-          if (!tried.startsWith('/')) continue
-          const file = mapping.map(tried, ctx)
-          if (file === undefined) continue
-          const kind = await inspect(wantDir ? file.replace(/\/+$/, '') || '/' : file, mapping.base, plan.safety)
-          if (kind === (wantDir ? 'directory' : 'file')) {
-            ctx.uri = tried
-            return serveUri(request, reply, plan)
-          }
+        const found = await firstFound(ctx)
+        if (found !== undefined) {
+          ctx.uri = found
+          return serveUri(request, reply, plan)
         }
         if (fallback.kind === 'status') return sendStatus(request, reply, fallback.status)
         return internalRedirect(request, reply, fallback.kind === 'named' ? fallback.name : fallback.target.render(ctx))
+      },
+      async explain (ctx) {
+        const checked: Parameters<typeof firstFound>[1] = []
+        const found = await firstFound(ctx, checked)
+        if (found === undefined) {
+          if (fallback.kind === 'status') return { kind: 'try_files', base: mapping.base, checked, found: null, status: fallback.status }
+          return { kind: 'try_files', base: mapping.base, checked, found: null, internalRedirect: fallback.kind === 'named' ? fallback.name : fallback.target.render(ctx) }
+        }
+        // Served here with $uri set to it: the static module's answer for it.
+        const uri = ctx.uri
+        ctx.uri = found
+        try {
+          const served = await explainStatic(ctx, plan)
+          return { kind: 'try_files', base: mapping.base, checked, found, static: served, ...(served.internalRedirect !== undefined ? { internalRedirect: served.internalRedirect } : {}) }
+        } finally { ctx.uri = uri }
       }
     }
   })

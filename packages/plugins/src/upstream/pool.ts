@@ -226,6 +226,26 @@ export class UpstreamPool {
     })
   }
 
+  /**
+   * For `proxyctl explain`: the server the balancer would pick first for `input` in a process
+   * just started (the same balancer, on peers without connections), or why none can be named: a
+   * hostname is resolved only when the pool starts. Changes no state of the pool.
+   */
+  preview (input: SelectInput): { pick: string | null, why?: string } {
+    const entries = this.config.servers.map((s) => typeof s === 'string' ? { address: s } : s)
+    const peers: Peer[] = []
+    for (const server of entries) {
+      const target = parseUpstreamAddress(server.address, this.defaultPort)
+      if (target.kind === 'hostname') return { pick: null, why: `"${server.address}" is resolved when proxyctl starts` }
+      peers.push(new Peer({ ...server, address: target.label, server: server.address }))
+    }
+    let selection: Selection
+    try {
+      selection = new PeerGroup(peers, { name: this.name, policy: this.policy() }).pick({ ...input, tried: new Set() }, Date.now())
+    } catch (err) { return { pick: null, why: (err as Error).message } }
+    return selection.peer === null ? { pick: null, why: selection.reason.message } : { pick: selection.peer.address }
+  }
+
   /** Picks a peer for one attempt of a request (see PeerGroup.pick). */
   pick (input: SelectInput & { tried: Set<Peer> }, now: number): Selection {
     return this.group.pick(input, now)

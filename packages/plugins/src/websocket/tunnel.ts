@@ -9,6 +9,7 @@ import { UpstreamExchange, latin1 } from '../proxy/exchange.js'
 import type { UpstreamError } from '../proxy/errors.js'
 import type { ProxyOptions, ProxyPlan } from '../proxy/plan.js'
 import { compileProxy, wirePath } from '../proxy/proxy.js'
+import { explainProxy } from '../proxy/explain.js'
 import type { UpstreamPeer } from '../upstream/pool.js'
 import type { MessageMode, UpstreamHandshake } from './messages.js'
 import type { MessageModeOption } from './message-hooks.js'
@@ -95,6 +96,8 @@ export function websocket (target: string, options: WebSocketOptions = {}): Loca
       },
       // `/ws` answers 301 to `/ws/`, as a proxy() location does.
       autoRedirect: true,
+      // What Node's parser hands over as an upgrade: an Upgrade header that Connection names.
+      explain: (ctx) => explainProxy(plan, ctx, 'websocket', ctx.req.headers.upgrade !== undefined && /(?:^|,)\s*upgrade\s*(?:,|$)/i.test(ctx.req.headers.connection ?? '')),
       handle (request, reply) {
         const conn = upgradeOf(request.raw)
         if (conn === undefined) return plain.handle(request, reply)

@@ -412,7 +412,7 @@ function headEnd (buf: Buffer, from: number, to: number): number {
  * content-length), with undici's checks: a header undici refuses is refused here too, since the
  * proxy must not frame a request differently from what it declares.
  */
-function requestHead (r: H1Request, defaultHost: string): string | H1Error {
+export function requestHead (r: H1Request, defaultHost: string): string | H1Error {
   if (!METHOD.test(r.method)) return invalid('invalid request method')
   if (r.path[0] !== '/' && !(r.path === '*' && r.method === 'OPTIONS')) return invalid('path must start with a slash')
   if (PATH.test(r.path)) return invalid('invalid request path')
