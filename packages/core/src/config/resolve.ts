@@ -26,7 +26,7 @@ import { CONTENT_DEFAULTS, resolveContent } from './content.js'
 import { compileAddHeaders } from '../http/response-headers.js'
 import type { ResolvedConfig, ResolvedListen, ResolvedLocation, ResolvedServer } from './model.js'
 import { loadListenTls, loadUpstreamTls, type ResolvedUpstreamTls } from './tls.js'
-import type { HandlerCompileEnv, ListenConfig, LocationConfig, LocationHandler, RewriteConfig } from './types.js'
+import type { HandlerCompileEnv, ListenConfig, LocationConfig, LocationHandler, ProxyConfig, RewriteConfig } from './types.js'
 
 function toList<T> (v: T | T[] | undefined): T[] {
   return v === undefined ? [] : Array.isArray(v) ? v : [v]
@@ -87,8 +87,9 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
     upstreamTls.set(name, loadUpstreamTls(u.tls, baseDir, formatKeyPath(['upstreams', name, 'tls']), errors))
   }
 
-  // As in nginx, a named group of any location regex is a variable everywhere (empty where unset).
-  const namedCaptures = new Set<string>()
+  // As in nginx, a named group of any server name, location or rewrite regex is a variable
+  // everywhere (empty where unset), wherever in the config it is written.
+  const namedCaptures = declaredCaptures(config)
   const defined = new Map<string, (ctx: RequestContext) => string>()
   const scope: CompileScope = { namedCaptures, defined }
   // A map is a variable everywhere, as nginx's: declared now, compiled below.
@@ -116,9 +117,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
     const names = toList(sc.serverName)
     names.forEach((n, ni) => {
       try {
-        const parsed = parseServerName(n)
-        // As a location regex's, a server name regex's named groups are variables everywhere.
-        if (parsed.kind === 'regex' && parsed.regex !== undefined) for (const name of namedGroups(parsed.regex)) namedCaptures.add(name)
+        parseServerName(n)
       } catch (err) {
         errors.push(new ConfigError(`${keyPath}.serverName${Array.isArray(sc.serverName) ? `[${ni}]` : ''}`, (err as Error).message))
       }
@@ -142,7 +141,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
       errorPages: sc.errorPages === undefined ? undefined : parseErrorPages(sc.errorPages, keyPath, scope, errors),
       limits: resolveConnectionLimits(sc, resolved.limits),
       access: sc.access === undefined ? [] : parseAccess(sc.access, `${keyPath}.access`, errors),
-      rewrites: parseRewrites(sc.rewrite, `${keyPath}.rewrite`, scope, namedCaptures, errors),
+      rewrites: parseRewrites(sc.rewrite, `${keyPath}.rewrite`, scope, errors),
       returnTo: sc.return === undefined ? undefined : { handler: sc.return, routeUrl: serverReturnRoute(si) },
       content: resolveContent(sc, resolved.content),
       addHeaders: compileAddHeaders(sc.addHeaders, resolved.addHeaders, compileHeader, `${keyPath}.addHeaders`, errors),
@@ -208,7 +207,6 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
           errors.push(new ConfigError(lpath, (err as Error).message)); continue
         }
         const lc: LocationConfig = isHandler(value) ? { handler: value } : value
-        if (parsed.regex !== undefined) for (const name of namedGroups(parsed.regex)) namedCaptures.add(name)
         const id = nextLocationId++
         const loc: ResolvedLocation = {
           id,
@@ -229,7 +227,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
           errorPages: lc.errorPages !== undefined ? parseErrorPages(lc.errorPages, lpath, scope, errors) : (parent?.errorPages ?? server.errorPages),
           limits: resolveRequestLimits(lc, parent?.limits ?? server.limits),
           access: lc.access === undefined ? (parent?.access ?? server.access) : parseAccess(lc.access, `${lpath}.access`, errors),
-          rewrites: parseRewrites(lc.rewrite, `${lpath}.rewrite`, scope, namedCaptures, errors),
+          rewrites: parseRewrites(lc.rewrite, `${lpath}.rewrite`, scope, errors),
           content: resolveContent(lc, parent?.content ?? server.content),
           addHeaders: compileAddHeaders(lc.addHeaders, parent === undefined ? server.addHeaders : parent.addHeaders, compileHeader, `${lpath}.addHeaders`, errors),
           proxySetHeaders: lc.proxySetHeaders ?? (parent === undefined ? server.proxySetHeaders : parent.proxySetHeaders),
@@ -318,20 +316,54 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
   return resolved
 }
 
-function parseRewrites (rules: RewriteConfig[] | undefined, keyPath: string, scope: CompileScope, namedCaptures: Set<string>, errors: ConfigError[]): RewriteRule[] {
+/** A rewrite rule's parts; a string that is not "REGEX REPLACEMENT [FLAG]" is undefined. */
+function rewriteParts (r: RewriteConfig): { regex: string, replacement: string, flag?: string } | undefined {
+  if (typeof r !== 'string') return r
+  const [regex, replacement, flag, ...rest] = r.trim().split(/\s+/)
+  if (regex === undefined || replacement === undefined || rest.length > 0) return undefined
+  return { regex, replacement, ...(flag === undefined ? {} : { flag }) }
+}
+
+/**
+ * The named groups of every regex server name, location and rewrite of the config, found before
+ * anything is compiled: a template may name a capture declared later in the config, as in nginx
+ * (its variables are checked once the whole config is read). A bad regex is skipped here; the
+ * main pass reports it with its key path.
+ */
+function declaredCaptures (config: ProxyConfig): Set<string> {
+  const names = new Set<string>()
+  const add = (regex: RegExp | undefined): void => { if (regex !== undefined) for (const n of namedGroups(regex)) names.add(n) }
+  const rewrites = (rules: RewriteConfig[] | undefined): void => {
+    for (const r of rules ?? []) {
+      const parts = rewriteParts(r)
+      if (parts !== undefined) try { add(compilePcre(parts.regex, false)) } catch {}
+    }
+  }
+  const locations = (record: Record<string, LocationConfig | LocationHandler> | undefined): void => {
+    for (const [key, value] of Object.entries(record ?? {})) {
+      try { add(parseLocationKey(key).regex) } catch {}
+      if (isHandler(value)) continue
+      rewrites(value.rewrite)
+      locations(value.locations)
+    }
+  }
+  for (const sc of config.servers ?? []) {
+    for (const n of toList(sc.serverName)) try { const p = parseServerName(n); if (p.kind === 'regex') add(p.regex) } catch {}
+    rewrites(sc.rewrite)
+    locations(sc.locations)
+  }
+  return names
+}
+
+function parseRewrites (rules: RewriteConfig[] | undefined, keyPath: string, scope: CompileScope, errors: ConfigError[]): RewriteRule[] {
   const out: RewriteRule[] = []
   for (const [i, r] of (rules ?? []).entries()) {
     const at = `${keyPath}[${i}]`
-    let parts: { regex: string, replacement: string, flag?: string }
-    if (typeof r === 'string') {
-      const [regex, replacement, flag, ...rest] = r.trim().split(/\s+/)
-      if (regex === undefined || replacement === undefined || rest.length > 0) { errors.push(new ConfigError(at, `expected "REGEX REPLACEMENT [last|break|redirect|permanent]", got "${r}"`)); continue }
-      parts = { regex, replacement, ...(flag === undefined ? {} : { flag }) }
-    } else parts = r
+    const parts = rewriteParts(r)
+    if (parts === undefined) { errors.push(new ConfigError(at, `expected "REGEX REPLACEMENT [last|break|redirect|permanent]", got "${String(r)}"`)); continue }
     if (parts.flag !== undefined && !['last', 'break', 'redirect', 'permanent'].includes(parts.flag)) { errors.push(new ConfigError(at, `unknown flag "${parts.flag}" (last, break, redirect or permanent)`)); continue }
     let regex: RegExp
     try { regex = compilePcre(parts.regex, false) } catch (err) { errors.push(new ConfigError(at, `invalid regular expression: ${(err as Error).message}`)); continue }
-    for (const name of namedGroups(regex)) namedCaptures.add(name)
     let replacement: Template
     try { replacement = compileTemplate(parts.replacement, scope) } catch (err) { errors.push(new ConfigError(at, (err as Error).message)); continue }
     out.push({
