@@ -127,6 +127,8 @@ function peerDefs () {
     // The access log's cost: the same two with a combined access log to a file (PEERS=nginx,nginx-log,proxyctl-log).
     { id: 'proxyctl-log', label: 'proxyctl, access log on (to a file)', cmd: CLI, args: ['start', '--config', path.join(BENCH, 'configs', 'proxyctl.config.mjs')], env: { ACCESS_LOG: path.join(tmp ?? os.tmpdir(), 'proxyctl-access.log') } },
     { id: 'nginx-log', label: 'nginx (proxy, keepalive), access log on (to a file)', nginx: 'proxy.nginx.conf', vars: { BUFFERS: '', ACCESS_LOG: `access_log ${path.join(tmp ?? os.tmpdir(), 'nginx-access.log')} combined;` } },
+    // limitReq's cost (under the limit): PEERS=proxyctl-limitreq.
+    { id: 'proxyctl-limitreq', label: 'proxyctl, limitReq on (under the limit)', cmd: CLI, args: ['start', '--config', path.join(BENCH, 'configs', 'proxyctl.config.mjs')], env: { LIMIT_REQ: '1' } },
     { id: 'fastify', label: '@fastify/http-proxy', cmd: node, args: [path.join(BENCH, 'peers', 'fastify-http-proxy.mjs')] },
     { id: 'http-proxy', label: 'node-http-proxy', cmd: node, args: [path.join(BENCH, 'peers', 'node-http-proxy.mjs')] },
     { id: 'lean', label: 'lean node:http + undici', cmd: node, args: [path.join(BENCH, 'peers', 'lean-undici.mjs')] },
@@ -663,7 +665,7 @@ async function main () {
   const only = env.PEERS?.split(',').map((s) => s.trim())
   const wanted = (id) => env.SCENARIOS === undefined || env.SCENARIOS.split(',').includes(id)
   const defs = [...peerDefs(), MANY].filter((d) => d.id === 'proxyctl' ||
-    (d.id === 'proxyctl-many' ? wanted('selection') : only === undefined ? !d.id.endsWith('-log') : only.includes(d.id)))
+    (d.id === 'proxyctl-many' ? wanted('selection') : only === undefined ? !d.id.endsWith('-log') && d.id !== 'proxyctl-limitreq' : only.includes(d.id)))
   const targets = []
   const broken = []
   for (const def of defs) {
@@ -725,7 +727,7 @@ async function main () {
   // the 1 MiB and upload runs left behind. Memory under the small-GET load alone: fresh processes.
   const fresh = []
   if (wanted('memory')) {
-    for (const def of peerDefs().filter((d) => d.id === 'proxyctl' || (only === undefined ? !d.id.endsWith('-log') : only.includes(d.id)))) {
+    for (const def of peerDefs().filter((d) => d.id === 'proxyctl' || (only === undefined ? !d.id.endsWith('-log') && d.id !== 'proxyctl-limitreq' : only.includes(d.id)))) {
       let t
       try {
         t = await startTarget(def, upstream)

@@ -16,6 +16,11 @@ export default defineConfig({
   accessLog: process.env.ACCESS_LOG ?? false,
   clientBodyBufferSize: '128k',
   clientHeaderTimeout: 10_000,
+  // LIMIT_REQ=1 (the proxyctl-limitreq peer): every request through limitReq on a per-address
+  // zone with a rate no load here reaches, so each is counted and passes.
+  ...(process.env.LIMIT_REQ === '1'
+    ? { limitReqZones: { perip: { key: '$binary_remote_addr', rate: '1000000r/s' } }, limitReq: { zone: 'perip', burst: 100 } }
+    : {}),
   upstreams: {
     up_tcp: { servers: [UPSTREAM_TCP] },
     up_unix: { servers: [`unix:${UPSTREAM_SOCK}`] }

@@ -47,6 +47,20 @@ export type ProxyctlErrorCode =
   | 'PROXYCTL_ACCESS_LOG_DROPPED'
   /** An access log file could not be opened (at start: the start fails) or written. */
   | 'PROXYCTL_ACCESS_LOG_FAILED'
+  /** limitReq refused a request: over its zone's rate and burst (nginx's "limiting requests"; 503 or limitReqStatus). */
+  | 'PROXYCTL_LIMIT_REQ_REJECTED'
+  /** limitReq delayed a request: over its zone's rate, within its burst (nginx's "delaying request"). */
+  | 'PROXYCTL_LIMIT_REQ_DELAYED'
+  /** limitConn refused a request: its key has `max` requests in flight (nginx's "limiting connections"; 503 or limitConnStatus). */
+  | 'PROXYCTL_LIMIT_CONN_REJECTED'
+  /** A limitConn zone holds as many keys as its size allows: a new key is refused (nginx's "could not allocate node"). */
+  | 'PROXYCTL_LIMIT_ZONE_FULL'
+  /** A limit key rendered longer than nginx allows (65535 bytes for limitReq, 255 for limitConn): not limited. */
+  | 'PROXYCTL_LIMIT_KEY_TOO_LONG'
+  /** The Redis of shared limit zones does not answer: limits count in this process (one line per outage). */
+  | 'PROXYCTL_LIMIT_STORE_UNAVAILABLE'
+  /** The Redis of shared limit zones answers again after an outage. */
+  | 'PROXYCTL_LIMIT_STORE_RESTORED'
   | 'PROXYCTL_WEBSOCKET_IDLE_TIMEOUT'
   | 'PROXYCTL_WEBSOCKET_MAX_CONNECTIONS'
   | 'PROXYCTL_WEBSOCKET_HANDSHAKE_INVALID'

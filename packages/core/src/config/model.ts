@@ -14,6 +14,7 @@ import type { PreflightCheck } from './preflight.js'
 import type { ResolvedAccessLog } from '../log/access-log.js'
 import type { ResolvedConnectionLimits, ResolvedRequestLimits } from './limits.js'
 import type { ResolvedContent } from './content.js'
+import type { RateLimitZones, ResolvedRateLimits } from './rate-limits.js'
 import type { ResolvedServerTls, ResolvedUpstreamTls } from './tls.js'
 import type { AddHeaders } from '../http/response-headers.js'
 import type { CompiledHandler, LocationHandler, PluginEntry, ProxyConfig, UpstreamConfig } from './types.js'
@@ -42,6 +43,10 @@ export interface ResolvedConfig {
   readonly limits: ResolvedConnectionLimits
   /** The top level's types, charset, conditional and range settings (servers inherit them). */
   readonly content: ResolvedContent
+  /** limitReqZones and limitConnZones, and the Redis links they use (opened by startProxy). */
+  readonly limitZones: RateLimitZones
+  /** The top level's limitReq / limitConn (servers inherit them). */
+  readonly rateLimits: ResolvedRateLimits
   /** The top level's addHeaders (add_header), compiled; undefined: none. */
   readonly addHeaders: AddHeaders | undefined
   /** The top level's proxySetHeaders (proxy_set_header). */
@@ -103,6 +108,8 @@ export interface ResolvedServer {
   readonly access: readonly AccessRule[]
   /** Client limits of the server (its locations inherit them); a listener applies its default server's connection ones. */
   readonly limits: ResolvedConnectionLimits
+  /** limitReq / limitConn in force on the server (its locations inherit them; the fallback applies them). */
+  readonly rateLimits: ResolvedRateLimits
   /** Types, charset, conditional and range settings of the server (its locations inherit them). */
   readonly content: ResolvedContent
   /** add_header in force on the server: its own, else the top level's; undefined: none. */
@@ -143,6 +150,8 @@ export interface ResolvedLocation extends LocationNode {
   readonly access: readonly AccessRule[]
   /** Client limits in force here. */
   readonly limits: ResolvedRequestLimits
+  /** limitReq / limitConn in force here (`active` false: none). */
+  readonly rateLimits: ResolvedRateLimits
   /** Types, charset, conditional and range settings in force here. */
   readonly content: ResolvedContent
   /** add_header in force here: its own, else the enclosing location's, the server's, the top level's; undefined: none. */

@@ -22,6 +22,7 @@ import { parseAccessRule, type AccessRule } from './access.js'
 import { parseUpstreamAddress } from './upstream-address.js'
 import { compileLogFormats, defaultAccessLog, resolveAccessLog } from './access-log.js'
 import { LIMIT_DEFAULTS, resolveConnectionLimits, resolveRequestLimits } from './limits.js'
+import { RATE_LIMIT_DEFAULTS, resolveRateLimits, resolveZones, type RateLimitZones } from './rate-limits.js'
 import { CONTENT_DEFAULTS, resolveContent } from './content.js'
 import { compileAddHeaders } from '../http/response-headers.js'
 import type { ResolvedConfig, ResolvedListen, ResolvedLocation, ResolvedServer } from './model.js'
@@ -66,6 +67,8 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
     tempPath: path.resolve(baseDir, config.tempPath ?? os.tmpdir()),
     limits: resolveConnectionLimits(config, LIMIT_DEFAULTS),
     content: resolveContent(config, CONTENT_DEFAULTS),
+    limitZones: { req: new Map(), conn: new Map(), redis: new Map() } satisfies RateLimitZones,
+    rateLimits: RATE_LIMIT_DEFAULTS,
     addHeaders: undefined,
     proxySetHeaders: config.proxySetHeaders,
     accessLog: null,
@@ -103,6 +106,9 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
   }
   // After the maps are declared, so a format may log a map's variable.
   const logFormats = compileLogFormats(config, baseDir, scope, errors)
+  const zones = resolveZones(config, scope, errors)
+  ;(resolved as { limitZones: RateLimitZones }).limitZones = zones
+  ;(resolved as { rateLimits: ResolvedConfig['rateLimits'] }).rateLimits = resolveRateLimits(config, RATE_LIMIT_DEFAULTS, zones, '', errors)
   ;(resolved as { accessLog: ResolvedConfig['accessLog'] }).accessLog = config.accessLog === undefined
     ? defaultAccessLog(logFormats)
     : resolveAccessLog(config.accessLog, null, logFormats, 'accessLog', errors)
@@ -140,6 +146,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
       listens: [],
       errorPages: sc.errorPages === undefined ? undefined : parseErrorPages(sc.errorPages, keyPath, scope, errors),
       limits: resolveConnectionLimits(sc, resolved.limits),
+      rateLimits: resolveRateLimits(sc, resolved.rateLimits, zones, keyPath, errors),
       access: sc.access === undefined ? [] : parseAccess(sc.access, `${keyPath}.access`, errors),
       rewrites: parseRewrites(sc.rewrite, `${keyPath}.rewrite`, scope, errors),
       returnTo: sc.return === undefined ? undefined : { handler: sc.return, routeUrl: serverReturnRoute(si) },
@@ -226,6 +233,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
           index: lc.index ?? parent?.index ?? server.index ?? ['index.html'],
           errorPages: lc.errorPages !== undefined ? parseErrorPages(lc.errorPages, lpath, scope, errors) : (parent?.errorPages ?? server.errorPages),
           limits: resolveRequestLimits(lc, parent?.limits ?? server.limits),
+          rateLimits: resolveRateLimits(lc, parent?.rateLimits ?? server.rateLimits, zones, lpath, errors),
           access: lc.access === undefined ? (parent?.access ?? server.access) : parseAccess(lc.access, `${lpath}.access`, errors),
           rewrites: parseRewrites(lc.rewrite, `${lpath}.rewrite`, scope, errors),
           content: resolveContent(lc, parent?.content ?? server.content),

@@ -3,6 +3,7 @@ import { ConfigError } from '../errors.js'
 import { isHandler } from '../handlers/define-handler.js'
 import { connectionLimitKeys, requestLimitKeys } from './limits.js'
 import { contentKeys } from './content.js'
+import { rateLimitKeys, rateLimitZoneKeys } from './rate-limits.js'
 import { addHeadersKey } from '../http/response-headers.js'
 import type { ProxyConfig } from './types.js'
 
@@ -87,6 +88,7 @@ const location: z.ZodType<LocationShape> = z.lazy(() => z.strictObject({
   rewrite: rewrite.optional(),
   internal: z.boolean().optional(),
   ...requestLimitKeys,
+  ...rateLimitKeys,
   ...contentKeys,
   ...headerKeys,
   ...logKeys
@@ -110,6 +112,7 @@ const server = z.strictObject({
   rewrite: rewrite.optional(),
   return: handler.optional(),
   ...connectionLimitKeys,
+  ...rateLimitKeys,
   ...contentKeys,
   ...headerKeys,
   ...logKeys
@@ -166,6 +169,8 @@ export const configSchema = z.strictObject({
     z.union([z.string(), z.strictObject({ format: z.string(), escape: z.enum(['default', 'json', 'none']).optional() })],
       { error: "expected a template or { format, escape?: 'default' | 'json' | 'none' }" })).optional(),
   ...connectionLimitKeys,
+  ...rateLimitKeys,
+  ...rateLimitZoneKeys,
   ...contentKeys,
   ...headerKeys,
   ...logKeys

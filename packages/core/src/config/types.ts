@@ -9,7 +9,7 @@ import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from './model.j
  * The user's config, as written in `proxy.config.ts` and passed to `defineConfig`.
  * Every key is optional unless marked; the validator names the key path of anything wrong.
  */
-export interface ProxyConfig extends ConnectionLimits, ContentSettings, HeaderSettings, LogSettings {
+export interface ProxyConfig extends ConnectionLimits, ContentSettings, HeaderSettings, LogSettings, RateLimitSettings {
   /** Virtual servers, as nginx's `server {}` blocks. Selected by listen address, then Host. */
   servers: ServerConfig[]
   /** Named upstream pools, referenced by `proxy('http://NAME')`. */
@@ -37,6 +37,82 @@ export interface ProxyConfig extends ConnectionLimits, ContentSettings, HeaderSe
    * nginx's `escape=` (`default`, `json`, `none`).
    */
   logFormats?: Record<string, string | { format: string, escape?: 'default' | 'json' | 'none' }>
+  /**
+   * nginx's `limit_req_zone`: named request-rate zones, used by `limitReq: { zone }`.
+   * `{ perip: { key: '$binary_remote_addr', rate: '10r/s' } }`.
+   */
+  limitReqZones?: Record<string, LimitReqZoneConfig>
+  /** nginx's `limit_conn_zone`: named zones counting requests in flight per key, used by `limitConn: { zone, max }`. */
+  limitConnZones?: Record<string, LimitConnZoneConfig>
+}
+
+/** Where a limit zone keeps its state: this process's memory (default), or a Redis shared by several proxyctl instances. */
+export type LimitStore = 'memory' | { redis: string }
+
+/** nginx's `limit_req_zone KEY zone=NAME:SIZE rate=RATE`. */
+export interface LimitReqZoneConfig {
+  /** A template; a request whose key renders empty is not limited. `$binary_remote_addr`, `$server_name`, `$http_x_api_key`... */
+  key: string
+  /** Requests per second or per minute: `'10r/s'`, `'30r/m'`. */
+  rate: `${number}r/s` | `${number}r/m`
+  /** nginx's zone size: bounds the keys kept (64 bytes each: '1m' is 16384 keys); the least recently used goes first. Default '10m'. */
+  size?: Size
+  /** Default 'memory'. */
+  store?: LimitStore
+}
+
+/** nginx's `limit_conn_zone KEY zone=NAME:SIZE`. */
+export interface LimitConnZoneConfig {
+  /** A template; a request whose key renders empty is not limited. */
+  key: string
+  /** nginx's zone size: bounds the keys counted at once (32 bytes each: '1m' is 32768 keys); a new key beyond it is refused. Default '10m'. */
+  size?: Size
+  /** Default 'memory'. */
+  store?: LimitStore
+}
+
+/** nginx's `limit_req zone=NAME [burst=N] [nodelay | delay=N]`. */
+export interface LimitReqConfig {
+  /** A name from `limitReqZones`. */
+  zone: string
+  /** Requests beyond the rate that wait (or pass, with nodelay) instead of being refused. Default 0. */
+  burst?: number
+  /** Pass the burst at once instead of spacing it at the rate. */
+  nodelay?: true
+  /** Requests beyond the rate passed at once before the rest of the burst is delayed. Default 0. */
+  delay?: number
+}
+
+/** nginx's `limit_conn ZONE NUMBER`. */
+export interface LimitConnConfig {
+  /** A name from `limitConnZones`. */
+  zone: string
+  /** Requests in flight per key (a WebSocket tunnel counts for its lifetime). */
+  max: number
+}
+
+/**
+ * nginx's limit_req and limit_conn at a level (top, server, location): `limitReq` and
+ * `limitConn` replace what the enclosing level sets when set (no merge, as nginx); the others
+ * are inherited one by one.
+ */
+export interface RateLimitSettings {
+  /** nginx's `limit_req` (one, or several all applied). `[]` clears the inherited ones. */
+  limitReq?: LimitReqConfig | LimitReqConfig[]
+  /** nginx's `limit_req_status`: the status of a refused request (400-599). Default 503. */
+  limitReqStatus?: number
+  /** nginx's `limit_req_log_level`: the level of refusals; delays log one level lower. Default 'error'. */
+  limitReqLogLevel?: 'info' | 'notice' | 'warn' | 'error'
+  /** nginx's `limit_req_dry_run`: count and log, never refuse or delay. Default false. */
+  limitReqDryRun?: boolean
+  /** nginx's `limit_conn` (one, or several all applied). `[]` clears the inherited ones. */
+  limitConn?: LimitConnConfig | LimitConnConfig[]
+  /** nginx's `limit_conn_status`. Default 503. */
+  limitConnStatus?: number
+  /** nginx's `limit_conn_log_level`. Default 'error'. */
+  limitConnLogLevel?: 'info' | 'notice' | 'warn' | 'error'
+  /** nginx's `limit_conn_dry_run`. Default false. */
+  limitConnDryRun?: boolean
 }
 
 /**
@@ -169,7 +245,7 @@ export interface ListenObject {
   ipv6Only?: boolean
 }
 
-export interface ServerConfig extends ConnectionLimits, ContentSettings, HeaderSettings, LogSettings {
+export interface ServerConfig extends ConnectionLimits, ContentSettings, HeaderSettings, LogSettings, RateLimitSettings {
   /** Addresses this server answers on. Default `80` when running as root, else `8000` (as nginx). */
   listen?: ListenConfig | ListenConfig[]
   /**
@@ -207,7 +283,7 @@ export interface ServerConfig extends ConnectionLimits, ContentSettings, HeaderS
  */
 export type RewriteConfig = string | { regex: string, replacement: string, flag?: 'last' | 'break' | 'redirect' | 'permanent' }
 
-export interface LocationConfig extends RequestLimits, ContentSettings, HeaderSettings, LogSettings {
+export interface LocationConfig extends RequestLimits, ContentSettings, HeaderSettings, LogSettings, RateLimitSettings {
   /** What answers requests selected for this location (`respond(...)`, `proxy(...)`, ...). */
   handler?: LocationHandler
   /** Fastify plugins registered in this location's encapsulated context, before its handler. */

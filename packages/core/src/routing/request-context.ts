@@ -52,6 +52,12 @@ export class RequestContext {
   argMap: Map<string, string> | undefined
   /** What the request was and how it was answered (status, bytes, times, upstream tries): the access log's and metrics' one source. */
   record: ExchangeRecord | undefined = undefined
+  /** What limitReq decided (nginx's $limit_req_status: PASSED, DELAYED, REJECTED, DELAYED_DRY_RUN, REJECTED_DRY_RUN); set once per request, as nginx. */
+  limitReqStatus: string | undefined = undefined
+  /** What limitConn decided (nginx's $limit_conn_status: PASSED, REJECTED, REJECTED_DRY_RUN). */
+  limitConnStatus: string | undefined = undefined
+  /** The status a limit refused the request with, for the location's route to answer (the fast path hands it over). */
+  limitRefusal: number | undefined = undefined
   /** Free slots for plugins, keyed by their own symbols or names. */
   readonly locals: Record<string | symbol, unknown> = Object.create(null)
   /** Hands a raw request to the app's router again (internal redirects). */

@@ -3,6 +3,8 @@ import Fastify, { LogController, type onRequestHookHandler, type FastifyBaseLogg
 import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from '../config/model.js'
 import type { AnyFastifyPlugin, PluginEntry } from '../config/types.js'
 import { accessAllowed, type AccessRule } from '../config/access.js'
+import type { ResolvedRateLimits } from '../config/rate-limits.js'
+import { runLimits } from '../limits/phase.js'
 import { RequestBodyError } from '../errors.js'
 import { errorPageBody, nginxReason, statusReason, wireStatus } from '../http/error-page.js'
 import { openPhaseScope } from '../phases/phases.js'
@@ -189,7 +191,8 @@ function serverScope (server: ResolvedServer, globalPlugins: number): FastifyPlu
     const fallback = server.fallback.compiled
     if (fallback !== undefined) {
       if (fallback.plugin) await fallback.plugin(s)
-      s.route({ method: ALL_METHODS, url: server.fallback.routeUrl, handler: fallback.handle, ...(server.access.length > 0 ? { onRequest: accessCheck(server.access) } : {}) })
+      const onRequest = [...(server.rateLimits.active ? [limitCheck(server.rateLimits)] : []), ...(server.access.length > 0 ? [accessCheck(server.access)] : [])]
+      s.route({ method: ALL_METHODS, url: server.fallback.routeUrl, handler: fallback.handle, ...(onRequest.length > 0 ? { onRequest } : {}) })
     }
     for (const loc of server.locations) await s.register(locationScope(loc, globalPlugins))
     for (const loc of server.named.values()) await s.register(locationScope(loc, globalPlugins))
@@ -212,6 +215,7 @@ function nothingHooksIn (loc: ResolvedLocation, globalPlugins: number): boolean 
 function locationScope (loc: ResolvedLocation, globalPlugins: number): FastifyPluginAsync {
   const scope: FastifyPluginAsync = async (l) => {
     openPhaseScope(l)
+    if (loc.rateLimits.active) l.addHook('onRequest', limitCheck(loc.rateLimits))
     if (loc.access.length > 0) l.addHook('onRequest', accessCheck(loc.access))
     for (const entry of loc.plugins) await applyInPlace(l, entry)
     const compiled = loc.compiled
@@ -221,7 +225,18 @@ function locationScope (loc: ResolvedLocation, globalPlugins: number): FastifyPl
       const direct = compiled.direct
       if (direct !== undefined && nothingHooksIn(loc, globalPlugins)) {
         const log = l.log
-        loc.fastPath = (ctx, req, res) => direct(ctx, req, res, log)
+        const limits = loc.rateLimits
+        // Limits run before the fast path too; a refusal is answered by the location's route.
+        loc.fastPath = limits.active
+          ? (ctx, req, res) => {
+              runLimits(ctx, res, limits, log, (refusal) => {
+                if (refusal === undefined) { direct(ctx, req, res, log); return }
+                ctx.limitRefusal = refusal
+                req.url = loc.routeUrl
+                ctx.dispatch(req, res)
+              })
+            }
+          : (ctx, req, res) => direct(ctx, req, res, log)
       }
     } else {
       // A location with no handler answers 404 until a static handler is the default.
@@ -231,6 +246,19 @@ function locationScope (loc: ResolvedLocation, globalPlugins: number): FastifyPl
   }
   Object.defineProperty(scope, 'name', { value: `location ${loc.key}` })
   return scope
+}
+
+/** nginx's preaccess phase (limit_req, limit_conn): before allow/deny, the location's plugins and its handler. */
+function limitCheck (limits: ResolvedRateLimits): onRequestHookHandler {
+  return function (request, reply, done) {
+    const ctx = request.proxyctl
+    const refused = ctx.limitRefusal
+    if (refused !== undefined) { ctx.limitRefusal = undefined; sendStatus(request, reply, refused); return }
+    runLimits(ctx, reply.raw, limits, request.log, (refusal) => {
+      if (refusal === undefined) done()
+      else sendStatus(request, reply, refusal)
+    })
+  }
 }
 
 /** nginx's access phase: before the location's plugins and handler, after every internal redirect too. */

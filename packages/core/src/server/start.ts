@@ -45,6 +45,9 @@ export async function startProxy (config: ResolvedConfig, options: StartOptions 
     accessLogs.close()
     throw err
   }
+  // Shared limit zones connect before serving (serving starts even when Redis does not answer).
+  for (const link of config.limitZones.redis.values()) await link.open(app.fastify.log)
+  const closeLinks = (): void => { for (const link of config.limitZones.redis.values()) link.close() }
   const listeners: BoundListener[] = []
   try {
     for (const listen of config.listens) listeners.push(await bindListener(app, listen))
@@ -52,6 +55,7 @@ export async function startProxy (config: ResolvedConfig, options: StartOptions 
     await closeListeners(listeners, 0)
     await app.fastify.close()
     accessLogs.close()
+    closeLinks()
     throw err
   }
   for (const l of options.announce === false ? [] : listeners) {
@@ -66,6 +70,7 @@ export async function startProxy (config: ResolvedConfig, options: StartOptions 
         await closeListeners(listeners, graceMs)
         await app.fastify.close()
         accessLogs.close()
+        closeLinks()
       })()
       return closing
     }

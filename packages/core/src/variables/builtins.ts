@@ -1,4 +1,5 @@
 import { hostname as osHostname } from 'node:os'
+import { isIPv4 } from 'node:net'
 import { TLSSocket } from 'node:tls'
 import type { RequestContext } from '../routing/request-context.js'
 import { UPSTREAM_VARIABLES, upstreamValue } from '../log/exchange-record.js'
@@ -26,6 +27,29 @@ function remoteAddr (ctx: RequestContext): string {
   return a === undefined ? 'unix:' : a
 }
 
+/** nginx's $binary_remote_addr: the address's 4 (IPv4) or 16 (IPv6) bytes, as a latin1 string; "unix:" for a unix socket. */
+function binaryRemoteAddr (ctx: RequestContext): string {
+  const a = ctx.socket.remoteAddress
+  if (a === undefined) return 'unix:'
+  if (isIPv4(a)) {
+    const p = a.split('.')
+    return String.fromCharCode(Number(p[0]), Number(p[1]), Number(p[2]), Number(p[3]))
+  }
+  // IPv6: expand "::" and a trailing dotted quad into 8 groups of 16 bits.
+  let head = a
+  let tail4 = ''
+  const dot = a.lastIndexOf(':')
+  if (a.includes('.', dot)) { tail4 = a.slice(dot + 1); head = a.slice(0, dot + 1) + '0:0' }
+  const [l, r] = head.split('::') as [string, string | undefined]
+  const left = l === '' ? [] : l.split(':')
+  const right = r === undefined || r === '' ? [] : r.split(':')
+  const groups = r === undefined ? left : [...left, ...new Array<string>(8 - left.length - right.length).fill('0'), ...right]
+  let out = ''
+  for (const g of groups) { const v = parseInt(g, 16); out += String.fromCharCode(v >> 8, v & 0xff) }
+  if (tail4 !== '') out = out.slice(0, 12) + tail4.split('.').map((n) => String.fromCharCode(Number(n))).join('')
+  return out
+}
+
 /** Variables with a fixed name, as nginx documents them. */
 export const builtinVariables: ReadonlyMap<string, VariableGetter> = new Map<string, VariableGetter>([
   ['uri', (c) => c.uri],
@@ -38,6 +62,10 @@ export const builtinVariables: ReadonlyMap<string, VariableGetter> = new Map<str
   ['hostname', () => hostname],
   ['pid', () => pid],
   ['remote_addr', remoteAddr],
+  ['binary_remote_addr', binaryRemoteAddr],
+  // What limitReq / limitConn decided for the request (nginx 1.17.6's variables); '' when none applied.
+  ['limit_req_status', (c) => c.limitReqStatus ?? ''],
+  ['limit_conn_status', (c) => c.limitConnStatus ?? ''],
   ['remote_port', (c) => { const p = c.socket.remotePort; return p === undefined ? '' : String(p) }],
   ['scheme', (c) => c.listen.scheme],
   ['https', (c) => (c.listen.scheme === 'https' ? 'on' : '')],
