@@ -47,6 +47,8 @@ export type ProxyctlErrorCode =
   | 'PROXYCTL_ACCESS_LOG_DROPPED'
   /** An access log file could not be opened (at start: the start fails) or written. */
   | 'PROXYCTL_ACCESS_LOG_FAILED'
+  /** An HTTP/2 connection was closed for a protocol error or a flood Node refuses (rapid reset, CONTINUATION flood, invalid frames): GOAWAY, then close. */
+  | 'PROXYCTL_H2_SESSION_ERROR'
   | 'PROXYCTL_WEBSOCKET_IDLE_TIMEOUT'
   | 'PROXYCTL_WEBSOCKET_MAX_CONNECTIONS'
   | 'PROXYCTL_WEBSOCKET_HANDSHAKE_INVALID'
