@@ -229,3 +229,7 @@ export function attachHttp2 (server: net.Server, listen: ResolvedListen, entry: 
 
 /** The TLS options that offer h2 first, then HTTP/1.1 (nginx's order). */
 export const H2_ALPN = ['h2', 'http/1.1']
+
+// HTTP/2 has no reason phrase: what a handler sets for HTTP/1.1's status line is dropped here
+// (Node's own setter warns on every process's first use).
+Object.defineProperty(H2Response.prototype, 'statusMessage', { get () { return '' }, set () {}, configurable: true })
