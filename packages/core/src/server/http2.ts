@@ -25,6 +25,13 @@ const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connecti
 /** nginx's http2_max_concurrent_streams default. */
 export const MAX_CONCURRENT_STREAMS = 128
 
+/**
+ * Streams a client may cancel within one second before its connection is cut (rapid reset,
+ * CVE-2023-44487): twice the streams it may have open. nghttp2's own limit only sends GOAWAY
+ * and leaves the connection open.
+ */
+export const MAX_RESETS_PER_SECOND = 2 * MAX_CONCURRENT_STREAMS
+
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1')
 
 const kHeaders = Symbol('proxyctl.h2.headers')
@@ -183,14 +190,32 @@ export function attachHttp2 (server: net.Server, listen: ResolvedListen, entry: 
     const idle = (): void => { session.setTimeout(limits.keepaliveTimeout) }
     session.on('timeout', () => { session.close() })
     if (limits.keepaliveTimeout > 0) idle()
+    let resets = 0
+    let resetsSince = 0
+    let cut = false
+    const onReset = (): void => {
+      const now = Date.now()
+      if (now - resetsSince >= 1000) { resetsSince = now; resets = 0 }
+      if (++resets <= MAX_RESETS_PER_SECOND || session.destroyed) return
+      log.info({ code: 'PROXYCTL_H2_SESSION_ERROR', client, limit: 'resetsPerSecond', resetsPerSecond: MAX_RESETS_PER_SECOND },
+        `http2 client reset more than ${MAX_RESETS_PER_SECOND} streams in a second (rapid reset), closing the connection, client: ${client ?? '-'}`)
+      cut = true
+      // A number: GOAWAY with that code (Node's `destroy(undefined, code)` sends NO_ERROR).
+      session.destroy(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM as unknown as Error)
+    }
     session.on('stream', (stream) => {
       if (streams++ === 0) session.setTimeout(0)
       if (++served >= limits.keepaliveRequests) session.close()
-      stream.once('close', () => { if (--streams === 0 && limits.keepaliveTimeout > 0 && !session.closed) idle() })
+      stream.once('close', () => {
+        // A stream cancelled (RST_STREAM with an error code) counts toward the rapid-reset limit.
+        if (stream.rstCode !== 0) onReset()
+        if (--streams === 0 && limits.keepaliveTimeout > 0 && !session.closed) idle()
+      })
     })
     session.once('close', () => { sessions.delete(session) })
     session.on('error', (err: NodeJS.ErrnoException) => {
-      log.info({ code: 'PROXYCTL_H2_SESSION_ERROR', client, reason: err.code ?? err.message },
+      if (cut) return // said above
+      log.info({ code: 'PROXYCTL_H2_SESSION_ERROR', client, limit: 'protocol', reason: err.code ?? err.message },
         `http2 connection closed: ${err.message}, client: ${client ?? '-'}`)
     })
   })
