@@ -398,8 +398,47 @@ async function tlsCost () {
   if (!fs.existsSync(cert)) execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { stdio: 'ignore' })
   return [
     { id: 'proxyctl-tls', label: 'proxyctl (https)', cmd: CLI, args: ['start', '--config', path.join(BENCH, 'configs', 'proxyctl-tls.config.mjs')], env: { CERT: cert, KEY: key }, tls: true },
-    { id: 'nginx-tls', label: 'nginx (listen ... ssl)', nginx: 'proxy-tls.nginx.conf', vars: { CERT: cert, KEY: key }, tls: true }
+    { id: 'nginx-tls', label: 'nginx (listen ... ssl)', nginx: 'proxy-tls.nginx.conf', vars: { CERT: cert, KEY: key, HTTP2: '' }, tls: true }
   ]
+}
+
+/** The same two with HTTP/2 on (`http2: true`, `listen ... ssl http2`), for h2load. */
+async function h2Peers () {
+  const [p, n] = await tlsCost()
+  return [
+    { ...p, id: 'proxyctl-h2', label: 'proxyctl (https, http2: true)', env: { ...p.env, HTTP2: '1' } },
+    { ...n, id: 'nginx-h2', label: 'nginx (listen ... ssl http2)', vars: { ...n.vars, HTTP2: ' http2' } }
+  ]
+}
+
+/** h2load's streams: H2_CONNECTIONS connections with H2_STREAMS streams each (100 in flight). */
+const H2_CONNECTIONS = 10
+const H2_STREAMS = 10
+
+/**
+ * The small GET over TLS with HTTP/2 (ALPN h2): `h2load -c10 -m10` on the load core for DURATION
+ * seconds after WARMUP, against a fresh process; req/s per proxy core.
+ */
+async function h2Run (def, upstream) {
+  const t = await startTarget(def, upstream)
+  try {
+    const url = `https://127.0.0.1:${t.port}/tcp/small`
+    const args = ['-c', String(H2_CONNECTIONS), '-m', String(H2_STREAMS), '-t', '1', ...(WARMUP > 0 ? ['--warm-up-time', `${WARMUP}s`] : []), '-D', `${DURATION}s`, url]
+    const m = monitor(t.proc.pid)
+    const load = start('h2load', 'h2load', args, { cpu: LOAD_CPU, stdout: 'pipe' })
+    let out = ''
+    load.child.stdout.on('data', (d) => { out += d })
+    await load.exitPromise
+    const usage = m.end()
+    const rps = Number(/finished in [\d.]+s, ([\d.]+) req\/s/.exec(out)?.[1] ?? NaN)
+    const counts = /requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out)
+    const protocol = /Application protocol: (\S+)/.exec(out)?.[1] ?? '?'
+    if (Number.isNaN(rps) || counts === null) throw new Error(`h2load gave no result: ${out.slice(-300)}`)
+    // The warm-up's CPU is in the monitor's share too; h2load's req/s are the measured part's.
+    return { label: def.label, rps, protocol, succeeded: Number(counts[2]), failed: Number(counts[3]) + Number(counts[4]), ...usage }
+  } finally {
+    await stop(t.proc)
+  }
 }
 
 async function tlsRun (def, upstream, logWrk) {
@@ -459,7 +498,7 @@ const fmtPct = (n) => n === null || n === undefined ? '—' : `${Math.round(n * 
 const fmtMiB = (kib) => kib === null || kib === undefined ? '—' : (kib / 1024).toFixed(1)
 const fmtRatio = (a, b) => a === null || b === null || a === undefined || b === undefined || b === 0 ? '—' : `${(a / b).toFixed(2)}×`
 
-function report ({ info, targets, broken, incidents, results, ws, idle, fresh, frontDoor = [], slow = [], tlsRuns = [], elapsed }) {
+function report ({ info, targets, broken, incidents, results, ws, idle, fresh, frontDoor = [], slow = [], tlsRuns = [], h2Runs = [], elapsed }) {
   const L = []
   const p = (s = '') => L.push(s)
   p('# proxyctl benchmark')
@@ -626,6 +665,21 @@ function report ({ info, targets, broken, incidents, results, ws, idle, fresh, f
     }
     const [a, b] = tlsRuns
     if (a?.get !== undefined && b?.get !== undefined) p(`\nproxyctl ÷ nginx per core: keep-alive ${fmtRatio(a.get.rps / a.get.cpuShare, b.get.rps / b.get.cpuShare)}, new connections ${fmtRatio(a.hs.perSecond / a.hs.cpuShare, b.hs.perSecond / b.hs.cpuShare)}`)
+    p()
+  }
+  if (h2Runs.length > 0) {
+    p('## HTTP/2: small GET over TLS with h2')
+    p()
+    p(`A fresh process of each, the TLS scenario's certificate, ALPN h2. \`h2load -c${H2_CONNECTIONS} -m${H2_STREAMS} -t1\` (${H2_CONNECTIONS * H2_STREAMS} streams in flight) on \`https://.../tcp/small\`. Per core: divided by the proxy's CPU share.`)
+    p()
+    p('| proxy | protocol | req/s | CPU | req/s per core | succeeded | failed |')
+    p('| --- | --- | ---: | ---: | ---: | ---: | ---: |')
+    for (const r of h2Runs) {
+      if (r.error) { p(`| ${r.label} | failed: ${r.error} | | | | | |`); continue }
+      p(`| ${r.label} | ${r.protocol} | ${fmtInt(r.rps)} | ${fmtPct(r.cpuShare)} | ${fmtInt(r.rps / r.cpuShare)} | ${fmtInt(r.succeeded)} | ${fmtInt(r.failed)} |`)
+    }
+    const [a, b] = h2Runs
+    if (a?.rps !== undefined && b?.rps !== undefined) p(`\nproxyctl ÷ nginx per core: ${fmtRatio(a.rps / a.cpuShare, b.rps / b.cpuShare)}`)
     p()
   }
   return L.join('\n')
@@ -809,6 +863,22 @@ async function main () {
   }
 
   if (isShuttingDown()) return
+  const h2Runs = []
+  if (wanted('h2')) {
+    for (const def of await h2Peers()) {
+      try {
+        progress(`h2: ${def.label}`)
+        const r = await h2Run(def, upstream)
+        h2Runs.push(r)
+        progress(`  ${fmtInt(r.rps)} req/s (${r.protocol}) at CPU ${fmtPct(r.cpuShare)}, ${r.failed} failed`)
+      } catch (err) {
+        if (isShuttingDown()) return
+        h2Runs.push({ label: def.label, error: err.message.split('\n')[0] })
+      }
+    }
+  }
+
+  if (isShuttingDown()) return
   const slow = []
   if (wanted('slow-readers')) {
     // Fresh processes: proxyctl, nginx as shipped (proxy_buffering on, default buffers), and the
@@ -838,7 +908,7 @@ async function main () {
   await stop(up)
 
   if (isShuttingDown()) return
-  const md = report({ info, targets, broken, incidents, results, ws, idle, fresh, frontDoor, slow, tlsRuns, elapsed: (Date.now() - t0) / 1000 })
+  const md = report({ info, targets, broken, incidents, results, ws, idle, fresh, frontDoor, slow, tlsRuns, h2Runs, elapsed: (Date.now() - t0) / 1000 })
   fs.mkdirSync(path.join(BENCH, 'results'), { recursive: true })
   fs.writeFileSync(path.join(BENCH, 'results', 'latest.md'), md + '\n')
   process.stdout.write(md + '\n')

@@ -61,6 +61,8 @@ export type ProxyctlErrorCode =
   | 'PROXYCTL_LIMIT_STORE_UNAVAILABLE'
   /** The Redis of shared limit zones answers again after an outage. */
   | 'PROXYCTL_LIMIT_STORE_RESTORED'
+  /** An HTTP/2 connection was closed for a protocol error or a flood Node refuses (rapid reset, CONTINUATION flood, invalid frames): GOAWAY, then close. */
+  | 'PROXYCTL_H2_SESSION_ERROR'
   | 'PROXYCTL_WEBSOCKET_IDLE_TIMEOUT'
   | 'PROXYCTL_WEBSOCKET_MAX_CONNECTIONS'
   | 'PROXYCTL_WEBSOCKET_HANDSHAKE_INVALID'

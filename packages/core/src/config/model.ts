@@ -75,6 +75,8 @@ export interface ResolvedListen {
    * address without `https` has none (SNI naming it gets the default server's). Undefined: plain.
    */
   tls: Map<ResolvedServer, ResolvedServerTls> | undefined
+  /** HTTP/2 beside HTTP/1.1 (ALPN on TLS, prior-knowledge h2c on plain) when any server's listen of the address asks (nginx's `http2` on any listen). */
+  http2: boolean
   readonly ipv6Only: boolean
   readonly servers: ResolvedServer[]
   defaultServer: ResolvedServer

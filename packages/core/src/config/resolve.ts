@@ -173,6 +173,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
           ...parsed,
           scheme: 'http',
           tls: undefined,
+          http2: false,
           ipv6Only: obj.ipv6Only ?? true,
           servers: [],
           defaultServer: server,
@@ -181,6 +182,8 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
         listensByKey.set(parsed.key, listen)
         resolved.listens.push(listen)
       }
+      // As `ssl`, nginx's `http2` on any listen of an address applies to every server on it.
+      if (obj.http2 === true) listen.http2 = true
       if (obj.https !== undefined) {
         // As nginx's `ssl` on any listen of an address: the address is TLS for every server on it.
         listen.scheme = 'https'

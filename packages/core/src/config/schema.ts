@@ -46,9 +46,10 @@ const listen = z.union([
       protocols: z.array(z.enum(['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'])).optional(),
       ciphers: z.string().min(1).optional()
     }).optional(),
+    http2: z.boolean().optional(),
     ipv6Only: z.boolean().optional()
   })
-], { error: 'expected a port, an address string, or { address, defaultServer?, https? }' })
+], { error: 'expected a port, an address string, or { address, defaultServer?, https?, http2? }' })
 
 const stringList = z.array(z.string())
 

@@ -226,7 +226,7 @@ export interface HeaderSettings {
  * - `8080` or `'8080'`: every IPv4 address (`0.0.0.0:8080`), as nginx's `listen 8080`;
  * - `'127.0.0.1:8080'`, `'[::]:8080'`, `'[::1]:8080'`, `'localhost:8080'`;
  * - `'unix:/run/proxy.sock'`;
- * - an object to add `defaultServer`, `https`, or `ipv6Only`.
+ * - an object to add `defaultServer`, `https`, `http2`, or `ipv6Only`.
  */
 export type ListenConfig = number | string | ListenObject
 
@@ -241,6 +241,13 @@ export interface ListenObject {
    * (strings or Buffers) or paths to PEM files, relative to the config's folder.
    */
   https?: ListenTlsConfig
+  /**
+   * Serve HTTP/2 on this address too (nginx's `listen ... http2`; on any server's listen of the
+   * address, for every server on it). With `https`: ALPN offers `h2` and `http/1.1`. Without:
+   * h2c with prior knowledge beside HTTP/1.1 on the same port (a connection that opens with the
+   * HTTP/2 preface speaks h2c). Default false, as nginx.
+   */
+  http2?: boolean
   /** For `[::]`: accept only IPv6 (nginx's default, `ipv6only=on`). Default true. */
   ipv6Only?: boolean
 }

@@ -18,7 +18,8 @@ const CLIENT_HEADER_BUFFER = 1024
 
 /** The head's problem as nginx words it, or undefined when nginx would read on. */
 export function checkRequestHead (req: IncomingMessage, limits: ResolvedConnectionLimits): BadRequestError | undefined {
-  if (req.httpVersionMajor !== 1) {
+  // HTTP/2 requests come through Node's compatibility API (server/http2.ts), with their stream.
+  if (req.httpVersionMajor !== 1 && (req.httpVersionMajor !== 2 || !('stream' in req))) {
     return req.httpVersionMajor > 1
       ? new BadRequestError(`client sent unsupported HTTP version ${req.httpVersion}`, 505)
       : new BadRequestError('client sent invalid request')
@@ -39,7 +40,7 @@ export function checkRequestHead (req: IncomingMessage, limits: ResolvedConnecti
   }
   if (underscores && !limits.underscoresInHeaders) dropUnderscoreHeaders(req)
   if (hosts > 1) return new BadRequestError('client sent duplicate host header')
-  if (te && req.httpVersionMinor === 0) return new BadRequestError('client sent "Transfer-Encoding" in HTTP/1.0 request')
+  if (te && req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return new BadRequestError('client sent "Transfer-Encoding" in HTTP/1.0 request')
   const line = requestLineLength(req)
   if (line + bytes + 2 > CLIENT_HEADER_BUFFER) return checkHeaderBuffers(line, raw, limits.largeClientHeaderBuffers)
   return undefined

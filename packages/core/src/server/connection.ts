@@ -70,6 +70,19 @@ export class ClientConnections {
     }
   }
 
+  /**
+   * A request on an HTTP/2 connection (`socket`: the connection's): numbered and counted per
+   * connection, and the connection's unsent bytes watched for sendTimeout. keepalive_requests and
+   * keepalive_timeout are the session's (http2.ts).
+   */
+  servedH2 (limits: ResolvedRequestLimits, socket: Socket | undefined, record: ExchangeRecord): void {
+    if (socket === undefined) return
+    const conn = this.#connection(socket, limits)
+    record.connection = conn.id
+    record.connectionRequests = ++conn.served
+    conn.sendTimeout = limits.sendTimeout
+  }
+
   /** Numbers a request on `socket` without applying limits (an Upgrade request). */
   identify (socket: Socket, limits: ResolvedRequestLimits, record: ExchangeRecord): void {
     const conn = this.#connection(socket, limits)

@@ -2,6 +2,7 @@ import cluster from 'node:cluster'
 import fs from 'node:fs'
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import https from 'node:https'
+import type { Http2ServerRequest } from 'node:http2'
 import net, { type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { ResolvedListen } from '../config/model.js'
@@ -10,6 +11,7 @@ import { checkRequestBody } from '../http/request-body-limit.js'
 import { acceptUpgrade, upgradeBodyError } from '../http/upgrade.js'
 import { kRequestContext, refuseRequest, routeRequest, type RoutedRequest } from '../routing/router.js'
 import { createTlsServer } from './tls.js'
+import { attachHttp2, H2_ALPN, type Http2Front } from './http2.js'
 import { answerClientError, failConnection, failRequest, refuseConnect } from './guard.js'
 import type { ProxyApp } from './app.js'
 import { ClientConnections, nextConnectionId, nodeKeepAliveTimeout, sendSweepInterval } from './connection.js'
@@ -25,6 +27,8 @@ export interface BoundListener {
   readonly url: string
   /** The port actually bound (differs from the config when it asked for port 0 in tests). */
   readonly port: number
+  /** The HTTP/2 sessions' side, when the address serves HTTP/2. */
+  readonly http2: Http2Front | undefined
 }
 
 const REASONS: Record<string, string> = {
@@ -56,7 +60,7 @@ function createServer (listen: ResolvedListen): http.Server {
   }
   const server = listen.tls === undefined
     ? http.createServer(options)
-    : createTlsServer(listen, (tlsOptions) => https.createServer({ ...options, ...tlsOptions }))
+    : createTlsServer(listen, (tlsOptions) => https.createServer({ ...options, ...tlsOptions, ...(listen.http2 ? { ALPNProtocols: H2_ALPN } : {}) }))
   // One more than allowed, so request-head.ts sees that there were too many instead of Node dropping them.
   server.maxHeadersCount = limits.maxHeaders + 1
   return server
@@ -134,7 +138,10 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
       const route = routeRequest(req, listen, dispatch)
       const ctx = (req as RoutedRequest)[kRequestContext]
       if (ctx !== undefined) { ctx.record = record; record.ctx = ctx }
-      connections.served(ctx === undefined ? listen.defaultServer.limits : (ctx.location ?? ctx.server).limits, req.socket, res, record)
+      const limits = ctx === undefined ? listen.defaultServer.limits : (ctx.location ?? ctx.server).limits
+      const stream = req.httpVersionMajor === 2 ? (req as { stream?: Http2ServerRequest['stream'] }).stream : undefined
+      if (stream !== undefined) connections.servedH2(limits, stream.session?.socket, record)
+      else connections.served(limits, req.socket, res, record)
       // clientMaxBodySize and Expect: 100-continue, before the fast path and Fastify alike.
       if (expectsContinue || req.headers['content-length'] !== undefined) {
         const refused = checkRequestBody(req, res, expectsContinue)
@@ -194,6 +201,7 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
     : undefined
   server.on('clientError', (err, socket) => { answerClientError(log, err, socket, listen.defaultServer.limits, logRefusal) })
   server.on('connect', (req: IncomingMessage, socket: Duplex) => { refuseConnect(log, req, socket, logRefusal) })
+  const http2 = listen.http2 ? attachHttp2(server, listen, onRequest, log) : undefined
   // A socket file left by a dead process is removed; one with a live listener is "in use".
   // Cluster workers share the primary's socket, which cleared stale files before forking.
   if (listen.kind === 'unix' && !cluster.isWorker && await checkSocketFile(listen.path)) fs.unlinkSync(listen.path)
@@ -203,7 +211,7 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
   const url = listen.kind === 'unix'
     ? `unix:${listen.path}`
     : `${listen.scheme}://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`
-  return { listen, server, url, port }
+  return { listen, server, url, port, http2 }
 }
 
 /**
@@ -211,15 +219,16 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
  * Keep-alive connections are closed as soon as they go idle.
  */
 export async function closeListeners (listeners: readonly BoundListener[], graceMs: number): Promise<void> {
-  const closed = listeners.map(({ server }) => new Promise<void>((resolve) => {
+  const closed = listeners.map(({ server, http2 }) => new Promise<void>((resolve) => {
     server.close(() => resolve())
+    http2?.close()
     server.on('request', (_req, res) => { res.setHeader('connection', 'close') })
   }))
   const reaper = setInterval(() => { for (const { server } of listeners) server.closeIdleConnections() }, 50)
   let timer: NodeJS.Timeout | undefined
   const deadline = new Promise<void>((resolve) => {
     timer = setTimeout(() => {
-      for (const { server } of listeners) server.closeAllConnections()
+      for (const { server, http2 } of listeners) { server.closeAllConnections(); http2?.destroy() }
       resolve()
     }, graceMs)
   })
