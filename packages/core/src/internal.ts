@@ -38,3 +38,5 @@ export { contentTypeOf, withCharset, type ResolvedContent } from './config/conte
 export { loadUpstreamTls, upstreamTlsOptions, readPem, type ResolvedUpstreamTls, type ResolvedServerTls, type UpstreamTlsConfig } from './config/tls.js'
 export { listenSecureContexts, createTlsServer, type ListenSecureContexts } from './server/tls.js'
 export { explainRequest, type ExplainInput, type Explanation, type ExplainStep } from './explain/explain.js'
+export { compressionFor, chooseCoding, encoder, weakEtag, type CompressibleHead } from './http/compress.js'
+export { resolveCompress, COMPRESS_DEFAULTS, type ResolvedCompress, type Coding } from './config/compress.js'

@@ -14,6 +14,7 @@ import type { PreflightCheck } from './preflight.js'
 import type { ResolvedAccessLog } from '../log/access-log.js'
 import type { ResolvedConnectionLimits, ResolvedRequestLimits } from './limits.js'
 import type { ResolvedContent } from './content.js'
+import type { ResolvedCompress } from './compress.js'
 import type { RateLimitZones, ResolvedRateLimits } from './rate-limits.js'
 import type { ResolvedServerTls, ResolvedUpstreamTls } from './tls.js'
 import type { AddHeaders } from '../http/response-headers.js'
@@ -49,6 +50,8 @@ export interface ResolvedConfig {
   readonly rateLimits: ResolvedRateLimits
   /** The top level's addHeaders (add_header), compiled; undefined: none. */
   readonly addHeaders: AddHeaders | undefined
+  /** The top level's compress (gzip); undefined: off. */
+  readonly compress: ResolvedCompress | undefined
   /** The top level's proxySetHeaders (proxy_set_header). */
   readonly proxySetHeaders: Readonly<Record<string, string>> | undefined
   /** The top level's access log (null: off); servers and locations inherit it. */
@@ -116,6 +119,8 @@ export interface ResolvedServer {
   readonly content: ResolvedContent
   /** add_header in force on the server: its own, else the top level's; undefined: none. */
   readonly addHeaders: AddHeaders | undefined
+  /** compress (gzip) in force on the server; undefined: off. */
+  readonly compress: ResolvedCompress | undefined
   /** proxy_set_header in force on the server: its own, else the top level's. */
   readonly proxySetHeaders: Readonly<Record<string, string>> | undefined
   /** access_log in force on the server (null: off): requests no location answers, and those refused before one is known, log here. */
@@ -158,6 +163,8 @@ export interface ResolvedLocation extends LocationNode {
   readonly content: ResolvedContent
   /** add_header in force here: its own, else the enclosing location's, the server's, the top level's; undefined: none. */
   readonly addHeaders: AddHeaders | undefined
+  /** compress (gzip) in force here, inherited as addHeaders is; undefined: off (one branch on the hot path). */
+  readonly compress: ResolvedCompress | undefined
   /** proxy_set_header in force here (a proxy() without setHeaders sends these). */
   readonly proxySetHeaders: Readonly<Record<string, string>> | undefined
   /** access_log in force here (null: off). */

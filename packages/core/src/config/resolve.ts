@@ -1,3 +1,4 @@
+import { resolveCompress } from './compress.js'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -70,6 +71,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
     limitZones: { req: new Map(), conn: new Map(), redis: new Map() } satisfies RateLimitZones,
     rateLimits: RATE_LIMIT_DEFAULTS,
     addHeaders: undefined,
+    compress: resolveCompress(config.compress, undefined),
     proxySetHeaders: config.proxySetHeaders,
     accessLog: null,
     shared: new Map(),
@@ -152,6 +154,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
       returnTo: sc.return === undefined ? undefined : { handler: sc.return, routeUrl: serverReturnRoute(si) },
       content: resolveContent(sc, resolved.content),
       addHeaders: compileAddHeaders(sc.addHeaders, resolved.addHeaders, compileHeader, `${keyPath}.addHeaders`, errors),
+      compress: resolveCompress(sc.compress, resolved.compress),
       proxySetHeaders: sc.proxySetHeaders ?? resolved.proxySetHeaders,
       accessLog: resolveAccessLog(sc.accessLog, resolved.accessLog, logFormats, `${keyPath}.accessLog`, errors),
       fallback: { handler: sc.handler ?? respond(404), routeUrl: serverFallbackRoute(si) }
@@ -241,6 +244,7 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
           rewrites: parseRewrites(lc.rewrite, `${lpath}.rewrite`, scope, errors),
           content: resolveContent(lc, parent?.content ?? server.content),
           addHeaders: compileAddHeaders(lc.addHeaders, parent === undefined ? server.addHeaders : parent.addHeaders, compileHeader, `${lpath}.addHeaders`, errors),
+          compress: resolveCompress(lc.compress, parent === undefined ? server.compress : parent.compress),
           proxySetHeaders: lc.proxySetHeaders ?? (parent === undefined ? server.proxySetHeaders : parent.proxySetHeaders),
           accessLog: resolveAccessLog(lc.accessLog, parent === undefined ? server.accessLog : parent.accessLog, logFormats, `${lpath}.accessLog`, errors),
           internal: lc.internal === true,

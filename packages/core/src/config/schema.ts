@@ -5,6 +5,7 @@ import { connectionLimitKeys, requestLimitKeys } from './limits.js'
 import { contentKeys } from './content.js'
 import { rateLimitKeys, rateLimitZoneKeys } from './rate-limits.js'
 import { addHeadersKey } from '../http/response-headers.js'
+import { compressKeys } from './compress.js'
 import type { ProxyConfig } from './types.js'
 
 /**
@@ -92,6 +93,7 @@ const location: z.ZodType<LocationShape> = z.lazy(() => z.strictObject({
   ...rateLimitKeys,
   ...contentKeys,
   ...headerKeys,
+  ...compressKeys,
   ...logKeys
 }))
 
@@ -116,6 +118,7 @@ const server = z.strictObject({
   ...rateLimitKeys,
   ...contentKeys,
   ...headerKeys,
+  ...compressKeys,
   ...logKeys
 })
 
@@ -174,6 +177,7 @@ export const configSchema = z.strictObject({
   ...rateLimitZoneKeys,
   ...contentKeys,
   ...headerKeys,
+  ...compressKeys,
   ...logKeys
 })
 

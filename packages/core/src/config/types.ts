@@ -9,7 +9,7 @@ import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from './model.j
  * The user's config, as written in `proxy.config.ts` and passed to `defineConfig`.
  * Every key is optional unless marked; the validator names the key path of anything wrong.
  */
-export interface ProxyConfig extends ConnectionLimits, ContentSettings, HeaderSettings, LogSettings, RateLimitSettings {
+export interface ProxyConfig extends ConnectionLimits, ContentSettings, HeaderSettings, LogSettings, RateLimitSettings, CompressSettings {
   /** Virtual servers, as nginx's `server {}` blocks. Selected by listen address, then Host. */
   servers: ServerConfig[]
   /** Named upstream pools, referenced by `proxy('http://NAME')`. */
@@ -199,6 +199,38 @@ export interface ContentSettings {
 }
 
 /**
+ * nginx's gzip module (and ngx_brotli's brotli): answers compressed by the client's
+ * Accept-Encoding. README, "Compression".
+ */
+export interface CompressSettings {
+  /**
+   * `true`: nginx's `gzip on` with its defaults; `false`: off (nginx's default); an object: those
+   * defaults with its keys, replacing the enclosing level's `compress` whole. Proxied, static and
+   * `respond()` answers; never an answer that has a Content-Encoding already.
+   */
+  compress?: boolean | CompressConfig
+}
+
+export interface CompressConfig {
+  /** The codings offered, in order of preference: `['br', 'gzip']`. Default `['gzip']` (nginx's gzip). */
+  encodings?: Array<'br' | 'gzip'>
+  /** gzip_types: MIME types compressed besides text/html (always); `'*'`: any. Default none. */
+  types?: string[]
+  /** gzip_min_length: answers with a Content-Length below this are not compressed. Default 20. */
+  minLength?: number
+  /** gzip_comp_level, 1-9 (brotli's quality too). Default 1. */
+  level?: number
+  /**
+   * gzip_proxied: for requests that came through a proxy (a Via header): false (nginx's `off`,
+   * the default), true (`any`), or nginx's keywords: 'expired', 'no-cache', 'no-store', 'private',
+   * 'no_last_modified', 'no_etag', 'auth', 'any'.
+   */
+  proxied?: boolean | Array<'expired' | 'no-cache' | 'no-store' | 'private' | 'no_last_modified' | 'no_etag' | 'auth' | 'any'>
+  /** gzip_vary: `Vary: Accept-Encoding` on answers that may be compressed. Default false. */
+  vary?: boolean
+}
+
+/**
  * Headers added to answers and to proxied requests, as nginx's `add_header` and
  * `proxy_set_header`: a level that sets any replaces everything the enclosing levels set (no
  * merge), as nginx.
@@ -252,7 +284,7 @@ export interface ListenObject {
   ipv6Only?: boolean
 }
 
-export interface ServerConfig extends ConnectionLimits, ContentSettings, HeaderSettings, LogSettings, RateLimitSettings {
+export interface ServerConfig extends ConnectionLimits, ContentSettings, HeaderSettings, LogSettings, RateLimitSettings, CompressSettings {
   /** Addresses this server answers on. Default `80` when running as root, else `8000` (as nginx). */
   listen?: ListenConfig | ListenConfig[]
   /**
@@ -290,7 +322,7 @@ export interface ServerConfig extends ConnectionLimits, ContentSettings, HeaderS
  */
 export type RewriteConfig = string | { regex: string, replacement: string, flag?: 'last' | 'break' | 'redirect' | 'permanent' }
 
-export interface LocationConfig extends RequestLimits, ContentSettings, HeaderSettings, LogSettings, RateLimitSettings {
+export interface LocationConfig extends RequestLimits, ContentSettings, HeaderSettings, LogSettings, RateLimitSettings, CompressSettings {
   /** What answers requests selected for this location (`respond(...)`, `proxy(...)`, ...). */
   handler?: LocationHandler
   /** Fastify plugins registered in this location's encapsulated context, before its handler. */

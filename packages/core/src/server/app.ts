@@ -17,6 +17,7 @@ import { BAD_REQUEST_ROUTE, kRequestContext, kRouteError, type RoutedRequest } f
 import { REWRITE_ROUTE } from '../routing/route-urls.js'
 import { absoluteLocation } from '../handlers/respond.js'
 import { asHeaderValue } from '../http/header-value.js'
+import { compressReply } from '../http/compress.js'
 import { addHeadersInForce, addHeadersObject, addToReply } from '../http/response-headers.js'
 
 declare module 'fastify' {
@@ -123,7 +124,9 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
     // nginx's wording on the status line, whoever set the status.
     const reason = nginxReason(reply.statusCode)
     if (reason !== undefined) reply.raw.statusMessage = reason
-    done(null, payload)
+    // After add_header, as nginx's filter order; the proxy compresses its own answers (downstream.ts).
+    const compress = ctx === null ? undefined : (ctx.location ?? ctx.server).compress
+    done(null, compress === undefined ? payload : compressReply(compress, request, reply, payload))
   })
 
   fastify.route({

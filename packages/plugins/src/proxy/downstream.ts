@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+import type { Transform } from 'node:stream'
 import { Spool, type SpoolLimits, type SpoolSink } from './spool.js'
 
 /**
@@ -104,5 +105,41 @@ export class ResponseDownstream implements Downstream, SpoolSink {
   failed (err: NodeJS.ErrnoException, path: string): void {
     this.owner?.spoolFailed(err, path)
     this.res.destroy()
+  }
+}
+
+/**
+ * An answer compressed on its way (nginx's gzip filter on a proxied answer): pieces go through
+ * the zlib stream, what it makes goes on to `inner`. Backpressure both ways: the zlib stream is
+ * paused while `inner` is full, so its input fills and `write` says false to the upstream leg.
+ */
+export class CompressingDownstream implements Downstream {
+  constructor (private readonly inner: Downstream, private readonly z: Transform) {
+    const resume = (): void => { z.resume() }
+    z.on('data', (piece: Buffer) => {
+      if (!inner.write(piece)) { z.pause(); inner.onceDrained(resume) }
+    })
+    z.once('end', () => { inner.end() })
+  }
+
+  buffer (limits: SpoolLimits | null): void {
+    this.inner.buffer(limits)
+  }
+
+  head (status: number, headers: string[], reason?: string): void {
+    this.inner.head(status, headers, reason)
+  }
+
+  /** `written` once zlib has taken the piece in (its bytes are not read after). */
+  write (chunk: Buffer, written?: () => void): boolean {
+    return this.z.write(chunk, written === undefined ? undefined : () => { written() })
+  }
+
+  onceDrained (fn: () => void): void {
+    this.z.once('drain', fn)
+  }
+
+  end (): void {
+    this.z.end()
   }
 }

@@ -2,11 +2,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { performance } from 'node:perf_hooks'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { registerVariable, type RequestContext, type Template } from '@proxyctl/core'
-import { ExchangeRecord, type UpstreamTry } from '@proxyctl/core/internal'
+import { ExchangeRecord, compressionFor, encoder, weakEtag, type ResolvedCompress, type UpstreamTry } from '@proxyctl/core/internal'
 import { absoluteLocation, addHeadersObject, errorPageFor, failRequest, followErrorPage, addToHeaderList, requestLine, sendErrorPage } from '@proxyctl/core/internal'
 import type { UpstreamPeer, UpstreamPool } from '../upstream/pool.js'
 import { classifyUpstreamError, UpstreamError } from './errors.js'
-import { ResponseDownstream, type Downstream, type SpoolOwner } from './downstream.js'
+import { CompressingDownstream, ResponseDownstream, type Downstream, type SpoolOwner } from './downstream.js'
 import { connectionTokens } from './headers.js'
 import { upstreamPath, type NextUpstreamCase, type ProxyPlan } from './plan.js'
 import { parseRenderedTarget } from './target.js'
@@ -40,8 +40,8 @@ export abstract class UpstreamExchange implements SpoolOwner {
   readonly req: IncomingMessage
   readonly res: ServerResponse
   readonly log: FastifyBaseLogger
-  /** Where the upstream's answer goes (HTTP/1 through Node's response today). */
-  readonly downstream: Downstream
+  /** Where the upstream's answer goes (HTTP/1 through Node's response today; through zlib when compressed). */
+  downstream: Downstream
   pool!: UpstreamPool
   path = ''
   upstreamName = ''
@@ -230,6 +230,36 @@ export abstract class UpstreamExchange implements SpoolOwner {
   addHeaders (status: number, headers: string[]): void {
     const list = this.plan.addHeaders
     if (list !== undefined) addToHeaderList(list, this.ctx, status, headers)
+  }
+
+  /**
+   * nginx's gzip filter on the head going to the client (`headers` changed in place: Vary,
+   * Content-Encoding, no Content-Length or Accept-Ranges, a weak ETag); the body then goes
+   * through zlib. An upstream's encoded answer passes as is.
+   */
+  compressAnswer (c: ResolvedCompress, status: number, headers: string[]): void {
+    const header = (name: string): string | undefined => {
+      for (let i = 0; i < headers.length; i += 2) if ((headers[i] as string).toLowerCase() === name) return headers[i + 1]
+      return undefined
+    }
+    const coding = compressionFor(c, this.req, { status, header })
+    if (coding === undefined) return
+    if (c.vary) headers.push('Vary', 'Accept-Encoding')
+    if (coding === 'identity') return
+    for (let i = 0; i < headers.length; i += 2) {
+      const lower = (headers[i] as string).toLowerCase()
+      if (lower === 'content-length' || lower === 'accept-ranges') { headers.splice(i, 2); i -= 2 } else if (lower === 'etag') {
+        const weak = weakEtag(headers[i + 1] as string)
+        if (weak === undefined) { headers.splice(i, 2); i -= 2 } else headers[i + 1] = weak
+      }
+    }
+    headers.push('Content-Encoding', coding)
+    if (this.req.method === 'HEAD') return
+    const z = encoder(coding, c.level)
+    const res = this.res
+    res.once('close', () => { z.destroy() })
+    z.once('error', () => { res.destroy() })
+    this.downstream = new CompressingDownstream(this.downstream, z)
   }
 
   /** proxyctl's own error page (502, 504, 500...), with the addHeaders that apply to it. */

@@ -309,6 +309,8 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
     // The upstream's reason phrase goes with its own status only.
     if (status !== upstreamStatus) statusText = undefined
     if (plan.addHeaders !== undefined) x.addHeaders(status, headers)
+    const compress = (x.ctx.location ?? x.ctx.server).compress
+    if (compress !== undefined) x.compressAnswer(compress, status, headers)
     x.responded = true
     this.resumeFn = resume
     x.downstream.buffer((x.accelBuffering ?? plan.buffering) ? plan.spool : null)

@@ -35,7 +35,8 @@ export async function sendFile (request: FastifyRequest, reply: FastifyReply, fi
     const lastModified = new Date(mtime * 1000).toUTCString()
     const type = withCharset(contentTypeOf(uri, content), content)
     const h = request.headers
-    if (chosen.vary) reply.header('vary', 'Accept-Encoding')
+    // gzip_static's Vary follows gzip_vary: on unless `compress` here says otherwise.
+    if (chosen.vary && (ctx.location?.compress?.vary ?? true)) reply.header('vary', 'Accept-Encoding')
     // nginx applies its not_modified and range filters to 200 answers only (not to an error page
     // served with its error status).
     const plain = (ctx.statusOverride ?? 200) === 200
