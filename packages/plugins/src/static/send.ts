@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { contentTypeOf, sendStatus, withCharset, type ResolvedContent } from '@proxyctl/core/internal'
+import { compressionFor, contentTypeOf, sendStatus, withCharset, type ResolvedContent } from '@proxyctl/core/internal'
 
 /**
  * nginx's answer for one regular file: its static module (Content-Type by extension, strong
@@ -62,8 +62,9 @@ export async function sendFile (request: FastifyRequest, reply: FastifyReply, fi
         return
       }
     }
-    // gzip_static and brotli_static answers take no ranges (nginx leaves allow_ranges off for them).
-    const ranges = chosen.encoding === undefined && content.maxRanges > 0
+    // gzip_static and brotli_static answers take no ranges (nginx leaves allow_ranges off for them),
+    // nor one `compress` encodes (nginx's range filter comes after gzip, which drops the length).
+    const ranges = chosen.encoding === undefined && content.maxRanges > 0 && !compressed(request, type, size)
     const range = plain && ranges ? rangesOf(h.range, h['if-range'] as string | undefined, etag, mtime, size, content.maxRanges) : undefined
     const head = request.raw.method === 'HEAD'
     if (range === 'unsatisfiable') {
@@ -257,4 +258,13 @@ function rangesOf (header: string | undefined, ifRange: string | undefined, etag
   if (out.length === 0) return 'unsatisfiable'
   if (total > size) return undefined
   return out
+}
+
+/** Whether `compress` in force encodes this file's 200 for this request. */
+function compressed (request: FastifyRequest, type: string, size: number): boolean {
+  const ctx = request.proxyctl
+  const c = (ctx.location ?? ctx.server).compress
+  if (c === undefined) return false
+  const coding = compressionFor(c, request.raw, { status: 200, header: (n) => n === 'content-type' ? type : n === 'content-length' ? String(size) : undefined })
+  return coding !== undefined && coding !== 'identity'
 }
