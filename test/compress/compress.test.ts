@@ -20,6 +20,16 @@ async function upstream (t: Teardown, sock: string, handler: http.RequestListene
   t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
 }
 
+/** The table's files and upstream, and a free port for proxyctl. */
+async function tableUpstream (t: Teardown): Promise<{ sock: string, root: string, port: number }> {
+  const dir = tmpDir(t)
+  const sock = path.join(dir, 'up.sock')
+  const root = path.join(dir, 'files')
+  writeFiles(root)
+  await upstream(t, sock)
+  return { sock, root, port: await freePort() }
+}
+
 /** What the case's answer decodes to: the body before compression (an upstream's gzip answer: decoded once). */
 function original (c: Case): Buffer | undefined {
   if (c.target === '/up/encoded') return zlib.gunzipSync(upstreamAnswers.encoded?.body as Buffer)
@@ -30,12 +40,7 @@ function original (c: Case): Buffer | undefined {
 }
 
 t.test('the compression table against proxyctl (whole answers compared with nginx by compress-nginx-compare.ts)', async (t) => {
-  const dir = tmpDir(t)
-  const sock = path.join(dir, 'up.sock')
-  const root = path.join(dir, 'files')
-  writeFiles(root)
-  await upstream(t, sock)
-  const port = await freePort()
+  const { sock, root, port } = await tableUpstream(t)
   await startConfig(t, { servers: scenarios.map((sc) => proxyctlServer(sc, port, sock, root)) })
   for (const c of cases) {
     const got = await play(port, c)
@@ -65,12 +70,7 @@ t.test('Accept-Encoding negotiation (q-values, the config order breaking ties)',
 })
 
 t.test('brotli round trips: proxied, static and respond() answers', async (t) => {
-  const dir = tmpDir(t)
-  const sock = path.join(dir, 'up.sock')
-  const root = path.join(dir, 'files')
-  writeFiles(root)
-  await upstream(t, sock)
-  const port = await freePort()
+  const { sock, root, port } = await tableUpstream(t)
   await startConfig(t, {
     servers: [{
       listen: [`127.0.0.1:${port}`],
