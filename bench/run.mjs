@@ -203,8 +203,17 @@ const SCENARIOS = [
   { id: 'big-tcp', title: 'GET 1 MiB, TCP upstream', path: '/tcp/big' },
   { id: 'big-unix', title: 'GET 1 MiB, unix socket upstream', path: '/unix/big' },
   { id: 'upload', title: 'POST 64 KiB upload, TCP upstream', path: '/tcp/upload', script: path.join(BENCH, 'load', 'upload.lua') },
+  // compress / gzip on at level 1 on both (bench/configs): proxyctl and the nginx peers only.
+  { id: 'gzip-json', title: 'GET 100 KiB JSON with gzip (level 1), TCP upstream (proxyctl and nginx only)', path: '/gzip/data.json', headers: ['Accept-Encoding: gzip'], gzip: true },
   { id: 'selection', title: 'Selection cost: GET 100 B, TCP upstream, 1 location vs 500 locations and 50 server names (proxyctl only)', path: '/tcp/small', selection: true }
 ]
+
+/** 100 KiB of JSON records (ids, names, flags): text that compresses as API answers do. */
+function gzipJson () {
+  const items = []
+  for (let i = 0; JSON.stringify(items).length < 100 * 1024; i++) items.push({ id: i, name: `item ${i}`, active: i % 3 === 0, score: (i * 7919) % 1000, tags: ['alpha', 'beta'].slice(0, 1 + (i % 2)) })
+  return JSON.stringify(items).slice(0, 100 * 1024 - 1) + ']'
+}
 
 const median = (xs) => {
   const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b)
@@ -706,6 +715,9 @@ async function main () {
     fs.writeFileSync(path.join(tmp, 'www', side, 'small'), Buffer.alloc(SMALL, 0x61))
     fs.writeFileSync(path.join(tmp, 'www', side, 'big'), Buffer.alloc(BIG, 0x62))
   }
+  // The gzip scenario's answer: 100 KiB of JSON, as an API would send (served as application/json).
+  fs.mkdirSync(path.join(tmp, 'www', 'gzip'), { recursive: true })
+  fs.writeFileSync(path.join(tmp, 'www', 'gzip', 'data.json'), gzipJson())
 
   // The upstream: one nginx process on the load core, over TCP and a unix socket.
   const upstream = { port: await freePort(), sock: path.join(tmp, 'upstream.sock') }
@@ -742,12 +754,14 @@ async function main () {
   const logWrk = (text) => fs.appendFileSync(wrkLog, text + '\n')
   for (let round = 0; round < ROUNDS; round++) {
     for (const [si, s] of scenarios.entries()) {
-      const list = s.selection ? targets.filter((t) => t.id === 'proxyctl' || t.id === 'proxyctl-many') : targets.filter((t) => t.id !== 'proxyctl-many')
+      const list = s.selection
+        ? targets.filter((t) => t.id === 'proxyctl' || t.id === 'proxyctl-many')
+        : s.gzip ? targets.filter((t) => t.id === 'proxyctl' || t.id.startsWith('nginx')) : targets.filter((t) => t.id !== 'proxyctl-many')
       const k = list.length === 0 ? 0 : (round + si) % list.length
       const order = [...list.slice(k), ...list.slice(0, k)]
       for (const t of order) {
         const url = `${t.url}${s.path}`
-        const opts = { url, script: s.script, host: t.host, cpu: LOAD_CPU, connections: CONNECTIONS, log: logWrk }
+        const opts = { url, script: s.script, host: t.host, headers: s.headers, cpu: LOAD_CPU, connections: CONNECTIONS, log: logWrk }
         if (t.proc.exited) { progress(`${t.label} has exited (code ${t.proc.code}); skipping`); continue }
         try {
           if (round === 0 && WARMUP > 0) await runWrk({ ...opts, seconds: WARMUP })

@@ -33,6 +33,8 @@ export default defineConfig({
         '= /health': respond(200, 'ok\n'),
         '/tcp/': proxy('http://up_tcp'),
         '/unix/': proxy('http://up_unix'),
+        // The gzip scenario: compress at level 1 (nginx's default), as the nginx peer's gzip.
+        '/gzip/': { compress: { types: ['application/json'], level: 1 }, handler: proxy('http://up_tcp') },
         '/': respond(404)
       }
     },

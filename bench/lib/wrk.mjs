@@ -2,10 +2,11 @@
 import { start } from './proc.mjs'
 
 /** Runs wrk (-t1 -c50 keep-alive --latency) on core `cpu` for `seconds`; resolves to its parsed result. */
-export async function runWrk ({ url, seconds, connections = 50, script, host, cpu, log }) {
+export async function runWrk ({ url, seconds, connections = 50, script, host, headers = [], cpu, log }) {
   const args = ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency']
   if (script !== undefined) args.push('-s', script)
   if (host !== undefined) args.push('-H', `Host: ${host}`)
+  for (const h of headers) args.push('-H', h)
   args.push(url)
   let out = ''
   const proc = start('wrk', 'wrk', args, { cpu, stdout: 'pipe' })

@@ -1,6 +1,6 @@
 /**
  * nginx's gzip filter, decided once per answer from its head: whether the answer may be
- * compressed at all (status, Content-Encoding, Content-Length, type, HEAD), then whether this
+ * compressed at all (status, Content-Encoding, Content-Length, type), then whether this
  * client gets it (Accept-Encoding, HTTP version, gzip_proxied). The callers (the onSend step in
  * app.ts, the proxy's downstream) change the head and stream the body through `encoder`.
  */
