@@ -1,7 +1,8 @@
 // Response compression (README, "Compression"): the table of compress-cases.ts played against
 // proxyctl (compared whole with nginx by fixtures/compress-nginx-compare.ts), brotli round trips,
-// streaming with backpressure, and the config's shape.
+// streaming with backpressure, HTTP/2, and the config's shape.
 import http from 'node:http'
+import http2 from 'node:http2'
 import path from 'node:path'
 import zlib from 'node:zlib'
 import t from 'tap'
@@ -130,6 +131,36 @@ t.test('streaming: a 4 MiB proxied answer to a slow reader goes through zlib wit
   t.equal(body.encoding, 'gzip', 'gzipped')
   t.ok(zlib.gunzipSync(body.data).equals(big), `decodes to the upstream's ${big.length} bytes`)
   t.ok(upstreamDone > 0, 'the upstream finished sending')
+})
+
+t.test('HTTP/2 (h2c): proxied, static and respond() answers compressed as over HTTP/1.1', async (t) => {
+  const { sock, root, port } = await tableUpstream(t)
+  await startConfig(t, {
+    servers: [{
+      listen: [{ address: `127.0.0.1:${port}`, http2: true }],
+      compress: { encodings: ['br', 'gzip'] },
+      locations: { '/up/': proxy(`http://unix:${sock}`), '/files/': { alias: `${root}/`, handler: serveStatic() }, '/ret/': respond(200, text(200)) }
+    }]
+  })
+  const client = http2.connect(`http://127.0.0.1:${port}`)
+  t.teardown(() => { client.close() })
+  const table: Array<{ name: string, path: string, accept: string, want: 'gzip' | 'br', body: string }> = [
+    { name: 'a proxied answer, gzip', path: '/up/html', accept: 'gzip', want: 'gzip', body: upstreamAnswers.html?.body as string },
+    { name: 'a proxied answer, br', path: '/up/html', accept: 'gzip, br', want: 'br', body: upstreamAnswers.html?.body as string },
+    { name: 'a static file, gzip', path: '/files/page.html', accept: 'gzip', want: 'gzip', body: files['page.html'] as string },
+    { name: 'a respond() answer, br', path: '/ret/a.html', accept: 'br', want: 'br', body: text(200) }
+  ]
+  for (const c of table) {
+    const req = client.request({ ':path': c.path, 'accept-encoding': c.accept })
+    const parts: Buffer[] = []
+    req.on('data', (d: Buffer) => parts.push(d))
+    const head = await new Promise<http2.IncomingHttpHeaders>((resolve) => req.once('response', resolve))
+    await new Promise((resolve) => req.once('end', resolve))
+    const raw = Buffer.concat(parts)
+    t.equal(head['content-encoding'], c.want, `${c.name}: Content-Encoding ${c.want}`)
+    t.equal(head['content-length'], undefined, `${c.name}: no Content-Length`)
+    t.equal((c.want === 'gzip' ? zlib.gunzipSync(raw) : zlib.brotliDecompressSync(raw)).toString(), c.body, `${c.name}: decodes to the original`)
+  }
 })
 
 t.test('config: compress keys and their inheritance', async (t) => {
