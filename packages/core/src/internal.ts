@@ -38,3 +38,5 @@ export { contentTypeOf, withCharset, type ResolvedContent } from './config/conte
 export { loadUpstreamTls, upstreamTlsOptions, readPem, type ResolvedUpstreamTls, type ResolvedServerTls, type UpstreamTlsConfig } from './config/tls.js'
 export { listenSecureContexts, createTlsServer, type ListenSecureContexts } from './server/tls.js'
 export { explainRequest, type ExplainInput, type Explanation, type ExplainStep } from './explain/explain.js'
+export { MetricsRegistry, mergeSnapshots, renderText, type MetricsSnapshot } from './metrics/registry.js'
+export { upstreamMeter, upstreamFamilies, tunnelFamily, serverLabel, UPSTREAM_STATES, type UpstreamMeter } from './metrics/proxy-metrics.js'
