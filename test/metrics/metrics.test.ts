@@ -10,7 +10,7 @@ import { startConfig, targetOf, request, urlOf, tmpDir } from '../helpers/proxy.
 import { startUpstream } from '../helpers/upstream.js'
 import { openWs, startWsUpstream } from '../helpers/ws.js'
 import { waitFor } from '../helpers/lifecycle.js'
-import { parseScrape, value } from './fixtures.js'
+import { parseScrape, value } from './fixtures/scrape.js'
 
 async function scrape (url: string, p = '/metrics'): Promise<{ status: number, type: string, body: string }> {
   const res = await fetch(url + p)

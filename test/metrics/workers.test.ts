@@ -5,7 +5,7 @@ import t from 'tap'
 import { configDir, startCli, targetOf, writeConfig } from '../helpers/proxy.js'
 import { startUpstream } from '../helpers/upstream.js'
 import { waitFor } from '../helpers/lifecycle.js'
-import { parseScrape, value } from './fixtures.js'
+import { parseScrape, value } from './fixtures/scrape.js'
 
 function get (port: number, p: string): Promise<{ status: number, body: string }> {
   return new Promise((resolve, reject) => {
