@@ -125,6 +125,8 @@ function peerDefs () {
     { id: 'nginx', label: 'nginx (proxy, keepalive)', nginx: 'proxy.nginx.conf', vars: { BUFFERS: '', ACCESS_LOG: 'access_log off;' } },
     { id: 'nginx-buf64', label: 'nginx (proxy, keepalive, 64 KiB buffers)', nginx: 'proxy.nginx.conf', vars: { BUFFERS: 'proxy_buffer_size 64k; proxy_buffers 8 64k; proxy_busy_buffers_size 128k;', ACCESS_LOG: 'access_log off;' } },
     // The access log's cost: the same two with a combined access log to a file (PEERS=nginx,nginx-log,proxyctl-log).
+    // Metrics' cost: the same config with metrics.listen on (PEERS=proxyctl-metrics).
+    { id: 'proxyctl-metrics', label: 'proxyctl, metrics on', cmd: CLI, args: ['start', '--config', path.join(BENCH, 'configs', 'proxyctl.config.mjs')], env: { METRICS_LISTEN: 'unix:' + path.join(tmp ?? os.tmpdir(), 'proxyctl-metrics.sock') } },
     { id: 'proxyctl-log', label: 'proxyctl, access log on (to a file)', cmd: CLI, args: ['start', '--config', path.join(BENCH, 'configs', 'proxyctl.config.mjs')], env: { ACCESS_LOG: path.join(tmp ?? os.tmpdir(), 'proxyctl-access.log') } },
     { id: 'nginx-log', label: 'nginx (proxy, keepalive), access log on (to a file)', nginx: 'proxy.nginx.conf', vars: { BUFFERS: '', ACCESS_LOG: `access_log ${path.join(tmp ?? os.tmpdir(), 'nginx-access.log')} combined;` } },
     // limitReq's cost (under the limit): PEERS=proxyctl-limitreq.
@@ -558,10 +560,10 @@ function report ({ info, targets, broken, incidents, results, ws, idle, fresh, f
       p(`Paired by round: proxyctl ÷ baseline, req/s per core, ${againstBaseline.map((x) => fmtRatio(x, 1)).join(', ')}; median **${fmtRatio(median(againstBaseline), 1)}**.`)
       p()
     }
-    for (const [on, off, what] of [['proxyctl-log', 'proxyctl', 'proxyctl'], ['nginx-log', 'nginx', 'nginx']]) {
+    for (const [on, off, what] of [['proxyctl-log', 'proxyctl', 'proxyctl'], ['nginx-log', 'nginx', 'nginx'], ['proxyctl-metrics', 'proxyctl', 'proxyctl']]) {
       const paired = s.selection ? [] : pairedRatios(results[s.id]?.[on], results[s.id]?.[off])
       if (paired.length > 0) {
-        p(`Paired by round: ${what} with the access log on ÷ off, req/s per core, ${paired.map((x) => fmtRatio(x, 1)).join(', ')}; median **${fmtRatio(median(paired), 1)}**.`)
+        p(`Paired by round: ${what} with ${on.endsWith('-metrics') ? 'metrics' : 'the access log'} on ÷ off, req/s per core, ${paired.map((x) => fmtRatio(x, 1)).join(', ')}; median **${fmtRatio(median(paired), 1)}**.`)
         p()
       }
     }
@@ -731,7 +733,7 @@ async function main () {
   const only = env.PEERS?.split(',').map((s) => s.trim())
   const wanted = (id) => env.SCENARIOS === undefined || env.SCENARIOS.split(',').includes(id)
   const defs = [...peerDefs(), MANY].filter((d) => d.id === 'proxyctl' ||
-    (d.id === 'proxyctl-many' ? wanted('selection') : only === undefined ? !d.id.endsWith('-log') && d.id !== 'proxyctl-limitreq' : only.includes(d.id)))
+    (d.id === 'proxyctl-many' ? wanted('selection') : only === undefined ? !d.id.endsWith('-log') && d.id !== 'proxyctl-limitreq' && !d.id.endsWith('-metrics') : only.includes(d.id)))
   const targets = []
   const broken = []
   for (const def of defs) {
@@ -795,7 +797,7 @@ async function main () {
   // the 1 MiB and upload runs left behind. Memory under the small-GET load alone: fresh processes.
   const fresh = []
   if (wanted('memory')) {
-    for (const def of peerDefs().filter((d) => d.id === 'proxyctl' || (only === undefined ? !d.id.endsWith('-log') && d.id !== 'proxyctl-limitreq' : only.includes(d.id)))) {
+    for (const def of peerDefs().filter((d) => d.id === 'proxyctl' || (only === undefined ? !d.id.endsWith('-log') && d.id !== 'proxyctl-limitreq' && !d.id.endsWith('-metrics') : only.includes(d.id)))) {
       let t
       try {
         t = await startTarget(def, upstream)

@@ -14,6 +14,8 @@ export default defineConfig({
   // Off, as nginx's bench config (access_log off); ACCESS_LOG=FILE (the proxyctl-log peer) turns
   // on nginx's combined format to that file.
   accessLog: process.env.ACCESS_LOG ?? false,
+  // METRICS_LISTEN (the proxyctl-metrics peer): metrics on, served on a socket of their own.
+  ...(process.env.METRICS_LISTEN ? { metrics: { listen: process.env.METRICS_LISTEN } } : {}),
   clientBodyBufferSize: '128k',
   clientHeaderTimeout: 10_000,
   // LIMIT_REQ=1 (the proxyctl-limitreq peer): every request through limitReq on a per-address

@@ -18,6 +18,7 @@ import type { ResolvedCompress } from './compress.js'
 import type { RateLimitZones, ResolvedRateLimits } from './rate-limits.js'
 import type { ResolvedServerTls, ResolvedUpstreamTls } from './tls.js'
 import type { AddHeaders } from '../http/response-headers.js'
+import type { MetricsRegistry } from '../metrics/registry.js'
 import type { CompiledHandler, LocationHandler, PluginEntry, ProxyConfig, UpstreamConfig } from './types.js'
 
 /**
@@ -62,6 +63,18 @@ export interface ResolvedConfig {
   readonly preflight: PreflightCheck[]
   /** Warnings worth printing (conflicting server names), not errors. */
   readonly warnings: string[]
+  /** Metrics: the registry handlers fill, and where they are served. */
+  readonly metrics: ResolvedMetrics
+}
+
+export interface ResolvedMetrics {
+  /** The metrics listener; undefined: none (a location may still serve them with `metrics()`). */
+  readonly listen: { readonly kind: 'tcp', readonly host: string, readonly port: number } | { readonly kind: 'unix', readonly path: string } | undefined
+  readonly registry: MetricsRegistry
+  /** Whether requests are counted: a listener, or a location's `metrics()` handler. */
+  on: boolean
+  /** 1 for the config loaded at start; reloads count on. */
+  readonly generation: number
 }
 
 export interface ResolvedListen {

@@ -28,6 +28,9 @@ import { CONTENT_DEFAULTS, resolveContent } from './content.js'
 import { compileAddHeaders } from '../http/response-headers.js'
 import type { ResolvedConfig, ResolvedListen, ResolvedLocation, ResolvedServer } from './model.js'
 import { loadListenTls, loadUpstreamTls, type ResolvedUpstreamTls } from './tls.js'
+import { MetricsRegistry } from '../metrics/registry.js'
+import type { ResolvedMetrics } from './model.js'
+import type { MetricsConfig } from './types.js'
 import type { HandlerCompileEnv, ListenConfig, LocationConfig, LocationHandler, ProxyConfig, RewriteConfig } from './types.js'
 
 function toList<T> (v: T | T[] | undefined): T[] {
@@ -76,7 +79,8 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
     accessLog: null,
     shared: new Map(),
     preflight: [],
-    warnings
+    warnings,
+    metrics: { listen: metricsListen(config.metrics, baseDir, errors), registry: new MetricsRegistry(), on: config.metrics !== undefined, generation: 1 }
   }
 
   // Upstream servers are read here, so a bad address names its upstream; hostnames must resolve.
@@ -428,6 +432,7 @@ function compileEnv (config: ResolvedConfig, server: ResolvedServer, location: R
       return config.shared.get(key) as T
     },
     preflight (run, subPath = '') { config.preflight.push({ keyPath: keyPath + subPath, run }) },
+    metrics: config.metrics.registry,
     hostResolves (host, subPath = '') { config.preflight.push(hostResolves(keyPath + subPath, host, `host not found in upstream "${host}"`)) }
   }
 }
@@ -451,4 +456,17 @@ function internalOnly (handler: LocationHandler): LocationHandler {
       }
     }
   })
+}
+
+/** `metrics.listen`: an address as `listen` takes it, except that a port alone is 127.0.0.1's (metrics are for the operator, not the world). */
+function metricsListen (m: MetricsConfig | undefined, baseDir: string, errors: ConfigError[]): ResolvedMetrics['listen'] {
+  if (m === undefined) return undefined
+  try {
+    const text = typeof m.listen === 'number' || /^\d+$/.test(m.listen) ? `127.0.0.1:${m.listen}` : m.listen
+    const l = parseListenAddress(text, baseDir)
+    return l.kind === 'unix' ? { kind: 'unix', path: l.path } : { kind: 'tcp', host: l.host, port: l.port }
+  } catch (err) {
+    errors.push(new ConfigError('metrics.listen', (err as Error).message))
+    return undefined
+  }
 }

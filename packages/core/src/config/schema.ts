@@ -167,6 +167,7 @@ export const configSchema = z.strictObject({
   shutdownTimeout: positiveMs.optional(),
   workers: z.union([z.number().int().min(1), z.literal('auto')]).optional(),
   tempPath: z.string().min(1).optional(),
+  metrics: z.strictObject({ listen: z.union([z.string().min(1), z.number().int().min(0).max(65535)]) }).optional(),
   maps: z.record(z.string().regex(/^[A-Za-z0-9_]+$/, { error: 'map names use letters, digits and "_" (the variable is $NAME)' }),
     z.strictObject({ source: z.string(), values: z.record(z.string(), z.string()), hostnames: z.boolean().optional() })).optional(),
   logFormats: z.record(z.string().regex(/^[A-Za-z0-9_-]+$/, { error: 'format names use letters, digits, "_" and "-"' }),

@@ -4,6 +4,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyPlu
 import type { CompileScope, Template } from '../variables/types.js'
 import type { RequestContext } from '../routing/request-context.js'
 import type { ResolvedConfig, ResolvedLocation, ResolvedServer } from './model.js'
+import type { MetricsRegistry } from '../metrics/registry.js'
 
 /**
  * The user's config, as written in `proxy.config.ts` and passed to `defineConfig`.
@@ -44,6 +45,11 @@ export interface ProxyConfig extends ConnectionLimits, ContentSettings, HeaderSe
   limitReqZones?: Record<string, LimitReqZoneConfig>
   /** nginx's `limit_conn_zone`: named zones counting requests in flight per key, used by `limitConn: { zone, max }`. */
   limitConnZones?: Record<string, LimitConnZoneConfig>
+  /**
+   * Prometheus metrics and the live status page, on a listener of their own (never on the
+   * proxied servers; a location may serve the metrics with the `metrics()` handler).
+   */
+  metrics?: MetricsConfig
 }
 
 /** Where a limit zone keeps its state: this process's memory (default), or a Redis shared by several proxyctl instances. */
@@ -113,6 +119,14 @@ export interface RateLimitSettings {
   limitConnLogLevel?: 'info' | 'notice' | 'warn' | 'error'
   /** nginx's `limit_conn_dry_run`. Default false. */
   limitConnDryRun?: boolean
+}
+
+export interface MetricsConfig {
+  /**
+   * Where `/metrics` (Prometheus text), `/status.json` and the status page (`/`) are served:
+   * `'127.0.0.1:9145'`, a port alone (`9145`: 127.0.0.1, not every address), or `'unix:/run/proxyctl-metrics.sock'`.
+   */
+  listen: string | number
 }
 
 /**
@@ -495,4 +509,9 @@ export interface HandlerCompileEnv {
   preflight (run: () => Promise<string | undefined>, subPath?: string): void
   /** A check that `host` resolves, worded as nginx's "host not found in upstream". */
   hostResolves (host: string, subPath?: string): void
+  /**
+   * The process's metrics: register a family here at compile time, keep the children you will
+   * update per request (`env.metrics.counter('myplugin_rejected_total', 'help', ['zone']).child('api')`).
+   */
+  readonly metrics: MetricsRegistry
 }

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { RequestContext } from '../routing/request-context.js'
+import type { UpstreamMeter } from '../metrics/proxy-metrics.js'
 
 /** Where a response carries its request's record (set by the listener, read by whoever answers). */
 export const kRecord = Symbol('proxyctl.record')
@@ -21,6 +22,8 @@ export interface UpstreamTry {
   connect: number
   header: number
   response: number
+  /** The server's metrics series, when metrics are on. */
+  readonly meter: UpstreamMeter | undefined
 }
 
 /**
@@ -84,8 +87,8 @@ export class ExchangeRecord {
   }
 
   /** Starts an upstream try at `addr`. */
-  beginTry (addr: string, now: number): UpstreamTry {
-    const t: UpstreamTry = { addr, status: 0, start: now, connect: -1, header: -1, response: -1 }
+  beginTry (addr: string, now: number, meter?: UpstreamMeter): UpstreamTry {
+    const t: UpstreamTry = { addr, status: 0, start: now, connect: -1, header: -1, response: -1, meter }
     if (this.tries === undefined) this.tries = [t]
     else this.tries.push(t)
     return t

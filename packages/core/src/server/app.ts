@@ -13,6 +13,7 @@ import type { RequestContext } from '../routing/request-context.js'
 import { failRequest, requestLine } from './guard.js'
 import type { AccessLogs } from '../log/access-logs.js'
 import { recordOf } from '../log/exchange-record.js'
+import { coreFamilies, installMeters } from '../metrics/proxy-metrics.js'
 import { BAD_REQUEST_ROUTE, kRequestContext, kRouteError, type RoutedRequest } from '../routing/router.js'
 import { REWRITE_ROUTE } from '../routing/route-urls.js'
 import { absoluteLocation } from '../handlers/respond.js'
@@ -129,6 +130,8 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
     done(null, compress === undefined ? payload : compressReply(compress, request, reply, payload))
   })
 
+  if (config.metrics.on) installMeters(config)
+  const rejections = config.metrics.on ? coreFamilies(config.metrics.registry).limitRejections : undefined
   fastify.route({
     method: ALL_METHODS,
     url: BAD_REQUEST_ROUTE,
@@ -140,6 +143,7 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
       request.log.info({ code: err?.code ?? 'PROXYCTL_BAD_REQUEST', client: raw.socket?.remoteAddress, request: line, reason: err?.message, ...limit },
         `${err?.message ?? 'bad request'}, client: ${raw.socket?.remoteAddress ?? '-'}, request: "${line}"`)
       const status = err?.status ?? 400
+      if (rejections !== undefined && err?.limit !== undefined) rejections.child(err.limit).inc()
       // nginx logs its own status (494) where the wire says 400.
       const record = recordOf(reply.raw)
       if (record !== undefined && wireStatus(status) !== status) record.loggedStatus = status

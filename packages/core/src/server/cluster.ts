@@ -3,6 +3,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import type { ResolvedConfig } from '../config/model.js'
 import { socketInUse } from './listeners.js'
+import { askWorkers, startMetricsServer } from '../metrics/server.js'
 
 export interface ClusterLogger {
   info (obj: object, msg: string): void
@@ -69,6 +70,10 @@ export async function runPrimary (config: ResolvedConfig, log: ClusterLogger): P
     setTimeout(() => { if (!stopping) fork() }, delay).unref()
   })
 
+  // The primary serves the metrics listener, with every worker's figures.
+  const metrics = await startMetricsServer(config, askWorkers)
+  if (metrics !== undefined) log.info({ address: metrics.url, workers: count }, `metrics and status page on ${metrics.url}`)
+
   for (let i = 0; i < count; i++) fork()
 
   await new Promise<void>((resolve) => {
@@ -76,6 +81,7 @@ export async function runPrimary (config: ResolvedConfig, log: ClusterLogger): P
       if (stopping) return
       stopping = true
       log.info({ signal }, `${signal}: stopping ${Object.keys(cluster.workers ?? {}).length} workers`)
+      void metrics?.close()
       const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined)
       if (workers.length === 0) { resolve(); return }
       let left = workers.length

@@ -29,7 +29,12 @@ interface Connection {
   /** When the sweep first saw unread bytes not moving; 0: not stalled. */
   stalledSince: number
   flushed: number
+  /** An Upgrade request came: the socket is a tunnel's now (stub_status counts it as writing). */
+  upgraded: boolean
 }
+
+/** A listener's client connections at one instant, as nginx's stub_status sees them, and its bytes. */
+export interface ConnectionFigures { reading: number, writing: number, waiting: number, received: number, sent: number }
 
 /**
  * The client connections of one listener and the limits nginx applies to them per location once
@@ -43,8 +48,11 @@ export class ClientConnections {
   readonly #timer: NodeJS.Timeout
   /** The keep-alive timeout Node's own timer keeps exactly (see nodeKeepAliveTimeout); others are set per answer. */
   readonly #nodeKeepAlive: number
+  /** Bytes of connections already closed (open ones are read from their sockets when asked). */
+  #closedReceived = 0
+  #closedSent = 0
 
-  constructor (private readonly listen: ResolvedListen, private readonly log: FastifyBaseLogger, sweepMs: number) {
+  constructor (private readonly listen: ResolvedListen, private readonly log: FastifyBaseLogger, sweepMs: number, private readonly rejected?: (limit: string) => void) {
     this.#timer = setInterval(() => { this.sweep() }, sweepMs).unref()
     const listener = listen.defaultServer.limits.keepaliveTimeout
     this.#nodeKeepAlive = nodeKeepAliveTimeout(listener) === listener ? -1 : listener
@@ -88,14 +96,34 @@ export class ClientConnections {
     const conn = this.#connection(socket, limits)
     record.connection = conn.id
     record.connectionRequests = ++conn.served
+    conn.upgraded = true
+  }
+
+  /** What the metrics report, counted now; `open`: every connection the server holds (those without a request yet too). */
+  figures (open: number): ConnectionFigures {
+    let writing = 0
+    let waiting = 0
+    let received = this.#closedReceived
+    let sent = this.#closedSent
+    for (const [socket, conn] of this.#open) {
+      if (conn.upgraded || (socket as { _httpMessage?: unknown })._httpMessage != null) writing++
+      else waiting++
+      received += socket.bytesRead
+      sent += socket.bytesWritten
+    }
+    return { reading: Math.max(0, open - writing - waiting), writing, waiting, received, sent }
   }
 
   #connection (socket: Socket, limits: ResolvedRequestLimits): Connection {
     let conn = this.#open.get(socket)
     if (conn === undefined) {
-      conn = { id: nextConnectionId(), served: 0, sendTimeout: limits.sendTimeout, stalledSince: 0, flushed: 0 }
+      conn = { id: nextConnectionId(), served: 0, sendTimeout: limits.sendTimeout, stalledSince: 0, flushed: 0, upgraded: false }
       this.#open.set(socket, conn)
-      socket.once('close', () => { this.#open.delete(socket) })
+      socket.once('close', () => {
+        this.#open.delete(socket)
+        this.#closedReceived += socket.bytesRead
+        this.#closedSent += socket.bytesWritten
+      })
     }
     return conn
   }
@@ -115,6 +143,7 @@ export class ClientConnections {
       const limit = conn.sendTimeout
       this.log.info({ code: 'PROXYCTL_CLIENT_TIMEOUT', client: socket.remoteAddress, limit: 'sendTimeout', sendTimeout: limit, pending },
         `client timed out while sending response to client (sendTimeout ${limit} ms, ${pending} bytes unread), client: ${socket.remoteAddress ?? '-'}`)
+      this.rejected?.('sendTimeout')
       socket.destroy()
     }
   }

@@ -96,7 +96,7 @@ const kRefused = Symbol('proxyctl.refused')
 /** Logs an answer the front door wrote on the socket itself (the access log); `before`: the socket's bytesWritten before it. */
 export type RefusalLog = (socket: Socket, req: IncomingMessage | undefined, target: string, status: number, head: number, before: number) => void
 
-export function answerClientError (log: FastifyBaseLogger, err: ParserError, socket: ClientSocket, limits: ResolvedConnectionLimits, logRefusal?: RefusalLog): void {
+export function answerClientError (log: FastifyBaseLogger, err: ParserError, socket: ClientSocket, limits: ResolvedConnectionLimits, logRefusal?: RefusalLog, rejected?: (limit: string) => void): void {
   if (socket[kRefused] === true) return
   socket[kRefused] = true
   const code = err.code ?? 'unknown'
@@ -109,6 +109,7 @@ export function answerClientError (log: FastifyBaseLogger, err: ParserError, soc
     // nginx closes without an answer when client_header_timeout passes (it logs 408).
     log.info({ code: 'PROXYCTL_CLIENT_TIMEOUT', client: socket.remoteAddress, limit: 'clientHeaderTimeout', clientHeaderTimeout: limits.clientHeaderTimeout },
       `client timed out while reading client request headers (clientHeaderTimeout ${limits.clientHeaderTimeout} ms), client: ${socket.remoteAddress ?? '-'}`)
+    rejected?.('clientHeaderTimeout')
     socket.destroy()
     return
   }
@@ -119,6 +120,7 @@ export function answerClientError (log: FastifyBaseLogger, err: ParserError, soc
   const reason = err.reason ?? err.message
   log.info({ code: 'PROXYCTL_BAD_REQUEST', client: socket.remoteAddress, reason, parserCode: code, status, ...(code === 'HPE_HEADER_OVERFLOW' ? { limit: 'largeClientHeaderBuffers' } : {}) },
     `client sent a request the parser refused (${reason}), answered ${status}, client: ${socket.remoteAddress ?? '-'}`)
+  if (code === 'HPE_HEADER_OVERFLOW') rejected?.('largeClientHeaderBuffers')
   const reading = socket.parser?.incoming
   const answer = (): void => {
     const before = (socket as Socket).bytesWritten ?? 0

@@ -17,6 +17,8 @@ import type { ProxyApp } from './app.js'
 import { ClientConnections, nextConnectionId, nodeKeepAliveTimeout, sendSweepInterval } from './connection.js'
 import { ExchangeRecord, kRecord } from '../log/exchange-record.js'
 import { writeAccessLine } from '../log/access-logs.js'
+import { coreFamilies, meterRequest } from '../metrics/proxy-metrics.js'
+import type { MetricsRegistry } from '../metrics/registry.js'
 
 type RecordedResponse = ServerResponse & { [kRecord]?: ExchangeRecord }
 
@@ -117,24 +119,44 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
   const server = createServer(listen)
   const dispatch = app.dispatch
   const log = app.fastify.log
-  const connections = new ClientConnections(listen, log, sendSweepInterval(app.config))
+  const metrics = app.config.metrics
+  const metered = metrics.on
+  const rejections = metered ? coreFamilies(metrics.registry).limitRejections : undefined
+  const rejected = rejections === undefined ? undefined : (limit: string): void => { rejections.child(limit).inc() }
+  const connections = new ClientConnections(listen, log, sendSweepInterval(app.config), rejected)
   server.once('close', () => { connections.close() })
-  // The access line is written when the answer is over; one listener function per listener, none when nothing logs.
+  if (metered) collectConnections(metrics.registry, listen, server, connections)
+  // The access line is written and the metrics counted when the answer is over; one listener
+  // function per listener, none when neither is on.
   const logging = app.accessLogs.active
+  const observing = logging || metered
   const fallbackLog = listen.defaultServer.accessLog
-  const logLine = (r: ExchangeRecord): void => { writeAccessLine(r, fallbackLog) }
-  const onAnswered = function (this: ServerResponse): void {
-    const r = (this as RecordedResponse)[kRecord] as ExchangeRecord
-    if (r.tunneled) return
-    r.complete(this)
-    logLine(r)
-  }
+  const fallbackServer = listen.defaultServer
+  const logLine = !metered
+    ? (r: ExchangeRecord): void => { writeAccessLine(r, fallbackLog) }
+    : (r: ExchangeRecord): void => {
+        if (logging) writeAccessLine(r, fallbackLog)
+        meterRequest(r, r.status, r.end, fallbackServer)
+      }
+  const onAnswered = logging
+    ? function (this: ServerResponse): void {
+      const r = (this as RecordedResponse)[kRecord] as ExchangeRecord
+      if (r.tunneled) return
+      r.complete(this)
+      logLine(r)
+    }
+    // Metrics alone need the status and the time, not the bytes (the socket's bytesWritten getter copies its queue).
+    : function (this: ServerResponse): void {
+      const r = (this as RecordedResponse)[kRecord] as ExchangeRecord
+      if (r.tunneled) return
+      meterRequest(r, r.loggedStatus !== 0 ? r.loggedStatus : this.headersSent ? this.statusCode : 499, Date.now(), fallbackServer)
+    }
   const serve = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void => {
     const target = req.url
     try {
       const record = new ExchangeRecord(req.socket, req, target ?? '', logging ? req.socket.bytesWritten : 0)
       ;(res as RecordedResponse)[kRecord] = record
-      if (logging) { record.log = logLine; res.on('close', onAnswered) }
+      if (observing) { record.log = logLine; res.on('close', onAnswered) }
       const route = routeRequest(req, listen, dispatch)
       const ctx = (req as RoutedRequest)[kRequestContext]
       if (ctx !== undefined) { ctx.record = record; record.ctx = ctx }
@@ -175,7 +197,7 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
         try {
           const record = new ExchangeRecord(req.socket, req, req.url ?? '', logging ? req.socket.bytesWritten : 0)
           ;(res as RecordedResponse)[kRecord] = record
-          if (logging) { record.log = logLine; res.on('close', onAnswered) }
+          if (observing) { record.log = logLine; res.on('close', onAnswered) }
           connections.identify(req.socket, listen.defaultServer.limits, record)
           const refused = upgradeBodyError(req)
           req.url = refused === undefined ? routeRequest(req, listen, dispatch) : refuseRequest(req, new BadRequestError(refused))
@@ -191,7 +213,7 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
     }
   })
   // What the front door answers on the socket itself (parser refusals, CONNECT) is logged too, in the default server's log.
-  const logRefusal = logging
+  const logRefusal = observing
     ? (socket: Socket, req: IncomingMessage | undefined, target: string, status: number, head: number, before: number): void => {
         const r = new ExchangeRecord(socket, req, target, before)
         r.connection = nextConnectionId()
@@ -199,7 +221,7 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
         logLine(r)
       }
     : undefined
-  server.on('clientError', (err, socket) => { answerClientError(log, err, socket, listen.defaultServer.limits, logRefusal) })
+  server.on('clientError', (err, socket) => { answerClientError(log, err, socket, listen.defaultServer.limits, logRefusal, rejected) })
   server.on('connect', (req: IncomingMessage, socket: Duplex) => { refuseConnect(log, req, socket, logRefusal) })
   const http2 = listen.http2 ? attachHttp2(server, listen, onRequest, log) : undefined
   // A socket file left by a dead process is removed; one with a live listener is "in use".
@@ -212,6 +234,26 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
     ? `unix:${listen.path}`
     : `${listen.scheme}://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`
   return { listen, server, url, port, http2 }
+}
+
+/** The listener's connections by state and its bytes, counted at each scrape (nothing per request). */
+function collectConnections (registry: MetricsRegistry, listen: ResolvedListen, server: net.Server, connections: ClientConnections): void {
+  const f = coreFamilies(registry)
+  const reading = f.connections.child(listen.key, 'reading')
+  const writing = f.connections.child(listen.key, 'writing')
+  const waiting = f.connections.child(listen.key, 'waiting')
+  const received = f.bytesIn.child(listen.key)
+  const sent = f.bytesOut.child(listen.key)
+  registry.onCollect(() => {
+    // net.Server counts every connection it holds, those that have sent no request yet too.
+    const n = server.listening ? (server as net.Server & { _connections: number })._connections : 0
+    const c = connections.figures(n)
+    reading.set(c.reading)
+    writing.set(c.writing)
+    waiting.set(c.waiting)
+    received.value = c.received
+    sent.value = c.sent
+  })
 }
 
 /**

@@ -5,10 +5,14 @@ import { openAccessLogs } from '../log/access-logs.js'
 import type { ResolvedConfig } from '../config/model.js'
 import { buildApp, type ProxyApp } from './app.js'
 import { bindListener, closeListeners, type BoundListener } from './listeners.js'
+import { answerPrimary, startMetricsServer, type MetricsServer } from '../metrics/server.js'
+import cluster from 'node:cluster'
 
 export interface RunningProxy {
   readonly app: ProxyApp
   readonly listeners: readonly BoundListener[]
+  /** The `metrics.listen` listener (its URL), when this process serves it (not a cluster worker: the primary does). */
+  readonly metrics: { readonly url: string } | undefined
   /** Graceful stop: stop accepting, drain in-flight requests (bounded by `shutdownTimeout`), close plugins. */
   close (graceMs?: number): Promise<void>
 }
@@ -58,6 +62,19 @@ export async function startProxy (config: ResolvedConfig, options: StartOptions 
     closeLinks()
     throw err
   }
+  // A worker's figures go to the primary, which serves them with every other worker's.
+  let metrics: MetricsServer | undefined
+  let stopAnswering: (() => void) | undefined
+  try {
+    if (cluster.isWorker) stopAnswering = answerPrimary(config)
+    else metrics = await startMetricsServer(config, () => Promise.resolve(config.metrics.registry.snapshot()))
+  } catch (err) {
+    await closeListeners(listeners, 0)
+    await app.fastify.close()
+    accessLogs.close()
+    throw err
+  }
+  if (metrics !== undefined) app.fastify.log.info({ address: metrics.url }, `metrics and status page on ${metrics.url}`)
   for (const l of options.announce === false ? [] : listeners) {
     app.fastify.log.info({ address: l.url, servers: l.listen.servers.map((s) => s.primaryName || s.keyPath) }, `listening on ${l.url}`)
   }
@@ -65,9 +82,11 @@ export async function startProxy (config: ResolvedConfig, options: StartOptions 
   return {
     app,
     listeners,
+    metrics,
     close (graceMs = config.shutdownTimeout) {
       closing ??= (async () => {
-        await closeListeners(listeners, graceMs)
+        stopAnswering?.()
+        await Promise.all([closeListeners(listeners, graceMs), metrics?.close()])
         await app.fastify.close()
         accessLogs.close()
         closeLinks()

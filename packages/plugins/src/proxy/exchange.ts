@@ -149,7 +149,7 @@ export abstract class UpstreamExchange implements SpoolOwner {
     }
     const peer = sel.peer as UpstreamPeer
     this.attempts++
-    this.currentTry = this.record.beginTry(peer.address, performance.now())
+    this.currentTry = this.record.beginTry(peer.address, performance.now(), peer.meter)
     return peer
   }
 

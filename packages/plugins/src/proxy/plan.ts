@@ -135,7 +135,7 @@ export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCom
         const config = env.config.upstreams.get(name)
         if (config === undefined) throw env.error(`unknown upstream "${name}"`)
         const tls = env.config.upstreamTls.get(name)
-        return new UpstreamPool(name, config, { scheme: t.scheme, ...(config.connectTimeout !== undefined ? { connectTimeout: config.connectTimeout } : {}), ...(tls === undefined ? {} : { tls }) })
+        return new UpstreamPool(name, config, { scheme: t.scheme, ...(config.connectTimeout !== undefined ? { connectTimeout: config.connectTimeout } : {}), ...(tls === undefined ? {} : { tls }) }, { metrics: env.metrics })
       })
     }
     // A proxy() with its own tls keeps its own pools: its connections are not another's.
@@ -144,7 +144,7 @@ export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCom
     if (pool === undefined) {
       if (t.address.type === 'tcp' && isIP(t.address.host) === 0) env.hostResolves(t.address.host)
       // A direct URL is resolved once, as nginx resolves a static proxy_pass host at load.
-      pool = new UpstreamPool(t.peer, { servers: [t.peer], resolveInterval: 0 }, { scheme: t.scheme, ...(options.connectTimeout !== undefined ? { connectTimeout: options.connectTimeout } : {}), ...(directTls === undefined ? {} : { tls: directTls }) })
+      pool = new UpstreamPool(t.peer, { servers: [t.peer], resolveInterval: 0 }, { scheme: t.scheme, ...(options.connectTimeout !== undefined ? { connectTimeout: options.connectTimeout } : {}), ...(directTls === undefined ? {} : { tls: directTls }) }, { metrics: env.metrics })
       direct.set(key, pool)
     }
     return pool

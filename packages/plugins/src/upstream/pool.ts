@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises'
 import { buildConnector, Pool } from './undici-pool.js'
 import type { UpstreamConfig, UpstreamServerConfig } from '@proxyctl/core'
-import { parseUpstreamAddress, upstreamTlsOptions, type ResolvedUpstreamTls, type UpstreamAddress } from '@proxyctl/core/internal'
+import { parseUpstreamAddress, upstreamFamilies, upstreamMeter, upstreamTlsOptions, UPSTREAM_STATES, type MetricsRegistry, type ResolvedUpstreamTls, type UpstreamAddress, type UpstreamMeter } from '@proxyctl/core/internal'
 import { Peer } from './peer.js'
 import { PeerGroup, type GroupPolicy, type Selection } from './peer-group.js'
 import type { SelectInput } from './balancer/balancer.js'
@@ -34,7 +34,7 @@ export const DEFAULT_CONNECTION_SETTINGS: ConnectionSettings = {
  * and, for plain HTTP, proxyctl's own HTTP/1.1 client (`h1`) for requests without a body, the
  * proxy's hot path (see upstream/h1/).
  */
-export type UpstreamPeer = Peer<Pool> & { readonly target: UpstreamAddress, h1?: H1Client }
+export type UpstreamPeer = Peer<Pool> & { readonly target: UpstreamAddress, h1?: H1Client, meter?: UpstreamMeter }
 
 /** Resolves a hostname to all its addresses (as `dns.promises.lookup(host, { all: true })`). */
 export type LookupAll = (hostname: string) => Promise<Array<{ address: string, family: number }>>
@@ -42,6 +42,8 @@ export type LookupAll = (hostname: string) => Promise<Array<{ address: string, f
 export interface UpstreamPoolOptions {
   /** How hostnames are resolved (tests inject one). Default `dns.promises.lookup` with `all`. */
   lookup?: LookupAll
+  /** The process's metrics: each peer gets its series, and the pool reports states and connections at each scrape. */
+  metrics?: MetricsRegistry
 }
 
 /** Default `resolveInterval`: hostnames are resolved again every 30 s. */
@@ -71,12 +73,15 @@ export class UpstreamPool {
   /** Peers by `entryIndex|address`, so re-resolution keeps the Peer of an unchanged address. */
   private byKey = new Map<string, UpstreamPeer>()
   private resolveTimer: NodeJS.Timeout | undefined
+  private readonly metrics: MetricsRegistry | undefined
 
   constructor (name: string, config: UpstreamConfig, settings: Partial<ConnectionSettings> = {}, options: UpstreamPoolOptions = {}) {
     this.name = name
     this.config = config
     this.settings = { ...DEFAULT_CONNECTION_SETTINGS, ...settings }
     this.lookup = options.lookup ?? ((host) => lookup(host, { all: true }))
+    this.metrics = options.metrics
+    if (this.metrics !== undefined) this.collectInto(this.metrics)
     // Validate addresses now, so a bad one is a config error, not a runtime one.
     for (const s of config.servers) parseUpstreamAddress(typeof s === 'string' ? s : s.address, this.defaultPort)
   }
@@ -136,6 +141,7 @@ export class UpstreamPool {
           peer = new Peer<Pool>({ ...server, address: target.label, server: server.address }) as UpstreamPeer
           Object.defineProperty(peer, 'target', { value: target, enumerable: true })
           peer.pool = this.createPool(target, server.maxConns ?? 0)
+          if (this.metrics !== undefined) peer.meter = upstreamMeter(this.metrics, this.name, target.label)
           if (this.settings.scheme === 'http') peer.h1 = this.createH1Client(target)
         }
         byKey.set(key, peer)
@@ -182,6 +188,28 @@ export class UpstreamPool {
     // In-flight requests on removed peers finish; then their connections close.
     for (const p of removed) { void p.pool?.close().catch(() => {}); void p.h1?.close() }
     return true
+  }
+
+  /** At each scrape: every server's state (a state set), backups in use, connections active and idle. */
+  private collectInto (registry: MetricsRegistry): void {
+    const f = upstreamFamilies(registry)
+    const backupInUse = f.backupInUse.child(this.name)
+    registry.onCollect(() => {
+      const group = this.group as PeerGroup<Pool> | undefined
+      if (group === undefined) return
+      const now = Date.now()
+      for (const p of group.peers as readonly UpstreamPeer[]) {
+        const state = p.down ? 'down' : p.checkDown ? 'unhealthy' : p.isFailed(now) ? 'failed' : 'up'
+        const backup = p.backup ? 'true' : 'false'
+        for (const s of UPSTREAM_STATES) f.state.child(this.name, p.address, backup, s).set(s === state ? 1 : 0)
+        const open = p.h1 !== undefined ? p.h1.size : (p.pool?.stats.connected ?? 0)
+        const active = Math.min(open, p.activeConnections)
+        f.connections.child(this.name, p.address, 'active').set(active)
+        f.connections.child(this.name, p.address, 'idle').set(open - active)
+      }
+      const usable = (p: Peer): boolean => !p.down && !p.checkDown && !p.isFailed(now)
+      backupInUse.set(group.backup.length > 0 && !group.primary.some(usable) && group.backup.some(usable) ? 1 : 0)
+    })
   }
 
   private policy (): GroupPolicy {

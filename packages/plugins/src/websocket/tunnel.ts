@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { defineHandler, type LocationHandler } from '@proxyctl/core'
-import { failConnection, upgradeOf, type UpgradeConnection } from '@proxyctl/core/internal'
+import { failConnection, serverLabel, tunnelFamily, upgradeOf, type UpgradeConnection } from '@proxyctl/core/internal'
 import { UpstreamAttempt } from '../proxy/attempt.js'
 import { UpstreamExchange, latin1 } from '../proxy/exchange.js'
 import type { UpstreamError } from '../proxy/errors.js'
@@ -81,6 +81,8 @@ export function websocket (target: string, options: WebSocketOptions = {}): Loca
       messages: undefined,
       hideOnUpgrade: new Set((proxyOptions.hideHeaders ?? []).map((h) => h.toLowerCase()))
     }
+    const open = tunnelFamily(env.metrics).child(serverLabel(env.server), env.location?.key ?? '')
+    env.metrics.onCollect(() => { open.set(state.tunnels.size) })
     return {
       async plugin (instance) {
         await plain.plugin?.(instance)
