@@ -108,8 +108,9 @@ export class ClientConnections {
     for (const [socket, conn] of this.#open) {
       if (conn.upgraded || (socket as { _httpMessage?: unknown })._httpMessage != null) writing++
       else waiting++
-      received += socket.bytesRead
-      sent += socket.bytesWritten
+      const [read, written] = bytesOf(socket)
+      received += read
+      sent += written
     }
     return { reading: Math.max(0, open - writing - waiting), writing, waiting, received, sent }
   }
@@ -121,8 +122,9 @@ export class ClientConnections {
       this.#open.set(socket, conn)
       socket.once('close', () => {
         this.#open.delete(socket)
-        this.#closedReceived += socket.bytesRead
-        this.#closedSent += socket.bytesWritten
+        const [read, written] = bytesOf(socket)
+        this.#closedReceived += read
+        this.#closedSent += written
       })
     }
     return conn
@@ -161,4 +163,12 @@ export function sendSweepInterval (config: ResolvedConfig): number {
     for (const loc of server.all) shortest = Math.min(shortest, loc.limits.sendTimeout)
   }
   return Math.min(1000, Math.max(25, Math.floor(shortest / 4)))
+}
+
+/**
+ * Bytes read and written on `socket`. An HTTP/2 request's socket is a proxy of its session's,
+ * which throws (ERR_HTTP2_SOCKET_UNBOUND) once the session has let it go: then nothing is counted.
+ */
+function bytesOf (socket: Socket): [number, number] {
+  try { return [socket.bytesRead, socket.bytesWritten] } catch { return [0, 0] }
 }
