@@ -99,7 +99,27 @@ export interface ResolvedListen {
   selector: ServerSelector<ResolvedServer>
 }
 
-export interface ResolvedServer {
+/**
+ * The settings a server and a location both carry, each the one in force at that level: its own,
+ * else the enclosing level's (a location's enclosing location, its server, the top level), as
+ * nginx inherits them.
+ */
+export interface InheritedSettings {
+  /** limitReq / limitConn in force (`active` false: none; a server's also apply to its fallback). */
+  readonly rateLimits: ResolvedRateLimits
+  /** Types, charset, conditional and range settings. */
+  readonly content: ResolvedContent
+  /** add_header; undefined: none. */
+  readonly addHeaders: AddHeaders | undefined
+  /** compress (gzip); undefined: off (one branch on the hot path). */
+  readonly compress: ResolvedCompress | undefined
+  /** proxy_set_header (a proxy() without setHeaders sends these). */
+  readonly proxySetHeaders: Readonly<Record<string, string>> | undefined
+  /** access_log (null: off); a server's logs the requests no location answers, and those refused before one is known. */
+  readonly accessLog: ResolvedAccessLog | null
+}
+
+export interface ResolvedServer extends InheritedSettings {
   /** Position in `servers`. */
   readonly position: number
   readonly keyPath: string
@@ -126,23 +146,11 @@ export interface ResolvedServer {
   readonly access: readonly AccessRule[]
   /** Client limits of the server (its locations inherit them); a listener applies its default server's connection ones. */
   readonly limits: ResolvedConnectionLimits
-  /** limitReq / limitConn in force on the server (its locations inherit them; the fallback applies them). */
-  readonly rateLimits: ResolvedRateLimits
-  /** Types, charset, conditional and range settings of the server (its locations inherit them). */
-  readonly content: ResolvedContent
-  /** add_header in force on the server: its own, else the top level's; undefined: none. */
-  readonly addHeaders: AddHeaders | undefined
-  /** compress (gzip) in force on the server; undefined: off. */
-  readonly compress: ResolvedCompress | undefined
-  /** proxy_set_header in force on the server: its own, else the top level's. */
-  readonly proxySetHeaders: Readonly<Record<string, string>> | undefined
-  /** access_log in force on the server (null: off): requests no location answers, and those refused before one is known, log here. */
-  readonly accessLog: ResolvedAccessLog | null
   /** Answers when no location matches (404 unless the server sets `handler`). */
   fallback: { handler: LocationHandler, compiled?: CompiledHandler, routeUrl: string }
 }
 
-export interface ResolvedLocation extends LocationNode {
+export interface ResolvedLocation extends LocationNode, InheritedSettings {
   readonly id: number
   /** The key as written: `^~ /images/`. */
   readonly key: string
@@ -170,18 +178,6 @@ export interface ResolvedLocation extends LocationNode {
   readonly access: readonly AccessRule[]
   /** Client limits in force here. */
   readonly limits: ResolvedRequestLimits
-  /** limitReq / limitConn in force here (`active` false: none). */
-  readonly rateLimits: ResolvedRateLimits
-  /** Types, charset, conditional and range settings in force here. */
-  readonly content: ResolvedContent
-  /** add_header in force here: its own, else the enclosing location's, the server's, the top level's; undefined: none. */
-  readonly addHeaders: AddHeaders | undefined
-  /** compress (gzip) in force here, inherited as addHeaders is; undefined: off (one branch on the hot path). */
-  readonly compress: ResolvedCompress | undefined
-  /** proxy_set_header in force here (a proxy() without setHeaders sends these). */
-  readonly proxySetHeaders: Readonly<Record<string, string>> | undefined
-  /** access_log in force here (null: off). */
-  readonly accessLog: ResolvedAccessLog | null
   /** nginx's `internal`: a client's own request (no internal redirect yet) gets 404. */
   readonly internal: boolean
   /** Variables templates may use here (named groups of every location regex, as nginx). */
