@@ -1,7 +1,6 @@
 // `metrics.listen`: a scrape during real traffic (an upstream, a static file, a 404, a 502, a
 // WebSocket tunnel, a limit refusal) answers each family with what was sent.
 import fs from 'node:fs'
-import net from 'node:net'
 import path from 'node:path'
 import t from 'tap'
 import { metrics } from '@proxyctl/core'
@@ -11,19 +10,11 @@ import { startUpstream } from '../helpers/upstream.js'
 import { openWs, startWsUpstream } from '../helpers/ws.js'
 import { waitFor } from '../helpers/lifecycle.js'
 import { parseScrape, value } from './fixtures/scrape.js'
+import { freePort } from '../helpers/failure.js'
 
 async function scrape (url: string, p = '/metrics'): Promise<{ status: number, type: string, body: string }> {
   const res = await fetch(url + p)
   return { status: res.status, type: res.headers.get('content-type') ?? '', body: await res.text() }
-}
-
-/** A port nothing listens on. */
-async function closedPort (): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const port = (s.address() as net.AddressInfo).port
-  await new Promise((resolve) => s.close(resolve))
-  return port
 }
 
 t.test('a scrape counts what was sent, family by family', async (t) => {
@@ -32,7 +23,7 @@ t.test('a scrape counts what was sent, family by family', async (t) => {
   fs.writeFileSync(path.join(root, 'files', 'a.txt'), 'static file\n')
   const app = await startUpstream(t, 'app', {})
   const ws = await startWsUpstream(t, {})
-  const dead = await closedPort()
+  const dead = await freePort()
   const p = await startConfig(t, {
     metrics: { listen: 0 },
     upstreams: { app: { servers: [app.address] }, gone: { servers: [`127.0.0.1:${dead}`] } },

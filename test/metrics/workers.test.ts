@@ -1,11 +1,11 @@
 // `workers: 2`: the primary serves the metrics listener, answering with both workers' figures added.
 import http from 'node:http'
-import net from 'node:net'
 import t from 'tap'
 import { configDir, startCli, targetOf, writeConfig } from '../helpers/proxy.js'
 import { startUpstream } from '../helpers/upstream.js'
 import { waitFor } from '../helpers/lifecycle.js'
 import { parseScrape, value } from './fixtures/scrape.js'
+import { freePort } from '../helpers/failure.js'
 
 function get (port: number, p: string): Promise<{ status: number, body: string }> {
   return new Promise((resolve, reject) => {
@@ -15,14 +15,6 @@ function get (port: number, p: string): Promise<{ status: number, body: string }
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }))
     }).on('error', reject)
   })
-}
-
-async function freePort (): Promise<number> {
-  const s = net.createServer()
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve))
-  const port = (s.address() as net.AddressInfo).port
-  await new Promise((resolve) => s.close(resolve))
-  return port
 }
 
 t.test('workers: 2, one scrape of the primary adds every worker\'s figures', async (t) => {
