@@ -62,7 +62,20 @@ export interface ProxyOptions extends HeaderOptions {
   buffers?: Size
   /** Temp file cap per buffered response (proxy_max_temp_file_size); then the upstream waits. 0: memory only. Default '1g'. */
   maxTempFileSize?: Size
+  /**
+   * nginx's proxy_ignore_headers: upstream headers whose meaning is not acted on (any case).
+   * `X-Accel-Redirect`: the answer is passed on instead of followed; `X-Accel-Buffering`: the
+   * location's `buffering` holds. The others nginx takes (`X-Accel-Expires`, `X-Accel-Limit-Rate`,
+   * `X-Accel-Charset`, `Expires`, `Cache-Control`, `Set-Cookie`, `Vary`) are accepted and change
+   * nothing here (proxyctl does not act on them yet: no cache, no rate, no charset conversion).
+   * Ignoring is not hiding: hideHeaders decides what the client sees. Default none.
+   */
+  ignoreHeaders?: IgnorableHeader[]
 }
+
+/** What nginx's proxy_ignore_headers accepts. */
+export const IGNORABLE_HEADERS = ['X-Accel-Redirect', 'X-Accel-Expires', 'X-Accel-Limit-Rate', 'X-Accel-Buffering', 'X-Accel-Charset', 'Expires', 'Cache-Control', 'Set-Cookie', 'Vary'] as const
+export type IgnorableHeader = typeof IGNORABLE_HEADERS[number]
 
 type UpstreamPhase = 'upstreamRequest' | 'upstreamResponse' | 'upstreamError'
 
@@ -94,6 +107,10 @@ export interface ProxyPlan {
   readonly buffering: boolean
   /** A buffered response's memory, temp file cap and folder. */
   readonly spool: SpoolLimits
+  /** An upstream's X-Accel-Redirect is followed (not in ignoreHeaders). */
+  readonly accelRedirect: boolean
+  /** An upstream's X-Accel-Buffering decides buffering (not in ignoreHeaders). */
+  readonly accelBuffering: boolean
   /** The upstream phases' hooks in the location's scope (message hooks are message mode's: websocket/messages.ts). */
   hooks: { [P in UpstreamPhase]: Array<PhaseHooks[P]> }
 }
@@ -179,6 +196,13 @@ export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCom
     dir: env.config.tempPath
   }
 
+  const ignored = new Set<string>()
+  for (const [i, name] of (options.ignoreHeaders ?? []).entries()) {
+    const known = IGNORABLE_HEADERS.find((h) => typeof name === 'string' && h.toLowerCase() === name.toLowerCase())
+    if (known === undefined) throw env.error(`unknown header ${JSON.stringify(name)}: nginx's proxy_ignore_headers takes ${IGNORABLE_HEADERS.join(', ')}`, `.ignoreHeaders[${i}]`)
+    ignored.add(known)
+  }
+
   return {
     upstreamNames,
     target,
@@ -202,6 +226,8 @@ export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCom
     tempPath: env.config.tempPath,
     buffering: options.buffering ?? true,
     spool,
+    accelRedirect: !ignored.has('X-Accel-Redirect'),
+    accelBuffering: !ignored.has('X-Accel-Buffering'),
     hooks: { upstreamRequest: [], upstreamResponse: [], upstreamError: [] }
   }
 }

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { defineHandler, type CompiledHandler, type HandlerCompileEnv, type LocationHandler, type RequestBodyError } from '@proxyctl/core'
-import { errorPageFor, failRequest, followErrorPage, phaseHooks, requestLine } from '@proxyctl/core/internal'
+import { errorPageFor, failRequest, followAccelRedirect, followErrorPage, phaseHooks, requestLine } from '@proxyctl/core/internal'
 import type { UpstreamPeer } from '../upstream/pool.js'
 import type { H1Handler } from '../upstream/h1/connection.js'
 import { UpstreamError } from './errors.js'
@@ -241,7 +241,7 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
   private sendTimer: NodeJS.Timeout | undefined
   private resumeFn: (() => void) | undefined
   private drained: (() => void) | undefined
-  /** The upstream's answer went to an error page: its body is read and dropped. */
+  /** The upstream's answer went to an error page or its X-Accel-Redirect: its body is read and dropped. */
   private discarding = false
 
   constructor (private readonly x: ProxyExchange, peer: UpstreamPeer) {
@@ -300,6 +300,13 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
         process.nextTick(followErrorPage, x.request, x.reply, rule, status)
         return true
       }
+    }
+    // After nextUpstream and interceptErrors, whatever the status, as nginx.
+    const accel = x.accelRedirect(rawHeaders)
+    if (accel !== undefined) {
+      this.discarding = true
+      process.nextTick(followAccelRedirect, x.request, x.reply, accel.value, accel.carried)
+      return true
     }
     const upstreamStatus = status
     if (x.ctx.statusOverride !== undefined) status = x.ctx.statusOverride
