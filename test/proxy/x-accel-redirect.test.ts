@@ -1,0 +1,89 @@
+/**
+ * X-Accel-Redirect through a real proxyctl: the app on a unix socket, real files behind an
+ * `internal` alias location, the article's `try_files $uri/index.html $uri @app` at server level.
+ * The table of fixtures/x-accel-cases.ts (whole answers, the close, every request the app
+ * received), the same table x-accel-nginx-compare.ts holds nginx to, played over 127.0.0.1,
+ * [::1] and a unix socket; then what a table of answers cannot show: the error lines, the app's
+ * connection kept, ignoreHeaders and its config errors.
+ */
+import http from 'node:http'
+import path from 'node:path'
+import t from 'tap'
+import { resolveConfig } from '@proxyctl/core'
+import { proxy } from '@proxyctl/plugins'
+import { startLogged } from '../helpers/failure.js'
+import { startConfig, tmpDir } from '../helpers/proxy.js'
+import { exchange, type Target } from '../helpers/raw-http.js'
+import { accelCases, buildTree, playAccelCase, proxyctlAccelConfig, startAccelApp } from './fixtures/x-accel-cases.js'
+
+t.test('X-Accel-Redirect: the table checked against nginx, over 127.0.0.1, [::1] and a unix socket', async t => {
+  const dir = tmpDir(t)
+  const w = { sock: path.join(dir, 'app.sock'), root: path.join(dir, 'www') }
+  buildTree(w.root)
+  const seen = await startAccelApp(t, w.sock)
+  const unix = path.join(dir, 'proxy.sock')
+  const running = await startConfig(t, proxyctlAccelConfig(w, ['127.0.0.1:0', '[::1]:0', `unix:${unix}`]))
+  const ports = running.listeners.map((l) => Number(new URL(l.url).port))
+  const targets: Array<[string, Target]> = [['127.0.0.1', { port: ports[0] }], ['[::1]', { host: '::1', port: ports[1] }], ['unix socket', { socketPath: unix }]]
+  for (const [over, to] of targets) {
+    for (const c of accelCases) t.same(await playAccelCase(to, c, seen), c.expected, `${c.name} (over ${over})`)
+  }
+})
+
+t.test('what the table cannot show', async t => {
+  const dir = tmpDir(t)
+  const w = { sock: path.join(dir, 'app.sock'), root: path.join(dir, 'www') }
+  buildTree(w.root)
+  await startAccelApp(t, w.sock)
+  const logged = await startLogged(t, proxyctlAccelConfig(w, '127.0.0.1:0'))
+  const to = { port: logged.port }
+  const rows: Array<{ rule: string, path: string, status: number, code: string, msg: RegExp }> = [
+    { rule: 'an unsafe X-Accel-Redirect value: one error line naming it', path: '/unsafe/x', status: 404, code: 'PROXYCTL_ACCEL_REDIRECT_UNSAFE', msg: /^unsafe URI "\/protected\/\.\.\/secret\.txt" was detected in X-Accel-Redirect$/ },
+    { rule: 'a redirect cycle: one error line, as nginx\'s', path: '/loop/x', status: 500, code: 'PROXYCTL_INTERNAL_REDIRECT_CYCLE', msg: /^rewrite or internal redirection cycle while internally redirecting to "@app"$/ }
+  ]
+  for (const r of rows) {
+    const before = logged.errors().length
+    const answer = await exchange(to, r.path, { host: 'accel.test' })
+    t.equal(answer.status, r.status, `${r.rule}: ${r.status}`)
+    const lines = logged.errors().slice(before)
+    t.same(lines.map((l) => l.code), [r.code], `${r.rule}: code ${r.code}`)
+    t.match(lines[0]?.msg, r.msg, `${r.rule}: the message`)
+  }
+})
+
+t.test('the app\'s connection is kept: its dropped answer is read to its end, the next request reuses the connection', async t => {
+  const dir = tmpDir(t)
+  const w = { sock: path.join(dir, 'app.sock'), root: path.join(dir, 'www') }
+  buildTree(w.root)
+  let connections = 0
+  const server = http.createServer((req, res) => {
+    // A body of 64 KiB the proxy must drop (more than one read).
+    const body = Buffer.alloc(64 * 1024, 'x')
+    res.writeHead(200, { 'X-Accel-Redirect': '/protected/report.txt', 'Content-Length': body.length })
+    res.end(body)
+  })
+  server.on('connection', () => { connections++ })
+  await new Promise<void>((resolve) => server.listen(w.sock, resolve))
+  t.teardown(async () => { server.closeAllConnections(); await new Promise((resolve) => server.close(resolve)) })
+  const running = await startConfig(t, proxyctlAccelConfig(w, '127.0.0.1:0'))
+  const to = { port: Number(new URL(running.listeners[0]?.url ?? '').port) }
+  for (let i = 0; i < 3; i++) {
+    const r = await exchange(to, `/file/${i}`, { host: 'accel.test' })
+    t.equal(r.status, 200, `request ${i}: 200`)
+    t.equal(r.body, 'the report, 26 bytes long\n', `request ${i}: the file, not the app's body`)
+  }
+  t.equal(connections, 1, 'three redirected answers over one app connection')
+})
+
+t.test('ignoreHeaders: the names nginx takes, in any case; others are config errors with their key path (X-Accel-Buffering ignored: buffering-cases.ts)', async t => {
+  const rows: Array<{ rule: string, ignore: unknown, error: RegExp | null }> = [
+    { rule: 'every name nginx\'s proxy_ignore_headers takes, in any case', ignore: ['x-accel-redirect', 'X-Accel-Expires', 'X-Accel-Limit-Rate', 'X-Accel-Buffering', 'X-Accel-Charset', 'Expires', 'Cache-Control', 'Set-Cookie', 'Vary'], error: null },
+    { rule: 'an unknown name', ignore: ['X-Accel-Redirect', 'X-Nope'], error: /servers\[0\]\.locations\["\/"\]\.ignoreHeaders\[1\]: unknown header "X-Nope": nginx's proxy_ignore_headers takes X-Accel-Redirect, / },
+    { rule: 'a name that is not a string', ignore: [42], error: /servers\[0\]\.locations\["\/"\]\.ignoreHeaders\[0\]: unknown header 42/ }
+  ]
+  for (const r of rows) {
+    const config = { servers: [{ listen: '127.0.0.1:0', locations: { '/': proxy('http://127.0.0.1:1', { ignoreHeaders: r.ignore as never }) } }] }
+    if (r.error === null) t.doesNotThrow(() => resolveConfig(config), r.rule)
+    else t.throws(() => resolveConfig(config), r.error, r.rule)
+  }
+})
