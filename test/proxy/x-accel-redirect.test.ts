@@ -7,11 +7,12 @@
  * connection kept, ignoreHeaders and its config errors.
  */
 import http from 'node:http'
+import http2 from 'node:http2'
 import path from 'node:path'
 import t from 'tap'
 import { resolveConfig } from '@proxyctl/core'
 import { proxy } from '@proxyctl/plugins'
-import { startLogged } from '../helpers/failure.js'
+import { freePort, startLogged } from '../helpers/failure.js'
 import { startConfig, tmpDir } from '../helpers/proxy.js'
 import { exchange, type Target } from '../helpers/raw-http.js'
 import { accelCases, buildTree, playAccelCase, proxyctlAccelConfig, startAccelApp } from './fixtures/x-accel-cases.js'
@@ -49,6 +50,30 @@ t.test('what the table cannot show', async t => {
     t.same(lines.map((l) => l.code), [r.code], `${r.rule}: code ${r.code}`)
     t.match(lines[0]?.msg, r.msg, `${r.rule}: the message`)
   }
+})
+
+t.test('over h2c the same: the file, the app\'s Content-Type and the carried headers, nothing else of the app\'s', async t => {
+  const dir = tmpDir(t)
+  const w = { sock: path.join(dir, 'app.sock'), root: path.join(dir, 'www') }
+  buildTree(w.root)
+  await startAccelApp(t, w.sock)
+  const port = await freePort()
+  const config = proxyctlAccelConfig(w, '127.0.0.1:0')
+  ;(config.servers?.[0] as { listen: unknown }).listen = [{ address: `127.0.0.1:${port}`, http2: true }]
+  await startConfig(t, config)
+  const session = http2.connect(`http://127.0.0.1:${port}`)
+  t.teardown(() => session.close())
+  const { headers, body } = await new Promise<{ headers: http2.IncomingHttpHeaders, body: string }>((resolve, reject) => {
+    const s = session.request({ ':path': '/file/report', ':authority': 'accel.test' })
+    let body = ''
+    let headers: http2.IncomingHttpHeaders = {}
+    s.on('response', (h) => { headers = h })
+    s.on('data', (d: Buffer) => { body += d.toString() })
+    s.on('end', () => resolve({ headers, body }))
+    s.on('error', reject)
+  })
+  t.same({ status: headers[':status'], type: headers['content-type'], cookies: headers['set-cookie'], disposition: headers['content-disposition'], cacheControl: headers['cache-control'], expires: headers.expires, ranges: headers['accept-ranges'], etag: headers.etag, custom: headers['x-custom'], body },
+    { status: 200, type: 'application/pdf', cookies: ['a=1; Path=/', 'b=2; Path=/'], disposition: 'attachment; filename="report.pdf"', cacheControl: 'private', expires: 'never', ranges: 'none, bytes', etag: '"5e0d5da5-1a"', custom: undefined, body: 'the report, 26 bytes long\n' })
 })
 
 t.test('the app\'s connection is kept: its dropped answer is read to its end, the next request reuses the connection', async t => {

@@ -50,23 +50,24 @@ function merged (carried: CarriedHeaders, into: CarriedInto, hasType: boolean): 
   return out
 }
 
-/** Onto a flat name/value list (a proxied head, changed in place). */
+/**
+ * Onto a flat name/value list (a proxied head, changed in place), before the answer's own: nginx
+ * copied them first, so a header both have goes out as the carried one, then the answer's.
+ */
 export function carryOntoList (carried: CarriedHeaders, into: CarriedInto, headers: string[]): void {
-  let typeAt = -1
-  for (let i = 0; i < headers.length; i += 2) if ((headers[i] as string).toLowerCase() === 'content-type') { typeAt = i; break }
-  for (const [name, value] of merged(carried, into, typeAt !== -1)) {
-    if (name.toLowerCase() === 'content-type' && typeAt !== -1) headers.splice(typeAt, 2)
-    headers.push(name, value)
-  }
+  let hasType = false
+  for (let i = 0; i < headers.length; i += 2) if ((headers[i] as string).toLowerCase() === 'content-type') { hasType = true; break }
+  headers.unshift(...merged(carried, into, hasType).flat())
 }
 
 /** Onto a Fastify reply about to be sent; `page`: one of proxyctl's own error pages. */
 export function carryOntoReply (carried: CarriedHeaders, page: boolean, reply: FastifyReply): void {
   for (const [name, value] of merged(carried, page ? 'page' : 'content', false)) {
     const lower = name.toLowerCase()
-    // Fastify adds a Set-Cookie beside those already set, and replaces any other header.
+    // Fastify adds a Set-Cookie after those already set, and replaces any other header: the
+    // carried one goes first, as nginx copied it first.
     const prev = lower === 'content-type' || lower === 'set-cookie' ? undefined : reply.getHeader(lower)
-    reply.header(lower, prev === undefined ? value : [...(Array.isArray(prev) ? prev.map(String) : [String(prev)]), value])
+    reply.header(lower, prev === undefined ? value : [value, ...(Array.isArray(prev) ? prev.map(String) : [String(prev)])])
   }
 }
 
