@@ -40,7 +40,9 @@ t.test('what the table cannot show', async t => {
   const to = { port: logged.port }
   const rows: Array<{ rule: string, path: string, status: number, code: string, msg: RegExp }> = [
     { rule: 'an unsafe X-Accel-Redirect value: one error line naming it', path: '/unsafe/x', status: 404, code: 'PROXYCTL_ACCEL_REDIRECT_UNSAFE', msg: /^unsafe URI "\/protected\/\.\.\/secret\.txt" was detected in X-Accel-Redirect$/ },
-    { rule: 'a redirect cycle: one error line, as nginx\'s', path: '/loop/x', status: 500, code: 'PROXYCTL_INTERNAL_REDIRECT_CYCLE', msg: /^rewrite or internal redirection cycle while internally redirecting to "@app"$/ }
+    { rule: 'a redirect cycle: one error line, as nginx\'s', path: '/loop/x', status: 500, code: 'PROXYCTL_INTERNAL_REDIRECT_CYCLE', msg: /^rewrite or internal redirection cycle while internally redirecting to "@app"$/ },
+    // Deliberate (README): nginx answers a bodiless 400 carrying the app's Content-Type.
+    { rule: 'a value neither @name nor starting with /: 500 and an error line naming it', path: '/relative/x', status: 500, code: 'PROXYCTL_INTERNAL_REDIRECT_INVALID', msg: /^invalid internal redirect target "protected\/report\.txt"$/ }
   ]
   for (const r of rows) {
     const before = logged.errors().length
@@ -50,6 +52,10 @@ t.test('what the table cannot show', async t => {
     t.same(lines.map((l) => l.code), [r.code], `${r.rule}: code ${r.code}`)
     t.match(lines[0]?.msg, r.msg, `${r.rule}: the message`)
   }
+  // Deliberate (README): slashes merged as in every internal redirect; nginx takes //protected//
+  // literally, which no location /protected/ matches.
+  const merged = await exchange(to, '/slashes/x', { host: 'accel.test' })
+  t.same([merged.status, merged.body], [200, 'the report, 26 bytes long\n'], '//protected//report.txt: slashes merged, the file')
 })
 
 t.test('over h2c the same: the file, the app\'s Content-Type and the carried headers, nothing else of the app\'s', async t => {
