@@ -82,28 +82,33 @@ t.test('over h2c the same: the file, the app\'s Content-Type and the carried hea
     { status: 200, type: 'application/pdf', cookies: ['a=1; Path=/', 'b=2; Path=/'], disposition: 'attachment; filename="report.pdf"', cacheControl: 'private', expires: 'never', ranges: 'none, bytes', etag: '"5e0d5da5-1a"', custom: undefined, body: 'the report, 26 bytes long\n' })
 })
 
-t.test('the app\'s connection is kept: its dropped answer is read to its end, the next request reuses the connection', async t => {
-  const dir = tmpDir(t)
-  const w = { sock: path.join(dir, 'app.sock'), root: path.join(dir, 'www') }
-  buildTree(w.root)
-  let connections = 0
-  const server = http.createServer((req, res) => {
-    // A body of 64 KiB the proxy must drop (more than one read).
-    const body = Buffer.alloc(64 * 1024, 'x')
-    res.writeHead(200, { 'X-Accel-Redirect': '/protected/report.txt', 'Content-Length': body.length })
-    res.end(body)
-  })
-  server.on('connection', () => { connections++ })
-  await new Promise<void>((resolve) => server.listen(w.sock, resolve))
-  t.teardown(async () => { server.closeAllConnections(); await new Promise((resolve) => server.close(resolve)) })
-  const running = await startConfig(t, proxyctlAccelConfig(w, '127.0.0.1:0'))
-  const to = { port: Number(new URL(running.listeners[0]?.url ?? '').port) }
-  for (let i = 0; i < 3; i++) {
-    const r = await exchange(to, `/file/${i}`, { host: 'accel.test' })
-    t.equal(r.status, 200, `request ${i}: 200`)
-    t.equal(r.body, 'the report, 26 bytes long\n', `request ${i}: the file, not the app's body`)
+t.test('the app\'s dropped answer: a small body is read to its end and the connection reused; a big one costs the connection, not the time to read it', async t => {
+  const rows = [
+    { rule: 'a 16 KiB body (under `buffers`): three redirected answers over one app connection', size: 16 * 1024, connections: 1 },
+    { rule: 'a 64 MiB body: each redirected answer closes its app connection', size: 64 << 20, connections: 3 }
+  ]
+  for (const r of rows) {
+    const dir = tmpDir(t)
+    const w = { sock: path.join(dir, 'app.sock'), root: path.join(dir, 'www') }
+    buildTree(w.root)
+    let connections = 0
+    const body = Buffer.alloc(r.size, 'x')
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { 'X-Accel-Redirect': '/protected/report.txt', 'Content-Length': body.length })
+      res.on('error', () => {})
+      res.end(body)
+    })
+    server.on('connection', () => { connections++ })
+    await new Promise<void>((resolve) => server.listen(w.sock, resolve))
+    t.teardown(async () => { server.closeAllConnections(); await new Promise((resolve) => server.close(resolve)) })
+    const running = await startConfig(t, proxyctlAccelConfig(w, '127.0.0.1:0'))
+    const to = { port: Number(new URL(running.listeners[0]?.url ?? '').port) }
+    for (let i = 0; i < 3; i++) {
+      const a = await exchange(to, `/file/${i}`, { host: 'accel.test' })
+      t.same([a.status, a.body], [200, 'the report, 26 bytes long\n'], `${r.rule}: request ${i} gets the file, not the app's body`)
+    }
+    t.equal(connections, r.connections, r.rule)
   }
-  t.equal(connections, 1, 'three redirected answers over one app connection')
 })
 
 t.test('ignoreHeaders: the names nginx takes, in any case; others are config errors with their key path (X-Accel-Buffering ignored: buffering-cases.ts)', async t => {

@@ -243,6 +243,8 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
   private drained: (() => void) | undefined
   /** The upstream's answer went to an error page or its X-Accel-Redirect: its body is read and dropped. */
   private discarding = false
+  /** Bytes of a dropped body read so far. */
+  private dropped = 0
 
   constructor (private readonly x: ProxyExchange, peer: UpstreamPeer) {
     super(x, peer)
@@ -328,7 +330,14 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
   /** `written`: the h1 client's read buffer may be reused once the client socket took the chunk. */
   onData (chunk: Buffer, written?: () => void): boolean {
     this.lastRead = performance.now()
-    if (this.discarding) { written?.(); return true }
+    if (this.discarding) {
+      written?.()
+      // A small dropped body is read to its end, so the connection is kept; a bigger one costs
+      // the connection instead of the time to read it (nginx keeps it only for an answer without
+      // a body). Not while the client's body streams up: the abort would destroy it.
+      if ((this.dropped += chunk.length) > this.x.plan.spool.memory && this.x.counted === undefined) { this.end(); this.abortFn?.() }
+      return true
+    }
     const downstream = this.x.downstream
     if (downstream.write(chunk, written)) return true
     // The client is not keeping up: pause the upstream until it drains (the listener is made on first need).
