@@ -70,7 +70,7 @@ export interface ProxyOptions extends HeaderOptions {
    * nothing here (proxyctl does not act on them yet: no cache, no rate, no charset conversion).
    * Ignoring is not hiding: hideHeaders decides what the client sees. Default none.
    */
-  ignoreHeaders?: IgnorableHeader[]
+  ignoreHeaders?: Array<IgnorableHeader | Lowercase<IgnorableHeader>>
 }
 
 /** What nginx's proxy_ignore_headers accepts. */

@@ -15,7 +15,7 @@ import { compilePlan, directPools, type ProxyOptions, type ProxyPlan } from './p
 import { BufferedBody, CountedBody, type BodyLimits } from './request-body.js'
 import { explainProxy } from './explain.js'
 
-export type { NextUpstreamCase, ProxyOptions, ProxyPlan } from './plan.js'
+export type { IgnorableHeader, NextUpstreamCase, ProxyOptions, ProxyPlan } from './plan.js'
 
 /**
  * Proxies the location's requests, as nginx's proxy_pass:
