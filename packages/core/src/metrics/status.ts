@@ -63,6 +63,7 @@ export function statusOf (snap: MetricsSnapshot): StatusDocument {
   for (const { labels: [, state = ''], value = 0 } of series('proxyctl_client_connections')) doc.connections[state] = (doc.connections[state] ?? 0) + value
   for (const { value = 0 } of series('proxyctl_client_received_bytes_total')) doc.bytes.received += value
   for (const { value = 0 } of series('proxyctl_client_sent_bytes_total')) doc.bytes.sent += value
-  for (const { labels: [limit = ''], value = 0 } of series('proxyctl_limit_rejections_total')) doc.limitRejections[limit] = value
+  // "clientMaxBodySize", or "limitReq perip" for a zone's.
+  for (const { labels: [limit = '', zone = ''], value = 0 } of series('proxyctl_limit_rejections_total')) doc.limitRejections[zone === '' ? limit : `${limit} ${zone}`] = value
   return doc
 }
