@@ -9,7 +9,7 @@ import { startConfig, targetOf, request, urlOf, tmpDir } from '../helpers/proxy.
 import { startUpstream } from '../helpers/upstream.js'
 import { openWs, startWsUpstream } from '../helpers/ws.js'
 import { waitFor } from '../helpers/lifecycle.js'
-import { parseScrape, value } from './fixtures/scrape.js'
+import { parseScrape, total, value } from './fixtures/scrape.js'
 import { freePort } from '../helpers/failure.js'
 import { testCa } from '../helpers/tls.js'
 import { h2Request, type H2Case } from '../http2/fixtures/h2-cases.js'
@@ -75,7 +75,9 @@ t.test('a scrape counts what was sent, family by family', async (t) => {
     ['a 404 no location answered counts in the server', req('', '4xx'), 1],
     ['a 502 counts as 5xx in its location', req('/gone/', '5xx'), 1],
     ['a tunnel counts its 101 once it closes', req('= /ws', '1xx'), 1],
-    ['request durations: one per answer but the tunnel', value(m, 'proxyctl_request_duration_seconds_count', { server: 'site.test' }), 6],
+    ['request durations: one per answer but the tunnel', total(m, 'proxyctl_request_duration_seconds_count', { server: 'site.test' }), 6],
+    ['durations by location: /api/\'s two 200s and its 413', value(m, 'proxyctl_request_duration_seconds_count', { server: 'site.test', location: '/api/' }), 3],
+    ['the 404 no location answered has its duration in location ""', value(m, 'proxyctl_request_duration_seconds_count', { server: 'site.test', location: '' }), 1],
     ['upstream tries at app: two 2xx', value(m, 'proxyctl_upstream_tries_total', { upstream: 'app', server: app.address, status: '2xx' }), 2],
     ['upstream response times at app: two', value(m, 'proxyctl_upstream_response_time_seconds_count', { upstream: 'app', server: app.address }), 2],
     ['the failed try at gone is a 5xx try', value(m, 'proxyctl_upstream_tries_total', { upstream: 'gone', server: `127.0.0.1:${dead}`, status: '5xx' }), 1],
@@ -164,7 +166,7 @@ t.test('limitReq and limitConn refusals by zone, HTTP/2 requests as HTTP/1.1 one
     ['limitConn: two 5xx and one 2xx at /hold/', req('/hold/', '5xx') * 10 + req('/hold/', '2xx'), 21],
     ['HTTP/1.1, h2 and h2c requests all count in their location', req('/api/', '2xx'), over.h1 + over.h2 + over.h2c],
     ['a 404 over h2c counts in the server', req('', '4xx'), 1],
-    ['every answer has a duration (4 rated, 3 dry, 3 hold, 12 api, one 404)', value(m, 'proxyctl_request_duration_seconds_count', { server: 'site.test' }), 4 + 3 + 3 + 12 + 1],
+    ['every answer has a duration (4 rated, 3 dry, 3 hold, 12 api, one 404)', total(m, 'proxyctl_request_duration_seconds_count', { server: 'site.test' }), 4 + 3 + 3 + 12 + 1],
     ['upstream tries: every request that reached app', value(m, 'proxyctl_upstream_tries_total', { upstream: 'app', server: app.address, status: '2xx' }), 1 + 3 + 1 + 12],
     ['two tunnels were open at the first scrape', value(open, 'proxyctl_websocket_tunnels', { server: 'site.test', location: '= /ws' }), 2],
     ['one is open after the other closed', value(m, 'proxyctl_websocket_tunnels', { server: 'site.test', location: '= /ws' }), 1],

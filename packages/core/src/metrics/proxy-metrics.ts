@@ -37,7 +37,7 @@ export function coreFamilies (r: MetricsRegistry): CoreFamilies {
   if (f === undefined) {
     f = {
       requests: r.counter('proxyctl_requests_total', 'Requests answered, by server, location and status class.', ['server', 'location', 'status']),
-      duration: r.histogram('proxyctl_request_duration_seconds', 'Time from the request head read to the end of the answer ($request_time), by server.', ['server']),
+      duration: r.histogram('proxyctl_request_duration_seconds', 'Time from the request head read to the end of the answer ($request_time), by server and location.', ['server', 'location']),
       upstreamTime: r.histogram('proxyctl_upstream_response_time_seconds', 'Time from the start of a try to the end of the upstream answer ($upstream_response_time), by upstream and server.', ['upstream', 'server']),
       upstreamTries: r.counter('proxyctl_upstream_tries_total', 'Tries at an upstream server, by the try\'s status class (failed tries are 5xx, as nginx notes 502/504).', ['upstream', 'server', 'status']),
       limitRejections: r.counter('proxyctl_limit_rejections_total', 'Requests or connections refused by a limit, by limit (clientMaxBodySize, largeClientHeaderBuffers, ..., limitReq, limitConn) and zone (limitReq and limitConn; "" for the others).', ['limit', 'zone']),
@@ -62,7 +62,7 @@ export function upstreamMeter (r: MetricsRegistry, upstream: string, server: str
 
 function requestMeter (f: CoreFamilies, server: ResolvedServer, location: string): RequestMeter {
   const name = serverLabel(server)
-  return { requests: CLASSES.map((c) => f.requests.child(name, location, c)), duration: f.duration.child(name) }
+  return { requests: CLASSES.map((c) => f.requests.child(name, location, c)), duration: f.duration.child(name, location) }
 }
 
 /** A server as the metrics and the status page name it: its first name, else its key path. */
