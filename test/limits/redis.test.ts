@@ -1,21 +1,21 @@
 // Limit zones shared through a real Redis (Debian's redis-server on a unix socket or a free TCP port, killed by pid):
 // two proxyctl processes charge one bucket; Redis killed mid-test: serving goes on, counting
 // locally, with one warn line for the outage.
-import { spawn, spawnSync } from 'node:child_process'
 import path from 'node:path'
 import t from 'tap'
 import { exchange } from '../helpers/raw-http.js'
 import { waitFor } from '../helpers/lifecycle.js'
-import { configDir, startCli, targetOf, writeConfig } from '../helpers/proxy.js'
+import { redisMissing, startRedis } from '../helpers/redis.js'
+import type { ServerResponse } from 'node:http'
+import { freePort } from '../helpers/failure.js'
+import { configDir, request, startCli, targetOf, writeConfig } from '../helpers/proxy.js'
+import { startUpstream } from '../helpers/upstream.js'
 
-const hasRedis = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0
 
-t.test('two proxyctl processes share one Redis bucket; Redis killed: local counting, one warn line', { skip: hasRedis ? false : 'redis-server is not installed (apt-get install redis-server)' }, async (t) => {
+t.test('two proxyctl processes share one Redis bucket; Redis killed: local counting, one warn line', { skip: redisMissing() }, async (t) => {
   const dir = configDir(t)
   const sock = path.join(dir, 'redis.sock')
-  const redis = spawn('redis-server', ['--port', '0', '--unixsocket', sock, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
-  t.teardown(() => { if (redis.exitCode === null && redis.signalCode === null) redis.kill('SIGKILL') })
-  t.ok(await waitFor(() => { try { return spawnSync('redis-cli', ['-s', sock, 'ping'], { encoding: 'utf8' }).stdout.trim() === 'PONG' } catch { return false } }, 5000), 'redis-server answers')
+  const redis = await startRedis(t, { socket: sock })
   const config = writeConfig(dir, `import { defineConfig, respond } from 'proxyctl'
 export default defineConfig({
   limitReqZones: { shared: { key: '$binary_remote_addr', rate: '1r/s', store: { redis: 'unix:${sock}' } } },
@@ -29,7 +29,7 @@ export default defineConfig({
   for (const url of [a.urls[0], b.urls[0], a.urls[0], b.urls[0], a.urls[0], b.urls[0]]) through.push(await statusVia(url as string))
   t.same(through, [200, 200, 200, 503, 503, 503], '1r/s burst 2 nodelay counts requests through both processes: three pass, then refused')
 
-  redis.kill('SIGKILL')
+  redis.kill()
   await new Promise((resolve) => setTimeout(resolve, 300))
   const after: number[] = []
   for (let i = 0; i < 5; i++) after.push(await statusVia(a.urls[0] as string))
@@ -40,36 +40,29 @@ export default defineConfig({
   t.match(a.output(), /"code":"PROXYCTL_LIMIT_REQ_REJECTED"/, 'refusals still logged')
 })
 
-t.test('the timing table with every zone on Redis: the Lua buckets and counts decide as nginx', { skip: hasRedis ? false : 'redis-server is not installed (apt-get install redis-server)' }, async (t) => {
+t.test('the timing table with every zone on Redis: the Lua buckets and counts decide as nginx', { skip: redisMissing() }, async (t) => {
   const { resolveConfig, startProxy } = await import('@proxyctl/core')
   const { limitCases, playLimitCase, proxyctlLimitConfig, startLimitsUpstream, warmUp } = await import('./fixtures/limit-cases.js')
   const dir = configDir(t)
   const sock = path.join(dir, 'redis.sock')
-  const redis = spawn('redis-server', ['--port', '0', '--unixsocket', sock, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
-  t.teardown(() => { if (redis.exitCode === null && redis.signalCode === null) redis.kill('SIGKILL') })
-  await waitFor(() => spawnSync('redis-cli', ['-s', sock, 'ping'], { encoding: 'utf8' }).stdout?.trim() === 'PONG', 5000)
+  const redis = await startRedis(t, { socket: sock })
   const up = await startLimitsUpstream(t, path.join(dir, 'app.sock'))
-  const proxy = await startProxy(resolveConfig(proxyctlLimitConfig(0, path.join(dir, 'app.sock'), { redis: `unix:${sock}` })), { logger: false, announce: false })
+  const proxy = await startProxy(resolveConfig(proxyctlLimitConfig(0, path.join(dir, 'app.sock'), { redis: redis.url })), { logger: false, announce: false })
   t.teardown(() => proxy.close(0))
   const port = proxy.listeners[0]?.port as number
   await warmUp(port)
   for (const c of limitCases) t.same((await playLimitCase(port, c, up)).waves, c.expected, c.name)
-  const counts = spawnSync('redis-cli', ['-s', sock, '--scan', '--pattern', 'proxyctl:lc:*'], { encoding: 'utf8' }).stdout.trim()
+  const counts = redis.cli('--scan', '--pattern', 'proxyctl:lc:*')
   t.equal(counts, '', 'every limitConn count released once its request was over')
 })
 
-t.test('limitConn through one Redis on a TCP port: two proxyctl processes share the count; Redis killed: each counts in its process', { skip: hasRedis ? false : 'redis-server is not installed (apt-get install redis-server)' }, async (t) => {
-  const { freePort } = await import('../helpers/failure.js')
-  const { request } = await import('../helpers/proxy.js')
-  const { startUpstream } = await import('../helpers/upstream.js')
+t.test('limitConn through one Redis on a TCP port: two proxyctl processes share the count; Redis killed: each counts in its process', { skip: redisMissing() }, async (t) => {
   const dir = configDir(t)
   const port = await freePort()
-  const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' })
-  t.teardown(() => { if (redis.exitCode === null && redis.signalCode === null) redis.kill('SIGKILL') })
-  const cli = (...args: string[]): string => spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' }).stdout?.trim() ?? ''
-  t.ok(await waitFor(() => cli('ping') === 'PONG', 5000), 'redis-server answers on 127.0.0.1:' + port)
+  const redis = await startRedis(t, { port })
+  const cli = redis.cli
   // The app holds /hold/ requests until the test lets them go: each is a request in flight.
-  const held: Array<import('node:http').ServerResponse> = []
+  const held: ServerResponse[] = []
   const app = await startUpstream(t, 'app', {}, (req, res) => {
     if (req.url?.startsWith('/hold/') === true) { held.push(res); return }
     res.writeHead(200, { 'content-length': '3' }).end('ok\n')
@@ -77,7 +70,7 @@ t.test('limitConn through one Redis on a TCP port: two proxyctl processes share 
   const release = (n: number): void => { for (const res of held.splice(0, n)) res.writeHead(200, { 'content-length': '3' }).end('ok\n') }
   const config = writeConfig(dir, `import { defineConfig, proxy } from 'proxyctl'
 export default defineConfig({
-  limitConnZones: { shared: { key: '$binary_remote_addr', store: { redis: 'redis://127.0.0.1:${port}' } } },
+  limitConnZones: { shared: { key: '$binary_remote_addr', store: { redis: '${redis.url}' } } },
   servers: [{ listen: '127.0.0.1:0', locations: { '/': { limitConn: { zone: 'shared', max: 2 }, handler: proxy('http://${app.address}') } } }]
 })
 `)
@@ -117,7 +110,7 @@ export default defineConfig({
   // serving goes on with each process counting its own requests (max 2 in each).
   const before = request(viaA, { path: '/hold/6' })
   await waitFor(() => held.length === 1, 5000, 'a request in flight through a')
-  redis.kill('SIGKILL')
+  redis.kill()
   await new Promise((resolve) => setTimeout(resolve, 300))
   const local = [request(viaA, { path: '/hold/7' }), request(viaA, { path: '/hold/8' })]
   await waitFor(() => held.length === 3, 5000, 'two more in flight through a, counted in a')
