@@ -13,6 +13,7 @@ import { parseScrape, total, value } from './fixtures/scrape.js'
 import { freePort } from '../helpers/failure.js'
 import { testCa } from '../helpers/tls.js'
 import { h2Request, type H2Case } from '../http2/fixtures/h2-cases.js'
+import { send } from '../helpers/raw-http.js'
 import type http from 'node:http'
 
 async function scrape (url: string, p = '/metrics'): Promise<{ status: number, type: string, body: string }> {
@@ -126,6 +127,7 @@ t.test('limitReq and limitConn refusals by zone, HTTP/2 requests as HTTP/1.1 one
         '/rated/': { limitReq: { zone: 'slow' }, handler: proxy('http://app') },
         '/dry/': { limitReq: { zone: 'dry' }, limitReqDryRun: true, handler: proxy('http://app') },
         '/hold/': { limitConn: { zone: 'one', max: 1 }, handler: proxy('http://app') },
+        '/body/': { clientMaxBodySize: 10, clientBodyTimeout: 300, handler: proxy('http://app') },
         '= /ws': websocket(ws.target)
       }
     }]
@@ -140,6 +142,11 @@ t.test('limitReq and limitConn refusals by zone, HTTP/2 requests as HTTP/1.1 one
   for (const res of held) res.writeHead(200, { 'content-length': '3' }).end('ok\n')
   t.equal((await holding).status, 200)
 
+  // Body limits the proxy finds while reading: a chunked body over clientMaxBodySize (413), a body that stops coming (clientBodyTimeout: closed, logged 408).
+  const chunked = await send(target, 'POST /body/big HTTP/1.1\r\nHost: site.test\r\nTransfer-Encoding: chunked\r\n\r\n40\r\n' + 'x'.repeat(64) + '\r\n0\r\n\r\n', { ms: 5000 })
+  t.match(chunked.raw, /^HTTP\/1\.1 413 /, 'a chunked body over clientMaxBodySize is 413')
+  const stalled = await send(target, 'POST /body/slow HTTP/1.1\r\nHost: site.test\r\nContent-Length: 8\r\n\r\nabc', { ms: 5000 })
+  t.same([stalled.raw, stalled.closed], ['', true], 'a body that stops coming: the connection is closed without an answer')
   const h2 = (port: number, tls: boolean, path: string): Promise<{ status: number }> => h2Request(port, { name: path, path } as H2Case, tls, ca.cert)
   const over = { h1: 3, h2: 4, h2c: 5 }
   for (let i = 0; i < over.h1; i++) t.equal((await request(target, { path: `/api/h1-${i}` })).status, 200)
@@ -160,13 +167,16 @@ t.test('limitReq and limitConn refusals by zone, HTTP/2 requests as HTTP/1.1 one
   const cases: Array<[string, number, number]> = [
     ['limitReq refusals count by zone', reject('limitReq', 'slow'), 3],
     ['a dry run\'s refusals are not rejections', reject('limitReq', 'dry'), 0],
+    ['a chunked body over clientMaxBodySize is a clientMaxBodySize rejection', reject('clientMaxBodySize', ''), 1],
+    ['a body that timed out is a clientBodyTimeout rejection', reject('clientBodyTimeout', ''), 1],
+    ['both count as 4xx answers of /body/ (the 408 as logged)', req('/body/', '4xx'), 2],
     ['limitConn refusals count by zone', reject('limitConn', 'one'), 2],
     ['the refused requests count as 5xx answers of their location', req('/rated/', '5xx'), 3],
     ['and the passed one as 2xx', req('/rated/', '2xx'), 1],
     ['limitConn: two 5xx and one 2xx at /hold/', req('/hold/', '5xx') * 10 + req('/hold/', '2xx'), 21],
     ['HTTP/1.1, h2 and h2c requests all count in their location', req('/api/', '2xx'), over.h1 + over.h2 + over.h2c],
     ['a 404 over h2c counts in the server', req('', '4xx'), 1],
-    ['every answer has a duration (4 rated, 3 dry, 3 hold, 12 api, one 404)', total(m, 'proxyctl_request_duration_seconds_count', { server: 'site.test' }), 4 + 3 + 3 + 12 + 1],
+    ['every answer has a duration (4 rated, 3 dry, 3 hold, 2 body, 12 api, one 404)', total(m, 'proxyctl_request_duration_seconds_count', { server: 'site.test' }), 4 + 3 + 3 + 2 + 12 + 1],
     ['upstream tries: every request that reached app', value(m, 'proxyctl_upstream_tries_total', { upstream: 'app', server: app.address, status: '2xx' }), 1 + 3 + 1 + 12],
     ['two tunnels were open at the first scrape', value(open, 'proxyctl_websocket_tunnels', { server: 'site.test', location: '= /ws' }), 2],
     ['one is open after the other closed', value(m, 'proxyctl_websocket_tunnels', { server: 'site.test', location: '= /ws' }), 1],
@@ -180,5 +190,5 @@ t.test('limitReq and limitConn refusals by zone, HTTP/2 requests as HTTP/1.1 one
     t.ok(value(m, 'proxyctl_client_sent_bytes_total', { listen: listenKey(port) }) >= 30 * connections, `bytes sent over ${name} (closed connections) are counted`)
   }
   const status = JSON.parse((await scrape(p.metrics?.url as string, '/status.json')).body)
-  t.same(status.limitRejections, { 'limitReq slow': 3, 'limitReq dry': 0, 'limitConn one': 2 }, '/status.json names each zone\'s rejections')
+  t.same(status.limitRejections, { 'limitReq slow': 3, 'limitReq dry': 0, 'limitConn one': 2, clientMaxBodySize: 1, clientBodyTimeout: 1 }, '/status.json names each zone\'s rejections, and the front door\'s by limit')
 })

@@ -51,6 +51,11 @@ export function coreFamilies (r: MetricsRegistry): CoreFamilies {
   return f
 }
 
+/** The rejections series of a client limit a handler enforces itself (a request body's size or timeout): resolve it at compile time. */
+export function limitRejection (r: MetricsRegistry, limit: string): CounterChild {
+  return coreFamilies(r).limitRejections.child(limit, '')
+}
+
 /** The series of one upstream server (its pool calls this once per peer). */
 export function upstreamMeter (r: MetricsRegistry, upstream: string, server: string): UpstreamMeter {
   const f = coreFamilies(r)

@@ -132,6 +132,7 @@ class ProxyExchange extends UpstreamExchange {
     const fields = { code: err.code, client, request: line, ...err.limitFields(), ...(err.cause !== undefined ? { err: err.cause } : {}) }
     const msg = `${err.message}, client: ${client ?? '-'}, request: "${line}"`
     if (err.status === 500) this.log.error(fields, msg); else this.log.info(fields, msg)
+    if (err.limit !== undefined) this.plan.bodyRejections[err.limit]?.inc()
     this.current?.abort()
     if (err.status === 408) {
       // The access line says 408, as nginx's, though nothing is sent (else it would read 499).
