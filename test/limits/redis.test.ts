@@ -1,16 +1,16 @@
-// Limit zones shared through a real Redis (Debian's redis-server on a unix socket or a free TCP port, killed by pid):
-// two proxyctl processes charge one bucket; Redis killed mid-test: serving goes on, counting
-// locally, with one warn line for the outage.
+// Limit zones shared through a real Redis (Debian's redis-server on a unix socket or a free TCP
+// port, killed by PID): two proxyctl processes charge one limitReq bucket, and share one limitConn
+// count; Redis killed mid-test: serving goes on, counting in each process, with one warn line for
+// the outage; the timing table with every zone on Redis.
+import type { ServerResponse } from 'node:http'
 import path from 'node:path'
 import t from 'tap'
-import { exchange } from '../helpers/raw-http.js'
-import { waitFor } from '../helpers/lifecycle.js'
-import { redisMissing, startRedis } from '../helpers/redis.js'
-import type { ServerResponse } from 'node:http'
 import { freePort } from '../helpers/failure.js'
+import { waitFor } from '../helpers/lifecycle.js'
 import { configDir, request, startCli, targetOf, writeConfig } from '../helpers/proxy.js'
+import { exchange } from '../helpers/raw-http.js'
+import { redisMissing, startRedis } from '../helpers/redis.js'
 import { startUpstream } from '../helpers/upstream.js'
-
 
 t.test('two proxyctl processes share one Redis bucket; Redis killed: local counting, one warn line', { skip: redisMissing() }, async (t) => {
   const dir = configDir(t)
