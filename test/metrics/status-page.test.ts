@@ -51,13 +51,12 @@ t.test('the status page shows each upstream server\'s state and a failing one as
     ['every location that answered is listed, the 404s as (no location)', ['/api/', '/static/', '/limited/', '/live/', '(no location)'].every((l) => locations.includes(l)), true],
     ['a location that never answered (the implicit "= /api" redirect) is left out', locations.includes('= /api'), false],
     ['/api/\'s own latency is drawn in ms', /^\d+\.\d ms$/.test(api?.cells[5] ?? ''), true],
-    ['/limited/ has a 5xx rate above 0 (its refusals)', rate(servers.find((r) => r.cells[1] === '/limited/'), 4) > 0, true],
     ['/api/ has a request rate above 0', rate(api, 2) > 0, true],
     ['the server\'s latency is drawn in ms', /^\d+\.\d ms$/.test(servers[0]?.cells[5] ?? ''), true],
     ['a\'s tries per second are above 0', rate(before(a.address), 3) > 0, true],
     ['a\'s average response time is drawn in ms', /^\d+\.\d ms$/.test(before(a.address)?.cells[5] ?? ''), true],
     ['the two open tunnels are shown on /live/', servers.find((r) => r.cells[1] === '/live/')?.cells[6], '2'],
-    ['limit rejections of /limited/ are shown', /limitReq reports \d+/.test(await page.textContent('#connections') ?? ''), true]
+    ['the limit rejections of /limited/\'s zone are shown (at least the two of the opening burst)', Number(/limitReq reports (\d+)/.exec(await page.textContent('#connections') ?? '')?.[1] ?? 0) >= 2, true]
   ]
   for (const [name, got, want] of cases) t.same(got, want, name)
 
@@ -70,7 +69,9 @@ t.test('the status page shows each upstream server\'s state and a failing one as
   const after = (server: string): Row | undefined => down.find((r) => r.upstream === 'app' && r.server === server)
   t.equal(after(b.address)?.state, 'failed', 'b is in state failed (maxFails reached)')
   t.equal(after(b.address)?.cells[2], 'failed', 'its badge says failed')
-  t.equal(await page.$eval(`${upstreamRow(b.address)} .badge`, (el) => getComputedStyle(el).backgroundColor), 'rgb(250, 220, 220)', 'in red')
+  // Found and read in one task of the page: it redraws its tables at each poll (page.$eval finds, then reads, in two).
+  const badge = await page.evaluate((sel) => { const el = document.querySelector(sel); return el === null ? [] : [el.className, getComputedStyle(el).backgroundColor] }, `${upstreamRow(b.address)} .badge`)
+  t.same(badge, ['badge state-failed', 'rgb(250, 220, 220)'], 'in red')
   t.equal(after(a.address)?.state, 'up', 'a stays up')
   await scene.stop()
   t.equal(scene.answers.get(502) ?? 0, 0, 'no client saw a 502: the failed try went on to a')
