@@ -82,7 +82,8 @@ function draw (doc) {
     }
   }
   const c = doc.connections
-  const limits = Object.entries(doc.limitRejections).map(([k, v]) => k + ' ' + v).join(', ') || 'none'
+  // Series exist from startup (0); only the limits that refused something are news.
+  const limits = Object.entries(doc.limitRejections).filter(([, v]) => v > 0).map(([k, v]) => k + ' ' + v).join(', ') || 'none'
   document.getElementById('connections').textContent =
     'client connections: reading ' + (c.reading || 0) + ', writing ' + (c.writing || 0) + ', waiting ' + (c.waiting || 0) +
     ' · bytes received ' + doc.bytes.received + ', sent ' + doc.bytes.sent + ' · limit rejections: ' + limits
