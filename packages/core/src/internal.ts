@@ -41,6 +41,6 @@ export { explainRequest, type ExplainInput, type Explanation, type ExplainStep }
 export { compressionFor, chooseCoding, encoder, weakEtag, type CompressibleHead } from './http/compress.js'
 export { resolveCompress, COMPRESS_DEFAULTS, type ResolvedCompress, type Coding } from './config/compress.js'
 export { MetricsRegistry, mergeSnapshots, renderText, type MetricsSnapshot } from './metrics/registry.js'
-export { upstreamMeter, upstreamFamilies, tunnelFamily, serverLabel, UPSTREAM_STATES, type UpstreamMeter } from './metrics/proxy-metrics.js'
+export { upstreamMeter, upstreamFamilies, tunnelFamily, limitRejection, serverLabel, UPSTREAM_STATES, type UpstreamMeter } from './metrics/proxy-metrics.js'
 export { followAccelRedirect } from './handlers/accel-redirect.js'
 export { CARRIED_BY_ACCEL_REDIRECT, carryOntoList, carryOntoObject, type CarriedHeaders } from './http/carried-headers.js'

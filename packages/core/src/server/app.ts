@@ -146,7 +146,7 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
       request.log.info({ code: err?.code ?? 'PROXYCTL_BAD_REQUEST', client: raw.socket?.remoteAddress, request: line, reason: err?.message, ...limit },
         `${err?.message ?? 'bad request'}, client: ${raw.socket?.remoteAddress ?? '-'}, request: "${line}"`)
       const status = err?.status ?? 400
-      if (rejections !== undefined && err?.limit !== undefined) rejections.child(err.limit).inc()
+      if (rejections !== undefined && err?.limit !== undefined) rejections.child(err.limit, '').inc()
       // nginx logs its own status (494) where the wire says 400.
       const record = recordOf(reply.raw)
       if (record !== undefined && wireStatus(status) !== status) record.loggedStatus = status

@@ -11,7 +11,7 @@ import { checkRequestBody } from '../http/request-body-limit.js'
 import { acceptUpgrade, upgradeBodyError } from '../http/upgrade.js'
 import { kRequestContext, refuseRequest, routeRequest, type RoutedRequest } from '../routing/router.js'
 import { createTlsServer } from './tls.js'
-import { attachHttp2, H2_ALPN, type Http2Front } from './http2.js'
+import { attachHttp2, connectionSocketOf, H2_ALPN, type Http2Front } from './http2.js'
 import { answerClientError, failConnection, failRequest, refuseConnect } from './guard.js'
 import type { ProxyApp } from './app.js'
 import { ClientConnections, nextConnectionId, nodeKeepAliveTimeout, sendSweepInterval } from './connection.js'
@@ -122,7 +122,7 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
   const metrics = app.config.metrics
   const metered = metrics.on
   const rejections = metered ? coreFamilies(metrics.registry).limitRejections : undefined
-  const rejected = rejections === undefined ? undefined : (limit: string): void => { rejections.child(limit).inc() }
+  const rejected = rejections === undefined ? undefined : (limit: string): void => { rejections.child(limit, '').inc() }
   const connections = new ClientConnections(listen, log, sendSweepInterval(app.config), rejected)
   server.once('close', () => { connections.close() })
   if (metered) collectConnections(metrics.registry, listen, server, connections)
@@ -162,7 +162,7 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
       if (ctx !== undefined) { ctx.record = record; record.ctx = ctx }
       const limits = ctx === undefined ? listen.defaultServer.limits : (ctx.location ?? ctx.server).limits
       const stream = req.httpVersionMajor === 2 ? (req as { stream?: Http2ServerRequest['stream'] }).stream : undefined
-      if (stream !== undefined) connections.servedH2(limits, stream.session?.socket, record)
+      if (stream !== undefined) connections.servedH2(limits, connectionSocketOf(stream.session), record)
       else connections.served(limits, req.socket, res, record)
       // clientMaxBodySize and Expect: 100-continue, before the fast path and Fastify alike.
       if (expectsContinue || req.headers['content-length'] !== undefined) {

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net'
-import { type HandlerCompileEnv, type RequestContext, type Size, type Template } from '@proxyctl/core'
-import { compileTemplate, loadUpstreamTls, parseSize, type AddHeaders, type PhaseHooks, type UpstreamTlsConfig } from '@proxyctl/core/internal'
+import { type CounterChild, type HandlerCompileEnv, type RequestContext, type Size, type Template } from '@proxyctl/core'
+import { compileTemplate, limitRejection, loadUpstreamTls, parseSize, type AddHeaders, type PhaseHooks, type UpstreamTlsConfig } from '@proxyctl/core/internal'
 import type { ConfigError } from '@proxyctl/core'
 import { UpstreamPool } from '../upstream/pool.js'
 import { compileRequestHeaders, compileResponseHeaders, type CompiledRequestHeaders, type CompiledResponseHeaders, type HeaderOptions } from './headers.js'
@@ -103,6 +103,8 @@ export interface ProxyPlan {
   readonly requestBuffering: boolean
   /** Where buffered bodies beyond clientBodyBufferSize go (the config's tempPath). */
   readonly tempPath: string
+  /** proxyctl_limit_rejections_total of the body limits refused while reading (a chunked body over clientMaxBodySize, clientBodyTimeout). */
+  readonly bodyRejections: Readonly<Record<string, CounterChild>>
   /** proxy_buffering's default for this location's responses (X-Accel-Buffering may change it). */
   readonly buffering: boolean
   /** A buffered response's memory, temp file cap and folder. */
@@ -224,6 +226,7 @@ export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCom
     interceptErrors: options.interceptErrors ?? false,
     requestBuffering: options.requestBuffering ?? true,
     tempPath: env.config.tempPath,
+    bodyRejections: { clientMaxBodySize: limitRejection(env.metrics, 'clientMaxBodySize'), clientBodyTimeout: limitRejection(env.metrics, 'clientBodyTimeout') },
     buffering: options.buffering ?? true,
     spool,
     accelRedirect: !ignored.has('X-Accel-Redirect'),

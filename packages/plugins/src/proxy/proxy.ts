@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { defineHandler, type CompiledHandler, type HandlerCompileEnv, type LocationHandler, type RequestBodyError } from '@proxyctl/core'
-import { errorPageFor, failRequest, followAccelRedirect, followErrorPage, phaseHooks, requestLine } from '@proxyctl/core/internal'
+import { errorPageFor, failRequest, followAccelRedirect, followErrorPage, phaseHooks, recordOf, requestLine } from '@proxyctl/core/internal'
 import type { UpstreamPeer } from '../upstream/pool.js'
 import type { H1Handler } from '../upstream/h1/connection.js'
 import { UpstreamError } from './errors.js'
@@ -132,8 +132,12 @@ class ProxyExchange extends UpstreamExchange {
     const fields = { code: err.code, client, request: line, ...err.limitFields(), ...(err.cause !== undefined ? { err: err.cause } : {}) }
     const msg = `${err.message}, client: ${client ?? '-'}, request: "${line}"`
     if (err.status === 500) this.log.error(fields, msg); else this.log.info(fields, msg)
+    if (err.limit !== undefined) this.plan.bodyRejections[err.limit]?.inc()
     this.current?.abort()
     if (err.status === 408) {
+      // The access line says 408, as nginx's, though nothing is sent (else it would read 499).
+      const record = recordOf(this.res)
+      if (record !== undefined) record.loggedStatus = 408
       this.clientGone = true
       this.ctx.socket.destroy()
       return
