@@ -10,6 +10,51 @@ export interface ClusterLogger {
   error (obj: object, msg: string): void
 }
 
+/** How a reload ended, in one process or over every worker. */
+export type ReloadOutcome = { readonly ok: true, readonly generation: number } | { readonly ok: false, readonly errors: readonly string[] }
+
+/** What the primary does on SIGHUP besides asking the workers (the CLI's: loading, the pid file). */
+export interface PrimaryReload {
+  /** Loads and validates the config file again; throws with its errors (`describe` words them). */
+  load (previous: ResolvedConfig): Promise<ResolvedConfig>
+  describe (err: unknown, config: ResolvedConfig): string[]
+  /** After each SIGHUP, once every worker answered. */
+  done (outcome: ReloadOutcome): void
+}
+
+const RELOAD = 'proxyctl:reload'
+const RELOADED = 'proxyctl:reloaded'
+
+/** A worker: reloads when the primary asks, and says how it went. */
+export function answerReloads (reload: () => Promise<ReloadOutcome>): void {
+  process.on('message', (msg: { type?: string, id?: number }) => {
+    if (msg?.type !== RELOAD) return
+    void reload().then((outcome) => { process.send?.({ type: RELOADED, id: msg.id, outcome }) })
+  })
+}
+
+let lastReloadId = 0
+
+/** Asks one worker to reload; a worker that exits first has failed. */
+function askReload (w: Worker): Promise<ReloadOutcome> {
+  const id = ++lastReloadId
+  return new Promise((resolve) => {
+    const onMessage = (msg: { type?: string, id?: number, outcome?: ReloadOutcome }): void => {
+      if (msg?.type !== RELOADED || msg.id !== id || msg.outcome === undefined) return
+      done(msg.outcome)
+    }
+    const onExit = (): void => { done({ ok: false, errors: [`worker ${w.process.pid ?? '?'} exited during the reload`] }) }
+    const done = (o: ReloadOutcome): void => {
+      w.off('message', onMessage)
+      w.off('exit', onExit)
+      resolve(o)
+    }
+    w.on('message', onMessage)
+    w.once('exit', onExit)
+    w.send({ type: RELOAD, id })
+  })
+}
+
 /** Whether any level logs to a file (which SIGUSR1 reopens). */
 function hasLogFiles (config: ResolvedConfig): boolean {
   const all = [config.accessLog, ...config.servers.flatMap((s) => [s.accessLog, ...s.all.map((l) => l.accessLog)])]
@@ -37,9 +82,11 @@ async function clearStaleSockets (config: ResolvedConfig): Promise<void> {
 /**
  * The primary of `workers: N`: forks N processes that each run the whole proxy on the same
  * listeners (node:cluster shares the sockets), restarts a worker that dies (with a log line),
- * and on SIGTERM/SIGINT tells every worker to drain, exiting 0 when all have.
+ * and on SIGTERM/SIGINT tells every worker to drain, exiting 0 when all have. On SIGHUP it
+ * validates the config file itself, then has every worker reload at once (each keeps its
+ * listeners and swaps its app, as one process does); the reload is done when all have.
  */
-export async function runPrimary (config: ResolvedConfig, log: ClusterLogger): Promise<void> {
+export async function runPrimary (config: ResolvedConfig, log: ClusterLogger, reload?: PrimaryReload): Promise<void> {
   const count = workerCount(config)
   await clearStaleSockets(config)
   let stopping = false
@@ -70,6 +117,31 @@ export async function runPrimary (config: ResolvedConfig, log: ClusterLogger): P
     setTimeout(() => { if (!stopping) fork() }, delay).unref()
   })
 
+  const reloadWorkers = async (r: PrimaryReload): Promise<ReloadOutcome> => {
+    log.info({ signal: 'SIGHUP', file: config.file }, `SIGHUP: reloading ${config.file ?? 'the config'} in ${Object.keys(cluster.workers ?? {}).length} workers`)
+    let next: ResolvedConfig
+    try {
+      next = await r.load(config)
+    } catch (err) {
+      const errors = r.describe(err, config)
+      for (const e of errors) log.error({ code: (err as { code?: string }).code ?? 'PROXYCTL_CONFIG_INVALID', reason: e }, `reload failed, the config before keeps serving: ${e}`)
+      return { ok: false, errors }
+    }
+    if (workerCount(next) !== count) log.info({ workers: workerCount(next) }, `reload: workers stays ${count} until a restart`)
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined)
+    const outcomes = await Promise.all(workers.map(askReload))
+    const errors = [...new Set(outcomes.flatMap((o) => o.ok ? [] : o.errors))]
+    if (errors.length > 0) {
+      for (const e of errors) log.error({ code: 'PROXYCTL_CONFIG_INVALID', reason: e }, `reload failed in a worker: ${e}`)
+      return { ok: false, errors }
+    }
+    // Workers forked from now on load the file as it is now; the primary announces and clears by the new listens.
+    config = next
+    const generation = Math.max(...outcomes.map((o) => o.ok ? o.generation : 0))
+    log.info({ generation, workers: workers.length }, `reload: generation ${generation} serves in ${workers.length} workers`)
+    return { ok: true, generation }
+  }
+
   // The primary serves the metrics listener, with every worker's figures.
   const metrics = await startMetricsServer(config, askWorkers)
   if (metrics !== undefined) log.info({ address: metrics.url, workers: count }, `metrics and status page on ${metrics.url}`)
@@ -92,6 +164,10 @@ export async function runPrimary (config: ResolvedConfig, log: ClusterLogger): P
     }
     process.on('SIGTERM', stop)
     process.on('SIGINT', stop)
+    if (reload !== undefined) {
+      let chain = Promise.resolve()
+      process.on('SIGHUP', () => { chain = chain.then(async () => { if (!stopping) reload.done(await reloadWorkers(reload)) }) })
+    }
     // logrotate signals the primary: each worker reopens its own access log files. (Without
     // files, a worker has no SIGUSR1 listener and Node's would start its inspector: not sent.)
     if (hasLogFiles(config)) {

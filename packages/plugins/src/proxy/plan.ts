@@ -131,12 +131,13 @@ export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCom
   const poolFor = (t: ParsedProxyTarget): UpstreamPool => {
     if (t.address.type === 'upstream') {
       const name = t.address.name
-      return env.shared(`proxy:upstream:${t.scheme}:${name}`, () => {
-        const config = env.config.upstreams.get(name)
-        if (config === undefined) throw env.error(`unknown upstream "${name}"`)
-        const tls = env.config.upstreamTls.get(name)
-        return new UpstreamPool(name, config, { scheme: t.scheme, ...(config.connectTimeout !== undefined ? { connectTimeout: config.connectTimeout } : {}), ...(tls === undefined ? {} : { tls }) }, { metrics: env.metrics })
-      })
+      const config = env.config.upstreams.get(name)
+      if (config === undefined) throw env.error(`unknown upstream "${name}"`)
+      const tls = env.config.upstreamTls.get(name)
+      // A reload keeps the pool (its connections, failure and health state) when the upstream's
+      // definition and its TLS files' contents are as they were.
+      return env.carry(`proxy:upstream:${t.scheme}:${name}`, { config, tls }, () =>
+        new UpstreamPool(name, config, { scheme: t.scheme, ...(config.connectTimeout !== undefined ? { connectTimeout: config.connectTimeout } : {}), ...(tls === undefined ? {} : { tls }) }, { metrics: env.metrics }))
     }
     // A proxy() with its own tls keeps its own pools: its connections are not another's.
     const key = `${t.scheme}://${t.peer}|${options.connectTimeout ?? ''}${tlsKey}`
