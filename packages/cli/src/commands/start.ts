@@ -10,10 +10,20 @@ import { defaultPidFile, PidFile } from '../pid-file.js'
  */
 export async function start (configOption: string | undefined, logFormat?: LogFormatName, pidFileOption?: string): Promise<number> {
   let config: ResolvedConfig | undefined
+  // Reloads asked for before the proxy serves wait for it (a signal or message is never lost, nor fatal).
+  let serving: (proxy: RunningProxy) => void = () => {}
+  const ready = new Promise<RunningProxy>((resolve) => { serving = resolve })
+  let stopping = false
+  let pidFile: PidFile | undefined
   try {
     const file = configPath(configOption)
+    if (isClusterWorker()) {
+      // The primary coordinates reloads: a SIGHUP that reaches a worker (a terminal's hangup) is not one.
+      process.on('SIGHUP', () => {})
+      answerReloads(async () => await reloadOnce(await ready, file, stopping))
+    }
     config = await loadConfig(file)
-    const pidFile = isClusterWorker() ? undefined : new PidFile(pidFileOption ?? defaultPidFile(file))
+    pidFile = isClusterWorker() ? undefined : new PidFile(pidFileOption ?? defaultPidFile(file))
     let reloads = 0
     /** The status `proxyctl reload` waits for, after each SIGHUP. */
     const report = (outcome: ReloadOutcome, generation: number): void => {
@@ -22,7 +32,6 @@ export async function start (configOption: string | undefined, logFormat?: LogFo
     if (workerCount(config) > 1 && !isClusterWorker()) {
       const log = stdoutLogger(config.logLevel, logFormat)
       for (const w of config.warnings) log.warn({ code: 'PROXYCTL_CONFIG_WARNING' }, w)
-      pidFile?.write({ pid: process.pid, generation: 1, reloads: 0 })
       let generation = 1
       await runPrimary(config, log, {
         load: async (previous) => await loadConfig(file, previous),
@@ -30,18 +39,32 @@ export async function start (configOption: string | undefined, logFormat?: LogFo
         done: (outcome) => {
           if (outcome.ok) generation = outcome.generation
           report(outcome, generation)
-        }
+        },
+        // Before the first "listening on": whoever reads the pid file then may signal at once.
+        listening: () => { pidFile?.write({ pid: process.pid, generation: 1, reloads: 0 }) }
       })
       log.info('stopped')
       pidFile?.remove()
       await flushLogs()
       process.exit(0)
     }
+    if (!isClusterWorker()) {
+      let chain = Promise.resolve()
+      process.on('SIGHUP', () => {
+        chain = chain.then(async () => {
+          const proxy = await ready
+          if (stopping) return
+          proxy.app.fastify.log.info({ signal: 'SIGHUP', file }, `SIGHUP: reloading ${file}`)
+          report(await reloadOnce(proxy, file, stopping), proxy.config.metrics.generation)
+        })
+      })
+      // Written before the first "listening on" line; removed if the start fails.
+      pidFile?.write({ pid: process.pid, generation: config.metrics.generation, reloads: 0 })
+    }
     const proxy = await startProxy(config, { announce: !isClusterWorker(), ...(logFormat !== undefined ? { logFormat } : {}) })
+    serving(proxy)
     const log = proxy.app.fastify.log
     if (!isClusterWorker()) for (const w of config.warnings) log.warn({ code: 'PROXYCTL_CONFIG_WARNING' }, w)
-    pidFile?.write({ pid: process.pid, generation: config.metrics.generation, reloads: 0 })
-    let stopping = false
     const stop = (signal: NodeJS.Signals): void => {
       if (stopping) return
       stopping = true
@@ -59,22 +82,9 @@ export async function start (configOption: string | undefined, logFormat?: LogFo
     }
     process.on('SIGTERM', stop)
     process.on('SIGINT', stop)
-    if (isClusterWorker()) {
-      // The primary coordinates reloads: a SIGHUP that reaches a worker (a terminal's hangup) is not one.
-      process.on('SIGHUP', () => {})
-      answerReloads(async () => await reloadOnce(proxy, file, stopping))
-    } else {
-      let chain = Promise.resolve()
-      process.on('SIGHUP', () => {
-        chain = chain.then(async () => {
-          if (stopping) return
-          log.info({ signal: 'SIGHUP', file }, `SIGHUP: reloading ${file}`)
-          report(await reloadOnce(proxy, file, stopping), proxy.config.metrics.generation)
-        })
-      })
-    }
     return 0
   } catch (err) {
+    pidFile?.remove()
     return reportFailure(err, config)
   }
 }

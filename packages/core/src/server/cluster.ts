@@ -20,23 +20,34 @@ export interface PrimaryReload {
   describe (err: unknown, config: ResolvedConfig): string[]
   /** After each SIGHUP, once every worker answered. */
   done (outcome: ReloadOutcome): void
+  /** Once the primary takes SIGHUP, before any worker listens (the pid file goes there). */
+  listening (): void
 }
 
 const RELOAD = 'proxyctl:reload'
 const RELOADED = 'proxyctl:reloaded'
+const LISTENS_FOR_RELOADS = 'proxyctl:reloadable'
 
-/** A worker: reloads when the primary asks, and says how it went. */
+/**
+ * A worker: reloads when the primary asks, and says how it went. Called before the worker loads
+ * its config; a message sent before it would be lost, so the primary asks only workers that said
+ * they listen (one that did not has not read the config file yet, and will read it as it is).
+ */
 export function answerReloads (reload: () => Promise<ReloadOutcome>): void {
   process.on('message', (msg: { type?: string, id?: number }) => {
     if (msg?.type !== RELOAD) return
     void reload().then((outcome) => { process.send?.({ type: RELOADED, id: msg.id, outcome }) })
   })
+  process.send?.({ type: LISTENS_FOR_RELOADS })
 }
+
+const reloadable = new WeakSet<Worker>()
 
 let lastReloadId = 0
 
 /** Asks one worker to reload; a worker that exits first has failed. */
 function askReload (w: Worker): Promise<ReloadOutcome> {
+  if (!reloadable.has(w)) return Promise.resolve({ ok: true, generation: 0 })
   const id = ++lastReloadId
   return new Promise((resolve) => {
     const onMessage = (msg: { type?: string, id?: number, outcome?: ReloadOutcome }): void => {
@@ -95,6 +106,7 @@ export async function runPrimary (config: ResolvedConfig, log: ClusterLogger, re
 
   const fork = (): Worker => {
     const w = cluster.fork()
+    w.on('message', (msg: { type?: string }) => { if (msg?.type === LISTENS_FOR_RELOADS) reloadable.add(w) })
     w.on('listening', (addr) => {
       const key = addr.addressType === -1 ? `unix:${String(addr.address)}` : `${addr.address}:${addr.port}`
       if (announced.has(key)) return
@@ -142,6 +154,12 @@ export async function runPrimary (config: ResolvedConfig, log: ClusterLogger, re
     return { ok: true, generation }
   }
 
+  if (reload !== undefined) {
+    let chain = Promise.resolve()
+    process.on('SIGHUP', () => { chain = chain.then(async () => { if (!stopping) reload.done(await reloadWorkers(reload)) }) })
+    reload.listening()
+  }
+
   // The primary serves the metrics listener, with every worker's figures.
   const metrics = await startMetricsServer(config, askWorkers)
   if (metrics !== undefined) log.info({ address: metrics.url, workers: count }, `metrics and status page on ${metrics.url}`)
@@ -164,10 +182,6 @@ export async function runPrimary (config: ResolvedConfig, log: ClusterLogger, re
     }
     process.on('SIGTERM', stop)
     process.on('SIGINT', stop)
-    if (reload !== undefined) {
-      let chain = Promise.resolve()
-      process.on('SIGHUP', () => { chain = chain.then(async () => { if (!stopping) reload.done(await reloadWorkers(reload)) }) })
-    }
     // logrotate signals the primary: each worker reopens its own access log files. (Without
     // files, a worker has no SIGUSR1 listener and Node's would start its inspector: not sent.)
     if (hasLogFiles(config)) {

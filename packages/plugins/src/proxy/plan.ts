@@ -144,8 +144,12 @@ export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCom
     let pool = direct.get(key)
     if (pool === undefined) {
       if (t.address.type === 'tcp' && isIP(t.address.host) === 0) env.hostResolves(t.address.host)
-      // A direct URL is resolved once, as nginx resolves a static proxy_pass host at load.
-      pool = new UpstreamPool(t.peer, { servers: [t.peer], resolveInterval: 0 }, { scheme: t.scheme, ...(options.connectTimeout !== undefined ? { connectTimeout: options.connectTimeout } : {}), ...(directTls === undefined ? {} : { tls: directTls }) }, { metrics: env.metrics })
+      // A direct URL is resolved once, as nginx resolves a static proxy_pass host at load. A
+      // reload keeps the pool when the URL, connectTimeout and TLS files are as they were (one
+      // with its own tls is its location's, by key path).
+      const carried = `proxy:direct:${t.scheme}://${t.peer}|${options.connectTimeout ?? ''}${directTls === undefined ? '' : `|tls ${env.keyPath}`}`
+      pool = env.carry(carried, { tls: directTls }, () =>
+        new UpstreamPool(t.peer, { servers: [t.peer], resolveInterval: 0 }, { scheme: t.scheme, ...(options.connectTimeout !== undefined ? { connectTimeout: options.connectTimeout } : {}), ...(directTls === undefined ? {} : { tls: directTls }) }, { metrics: env.metrics }))
       direct.set(key, pool)
     }
     return pool
