@@ -156,8 +156,10 @@ const rows: Row[] = [
     before: (e) => ({ listen: [e.ports[0] as number], upstreams: { app: [e.up.address] }, locations: { '/': "proxy('http://app')", '/v': "respond(200, 'v1')" } }),
     async check ({ t, write, reload, ports, up, workers }) {
       const port = ports[0] as number
-      // Every worker opens its connection (the primary hands fresh connections round robin).
-      for (let i = 0; i < 20 && up.accepted < workers; i++) await get(port, '/')
+      // Every worker opens its connection (the primary hands fresh connections round robin, to
+      // the workers listening: the second may still be loading its config).
+      const until = Date.now() + 20_000
+      while (up.accepted < workers && Date.now() < until) { await get(port, '/'); await new Promise((resolve) => setTimeout(resolve, 50)) }
       t.equal(up.accepted, workers, 'one upstream connection per process, kept alive')
       write({ listen: [port], upstreams: { app: [up.address] }, locations: { '/': "proxy('http://app')", '/v': "respond(200, 'v2')" } })
       t.equal((await reload()).code, 0, 'exit 0')
