@@ -10,6 +10,7 @@ import { configDir, request, runCli, startCli, writeConfig, type StartedCli } fr
 import { freePort } from '../helpers/failure.js'
 import { waitFor, type Teardown } from '../helpers/lifecycle.js'
 import { closed, nextMessage, openWs, startWsUpstream } from '../helpers/ws.js'
+import { handshake, testCa } from '../helpers/tls.js'
 import type { WebSocket } from 'ws'
 
 /** An upstream that answers its name and counts the connections it accepted; `/slow` answers after 1.5 s. */
@@ -41,6 +42,10 @@ interface Shape {
   upstreams?: Record<string, string[]>
   /** Raw source spliced into the server block (a bad key, for the error rows). */
   extra?: string
+  /** Raw source for the whole `servers` array instead (the TLS row). */
+  servers?: string
+  /** metrics.listen's port. */
+  metrics?: number
 }
 
 function source (s: Shape, workers: number): string {
@@ -49,18 +54,26 @@ function source (s: Shape, workers: number): string {
   return `import { defineConfig, respond, proxy, websocket } from 'proxyctl'
 export default defineConfig({
   workers: ${workers},
-  shutdownTimeout: 3000,
+  shutdownTimeout: 3000,${s.metrics === undefined ? '' : `\n  metrics: { listen: '127.0.0.1:${s.metrics}' },`}
   upstreams: {
 ${upstreams}
   },
-  servers: [{
+  servers: ${s.servers ?? `[{
     listen: ${JSON.stringify(s.listen.map((p) => `127.0.0.1:${p}`))},${s.extra ?? ''}
     locations: {
 ${locations}
     }
-  }]
+  }]`}
 })
 `
+}
+
+/** Two servers on one TLS address, each with the certificate files a.crt/a.key and b.crt/b.key beside the config. */
+function tlsServers (port: number): string {
+  return `[
+    { serverName: 'a.test', listen: { address: '127.0.0.1:${port}', https: { cert: './a.crt', key: './a.key' } }, locations: { '/': respond(200, 'a') } },
+    { serverName: 'b.test', listen: { address: '127.0.0.1:${port}', https: { cert: './b.crt', key: './b.key' } }, locations: { '/': respond(200, 'b') } }
+  ]`
 }
 
 /** GET on a fresh connection (so with workers the primary hands it to either). */
@@ -179,6 +192,72 @@ const rows: Row[] = [
       const before = up.accepted
       for (let i = 0; i < 4; i++) t.equal((await get(port, '/')).body, 'app2 /', 'the new server answers')
       t.equal(up.accepted, before, 'the old server gets nothing more')
+    }
+  },
+  {
+    name: 'certificates are read again: a kept TLS address presents the new files to new handshakes, the default and an SNI-chosen server alike',
+    before: (e) => {
+      const ca = testCa(path.join(e.dir, 'certs'))
+      for (const [file, name] of [['a', 'a.test'], ['b', 'b.test']]) {
+        const leaf = ca.leaf(`${file}-old`, [name], { cn: `${name} old` })
+        fs.copyFileSync(leaf.certFile, path.join(e.dir, `${file}.crt`))
+        fs.copyFileSync(leaf.keyFile, path.join(e.dir, `${file}.key`))
+      }
+      return { listen: [e.ports[0] as number], locations: {}, servers: tlsServers(e.ports[0] as number) }
+    },
+    async check ({ t, write, reload, ports, dir }) {
+      const port = ports[0] as number
+      t.same([(await handshake(port)).cn, (await handshake(port, { servername: 'b.test' })).cn], ['a.test old', 'b.test old'], 'before: the files as they were')
+      const ca = testCa(path.join(dir, 'certs-new'))
+      for (const [file, name] of [['a', 'a.test'], ['b', 'b.test']]) {
+        const leaf = ca.leaf(`${file}-new`, [name], { cn: `${name} new` })
+        fs.copyFileSync(leaf.certFile, path.join(dir, `${file}.crt`))
+        fs.copyFileSync(leaf.keyFile, path.join(dir, `${file}.key`))
+      }
+      write({ listen: [port], locations: {}, servers: tlsServers(port) })
+      t.equal((await reload()).code, 0, 'exit 0')
+      t.same([(await handshake(port)).cn, (await handshake(port, { servername: 'b.test' })).cn], ['a.test new', 'b.test new'], 'after: the new files, without SNI and with it')
+    }
+  },
+  {
+    name: 'a change a reload cannot make (TLS on an address that is bound plain) is refused with its key path; the old config keeps serving',
+    before: (e) => {
+      const leaf = testCa(path.join(e.dir, 'certs')).leaf('a', ['a.test'])
+      for (const [from, to] of [[leaf.certFile, 'a.crt'], [leaf.keyFile, 'a.key'], [leaf.certFile, 'b.crt'], [leaf.keyFile, 'b.key']]) fs.copyFileSync(from as string, path.join(e.dir, to as string))
+      return { listen: [e.ports[0] as number], locations: { '/': "respond(200, 'v1')" } }
+    },
+    async check ({ t, run, write, reload, ports }) {
+      const port = ports[0] as number
+      write({ listen: [port], locations: {}, servers: tlsServers(port) })
+      const r = await reload()
+      t.equal(r.code, 1, 'exit 1')
+      t.match(r.stderr, new RegExp(`proxy\\.config\\.ts: servers\\[0\\]\\.listen: 127\\.0\\.0\\.1:${port} is bound already: changing its TLS on or off needs a restart`), 'the process\'s error, with file and key path')
+      t.match(run.output(), /reload failed/, 'and logged')
+      t.same(await get(port, '/'), { status: 200, body: 'v1' }, 'the old config answers')
+    }
+  },
+  {
+    name: 'metrics count reloads: config_generation is one more, config_reloads_total counts each outcome',
+    before: (e) => ({ listen: [e.ports[0] as number], metrics: e.ports[2] as number, locations: { '/': "respond(200, 'v1')" } }),
+    async check ({ t, run, write, reload, ports, workers }) {
+      const [port, , metricsPort] = ports as [number, number, number]
+      write({ listen: [port], metrics: metricsPort, locations: { '/': "respond(200, '$nope')" } })
+      run.child.kill('SIGHUP')
+      await waitFor(() => /reload failed/.test(run.output()), 20_000, 'the failure line')
+      write({ listen: [port], metrics: metricsPort, locations: { '/': "respond(200, 'v2')" } })
+      t.equal((await reload()).code, 0, 'exit 0')
+      const text = (await request({ host: '127.0.0.1', port: metricsPort }, { path: '/metrics' })).body
+      const value = (series: string): number | undefined => { const m = new RegExp(`^${series.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text); return m === null ? undefined : Number(m[1]) }
+      t.same({
+        generation: value('proxyctl_config_generation'),
+        ok: value('proxyctl_config_reloads_total{result="ok"}'),
+        failed: value('proxyctl_config_reloads_total{result="failed"}') ?? 0
+      }, {
+        generation: 2,
+        // Each worker counts its own; a config the primary refuses never reaches the workers (README).
+        ok: workers,
+        failed: workers === 1 ? 1 : 0
+      })
     }
   },
   {

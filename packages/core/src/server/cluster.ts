@@ -4,6 +4,8 @@ import os from 'node:os'
 import type { ResolvedConfig } from '../config/model.js'
 import { socketInUse } from './listeners.js'
 import { askWorkers, startMetricsServer } from '../metrics/server.js'
+import { metricsListenRefusal } from './start.js'
+import { ConfigErrors } from '../errors.js'
 
 export interface ClusterLogger {
   info (obj: object, msg: string): void
@@ -134,6 +136,12 @@ export async function runPrimary (config: ResolvedConfig, log: ClusterLogger, re
     let next: ResolvedConfig
     try {
       next = await r.load(config)
+      const moved = metricsListenRefusal(config, next)
+      if (moved !== undefined) {
+        const e = new ConfigErrors([moved])
+        if (next.file !== undefined) e.setFile(next.file)
+        throw e
+      }
     } catch (err) {
       const errors = r.describe(err, config)
       for (const e of errors) log.error({ code: (err as { code?: string }).code ?? 'PROXYCTL_CONFIG_INVALID', reason: e }, `reload failed, the config before keeps serving: ${e}`)

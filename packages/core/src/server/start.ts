@@ -44,6 +44,12 @@ export interface StartOptions {
   defaultAccessLog?: boolean
 }
 
+/** A reload cannot move the metrics listener (bound once, by this process or the primary). */
+export function metricsListenRefusal (before: ResolvedConfig, next: ResolvedConfig): ConfigError | undefined {
+  if (isDeepStrictEqual(next.metrics.listen, before.metrics.listen)) return undefined
+  return new ConfigError('metrics.listen', 'the metrics listener is bound already: changing it needs a restart (proxyctl start), not a reload')
+}
+
 /** One config's app, its access logs and its Redis links: what a reload builds and later closes. */
 interface Generation {
   readonly config: ResolvedConfig
@@ -131,9 +137,9 @@ export async function startProxy (config: ResolvedConfig, options: StartOptions 
       refusals.push(new ConfigError(`${nl.servers[0]?.keyPath ?? 'servers'}.listen`,
         `${nl.key} is bound already: changing its ${why} needs a restart (proxyctl start), not a reload`))
     }
-    if (!isDeepStrictEqual(next.metrics.listen, before.config.metrics.listen) && !cluster.isWorker) {
-      refusals.push(new ConfigError('metrics.listen', 'the metrics listener is bound already: changing it needs a restart (proxyctl start), not a reload'))
-    }
+    // With workers the primary holds the metrics listener and checks it (cluster.ts).
+    const metricsMoved = cluster.isWorker ? undefined : metricsListenRefusal(before.config, next)
+    if (metricsMoved !== undefined) refusals.push(metricsMoved)
     if (refusals.length > 0) {
       const e = new ConfigErrors(refusals)
       if (next.file !== undefined) e.setFile(next.file)
