@@ -302,7 +302,7 @@ const rows: Row[] = [
 ]
 
 // Each row starts a proxy and runs the CLI twice; with two rounds of rows that takes minutes on a busy machine.
-t.setTimeout(480_000)
+t.setTimeout(720_000)
 
 for (const workers of [1, 2]) {
   t.test(`reload, workers: ${workers}`, async (t) => {

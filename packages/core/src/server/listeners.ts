@@ -243,7 +243,7 @@ function wire (app: ProxyApp, listen: ResolvedListen, server: http.Server, conne
   const serve = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void => {
     const target = req.url
     wiring.inflight++
-    res.once('close', onOver)
+    res.on('close', onOver)
     try {
       const record = new ExchangeRecord(req.socket, req, target ?? '', logging ? req.socket.bytesWritten : 0)
       ;(res as RecordedResponse)[kRecord] = record
