@@ -83,7 +83,6 @@ export class UpstreamPool {
     this.settings = { ...DEFAULT_CONNECTION_SETTINGS, ...settings }
     this.lookup = options.lookup ?? ((host) => lookup(host, { all: true }))
     this.metrics = options.metrics
-    if (this.metrics !== undefined) this.stopCollecting = this.collectInto(this.metrics)
     // Validate addresses now, so a bad one is a config error, not a runtime one.
     for (const s of config.servers) parseUpstreamAddress(typeof s === 'string' ? s : s.address, this.defaultPort)
   }
@@ -97,6 +96,9 @@ export class UpstreamPool {
   }
 
   private async build (): Promise<void> {
+    // Counted from the start, not from construction: a config that is only checked (or a reload
+    // that fails) never starts its pools and leaves nothing in a registry that outlives it.
+    if (this.metrics !== undefined) this.stopCollecting = this.collectInto(this.metrics)
     const { peers, byKey } = await this.resolvePeers(false)
     this.byKey = byKey
     this.group = new PeerGroup<Pool>(peers, { name: this.name, policy: this.policy() })

@@ -53,7 +53,8 @@ interface OpenTunnels {
   /** Handshakes in progress plus open tunnels (what maxConnections limits). */
   active: number
   readonly tunnels: Set<{ shutdown (): void }>
-  readonly stopCollecting: () => void
+  /** Set when an app registers the location (a config only checked registers nothing). */
+  stopCollecting: (() => void) | undefined
 }
 
 /** Shared by every upgrade of one `websocket()` handler. */
@@ -82,11 +83,7 @@ export function websocket (target: string, options: WebSocketOptions = {}): Loca
     const { plan, handler: plain } = compileProxy(target, proxyOptions, env)
     // The same location (server, path, target and options) after a reload keeps its tunnels.
     const where = `${serverLabel(env.server)} ${env.location?.key ?? ''}`
-    const open = env.carry(`websocket:${where}`, { target, options }, (): OpenTunnels => {
-      const tunnels = new Set<{ shutdown (): void }>()
-      const gauge = tunnelFamily(env.metrics).child(serverLabel(env.server), env.location?.key ?? '')
-      return { active: 0, tunnels, stopCollecting: env.metrics.onCollect(() => { gauge.set(tunnels.size) }) }
-    })
+    const open = env.carry(`websocket:${where}`, { target, options }, (): OpenTunnels => ({ active: 0, tunnels: new Set(), stopCollecting: undefined }))
     const state: HandlerState = {
       plan,
       maxConnections: maxConnections ?? 0,
@@ -97,6 +94,10 @@ export function websocket (target: string, options: WebSocketOptions = {}): Loca
     return {
       async plugin (instance) {
         await plain.plugin?.(instance)
+        if (open.stopCollecting === undefined) {
+          const gauge = tunnelFamily(env.metrics).child(serverLabel(env.server), env.location?.key ?? '')
+          open.stopCollecting = env.metrics.onCollect(() => { gauge.set(open.tunnels.size) })
+        }
         if (messages !== undefined && messages !== false) {
           const { MessageMode } = await import('./messages.js')
           state.messages = new MessageMode(messages)
@@ -106,7 +107,7 @@ export function websocket (target: string, options: WebSocketOptions = {}): Loca
         // a reload, unless the new config took the location's tunnels over.
         instance.addHook('onClose', async () => {
           if (env.handedOver(open)) return
-          open.stopCollecting()
+          open.stopCollecting?.()
           for (const t of [...open.tunnels]) t.shutdown()
         })
       },
