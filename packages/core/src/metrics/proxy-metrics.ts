@@ -28,6 +28,7 @@ export interface CoreFamilies {
   readonly bytesIn: Family<CounterChild>
   readonly bytesOut: Family<CounterChild>
   readonly generation: Family<GaugeChild>
+  readonly reloads: Family<CounterChild>
 }
 
 const families = new WeakMap<MetricsRegistry, CoreFamilies>()
@@ -44,7 +45,8 @@ export function coreFamilies (r: MetricsRegistry): CoreFamilies {
       connections: r.gauge('proxyctl_client_connections', 'Open client connections by state, as stub_status: reading (no request yet), writing (a request in progress or a tunnel), waiting (idle keep-alive).', ['listen', 'state']),
       bytesIn: r.counter('proxyctl_client_received_bytes_total', 'Bytes read from clients, by listen address (closed connections and open ones).', ['listen']),
       bytesOut: r.counter('proxyctl_client_sent_bytes_total', 'Bytes written to clients, by listen address (closed connections and open ones).', ['listen']),
-      generation: r.gauge('proxyctl_config_generation', 'Generation of the config in force: 1 at start, one more per reload.', [], 'max')
+      generation: r.gauge('proxyctl_config_generation', 'Generation of the config in force: 1 at start, one more per reload.', [], 'max'),
+      reloads: r.counter('proxyctl_config_reloads_total', 'Reloads tried, by result: ok (the new config serves) or failed (the old one kept serving); with workers, each worker counts its own.', ['result'])
     }
     families.set(r, f)
   }
@@ -54,6 +56,17 @@ export function coreFamilies (r: MetricsRegistry): CoreFamilies {
 /** The rejections series of a client limit a handler enforces itself (a request body's size or timeout): resolve it at compile time. */
 export function limitRejection (r: MetricsRegistry, limit: string): CounterChild {
   return coreFamilies(r).limitRejections.child(limit, '')
+}
+
+/** The reload counters (proxyctl_config_reloads_total), resolved once per reload. */
+export function reloadCounter (r: MetricsRegistry): { ok: CounterChild, failed: CounterChild } {
+  const f = coreFamilies(r)
+  return { ok: f.reloads.child('ok'), failed: f.reloads.child('failed') }
+}
+
+/** The generation of the config in force, once it serves. */
+export function setGeneration (r: MetricsRegistry, generation: number): void {
+  coreFamilies(r).generation.child().set(generation)
 }
 
 /** The series of one upstream server (its pool calls this once per peer). */
@@ -89,7 +102,8 @@ export function countZoneRejection (zone: object): void {
 /** Resolves every location's and server's series once, before serving. */
 export function installMeters (config: ResolvedConfig): void {
   const f = coreFamilies(config.metrics.registry)
-  f.generation.child().set(config.metrics.generation)
+  // At start; a reload sets it once the new config serves (start.ts).
+  if (config.metrics.generation === 1) f.generation.child().set(1)
   for (const zone of config.limitZones.req.values()) (zone as Counted)[kRejected] = f.limitRejections.child('limitReq', zone.name)
   for (const zone of config.limitZones.conn.values()) (zone as Counted)[kRejected] = f.limitRejections.child('limitConn', zone.name)
   for (const server of config.servers) {

@@ -150,20 +150,25 @@ export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCom
   const poolFor = (t: ParsedProxyTarget): UpstreamPool => {
     if (t.address.type === 'upstream') {
       const name = t.address.name
-      return env.shared(`proxy:upstream:${t.scheme}:${name}`, () => {
-        const config = env.config.upstreams.get(name)
-        if (config === undefined) throw env.error(`unknown upstream "${name}"`)
-        const tls = env.config.upstreamTls.get(name)
-        return new UpstreamPool(name, config, { scheme: t.scheme, ...(config.connectTimeout !== undefined ? { connectTimeout: config.connectTimeout } : {}), ...(tls === undefined ? {} : { tls }) }, { metrics: env.metrics })
-      })
+      const config = env.config.upstreams.get(name)
+      if (config === undefined) throw env.error(`unknown upstream "${name}"`)
+      const tls = env.config.upstreamTls.get(name)
+      // A reload keeps the pool (its connections, failure and health state) when the upstream's
+      // definition and its TLS files' contents are as they were.
+      return env.carry(`proxy:upstream:${t.scheme}:${name}`, { config, tls }, () =>
+        new UpstreamPool(name, config, { scheme: t.scheme, ...(config.connectTimeout !== undefined ? { connectTimeout: config.connectTimeout } : {}), ...(tls === undefined ? {} : { tls }) }, { metrics: env.metrics }))
     }
     // A proxy() with its own tls keeps its own pools: its connections are not another's.
     const key = `${t.scheme}://${t.peer}|${options.connectTimeout ?? ''}${tlsKey}`
     let pool = direct.get(key)
     if (pool === undefined) {
       if (t.address.type === 'tcp' && isIP(t.address.host) === 0) env.hostResolves(t.address.host)
-      // A direct URL is resolved once, as nginx resolves a static proxy_pass host at load.
-      pool = new UpstreamPool(t.peer, { servers: [t.peer], resolveInterval: 0 }, { scheme: t.scheme, ...(options.connectTimeout !== undefined ? { connectTimeout: options.connectTimeout } : {}), ...(directTls === undefined ? {} : { tls: directTls }) }, { metrics: env.metrics })
+      // A direct URL is resolved once, as nginx resolves a static proxy_pass host at load. A
+      // reload keeps the pool when the URL, connectTimeout and TLS files are as they were (one
+      // with its own tls is its location's, by key path).
+      const carried = `proxy:direct:${t.scheme}://${t.peer}|${options.connectTimeout ?? ''}${directTls === undefined ? '' : `|tls ${env.keyPath}`}`
+      pool = env.carry(carried, { tls: directTls }, () =>
+        new UpstreamPool(t.peer, { servers: [t.peer], resolveInterval: 0 }, { scheme: t.scheme, ...(options.connectTimeout !== undefined ? { connectTimeout: options.connectTimeout } : {}), ...(directTls === undefined ? {} : { tls: directTls }) }, { metrics: env.metrics }))
       direct.set(key, pool)
     }
     return pool

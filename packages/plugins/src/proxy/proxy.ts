@@ -35,7 +35,11 @@ export function compileProxy (target: string, options: ProxyOptions, env: Handle
         plan.pool.log ??= instance.log
         await plan.pool.start()
       }
-      instance.addHook('onClose', async () => { await plan.pool?.close(); for (const p of directPools(env).values()) await p.close() })
+      // A pool a reload handed to the new config is the new app's to close.
+      instance.addHook('onClose', async () => {
+        if (plan.pool !== undefined && !env.handedOver(plan.pool)) await plan.pool.close()
+        for (const p of directPools(env).values()) if (!env.handedOver(p)) await p.close()
+      })
       plan.hooks = {
         upstreamRequest: phaseHooks(instance, 'upstreamRequest'),
         upstreamResponse: phaseHooks(instance, 'upstreamResponse'),
