@@ -10,18 +10,15 @@
  * Loopback only; a fresh profile in a temp dir.
  */
 import { execFileSync } from 'node:child_process'
-import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { chromium, type BrowserContext } from 'playwright-core'
 import { proxy, serveStatic, websocket } from '@proxyctl/plugins'
+import { chromiumSkip, launchChromium } from '../helpers/browser.js'
 import { writeTree } from '../helpers/files.js'
 import { startConfig, tmpDir } from '../helpers/proxy.js'
 import { testCa } from '../helpers/tls.js'
 import { startUpstream } from '../helpers/upstream.js'
 import { startWsUpstream } from '../helpers/ws.js'
-
-const CHROMIUM = '/usr/bin/chromium'
 
 t.setTimeout(90_000)
 
@@ -58,7 +55,7 @@ function spkiHash (certFile: string): string {
   return execFileSync('openssl', ['dgst', '-sha256', '-binary'], { input: der }).toString('base64')
 }
 
-t.test('Chromium loads a page over h2, fetches a proxied resource over h2 and opens a WebSocket', { skip: fs.existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (apt-get install chromium)` }, async (t) => {
+t.test('Chromium loads a page over h2, fetches a proxied resource over h2 and opens a WebSocket', { skip: chromiumSkip }, async (t) => {
   const dir = tmpDir(t, 'proxyctl-h2-browser-')
   writeTree(path.join(dir, 'www'), { 'index.html': PAGE }, new Date('2024-01-02T03:04:05Z'))
   const cert = testCa(path.join(dir, 'ca')).leaf('localhost', ['localhost', '127.0.0.1'])
@@ -80,16 +77,11 @@ t.test('Chromium loads a page over h2, fetches a proxied resource over h2 and op
   const port = running.listeners[0]?.port as number
   const base = `https://localhost:${port}`
 
-  const context: BrowserContext = await chromium.launchPersistentContext(path.join(dir, 'profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-      // localhost resolves to 127.0.0.1 only: the proxy listens there.
-      '--host-resolver-rules=MAP localhost 127.0.0.1',
-      `--ignore-certificate-errors-spki-list=${spkiHash(cert.certFile)}`],
-    timeout: 30_000
-  })
-  t.teardown(() => context.close())
+  const context = await launchChromium(t, dir, [
+    // localhost resolves to 127.0.0.1 only: the proxy listens there.
+    '--host-resolver-rules=MAP localhost 127.0.0.1',
+    `--ignore-certificate-errors-spki-list=${spkiHash(cert.certFile)}`
+  ])
   const page = context.pages()[0] ?? await context.newPage()
   const wsUrls: string[] = []
   page.on('websocket', (ws) => { wsUrls.push(ws.url()) })

@@ -11,21 +11,11 @@ import t from 'tap'
 import { defineHandler, respond } from '@proxyctl/core'
 import { proxy } from '@proxyctl/plugins'
 import { freePort } from '../helpers/failure.js'
+import { DATA, END_HEADERS, END_STREAM, frame, HEADERS, PREFACE, RST_STREAM } from '../helpers/h2-frames.js'
 import { startConfig } from '../helpers/proxy.js'
 import { listenOn } from '../helpers/upstream.js'
 
-function frame (type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const head = Buffer.alloc(9)
-  head.writeUIntBE(payload.length, 0, 3)
-  head[3] = type
-  head[4] = flags
-  head.writeUInt32BE(stream, 5)
-  return Buffer.concat([head, payload])
-}
-const TYPES: Record<number, string> = { 0: 'DATA', 1: 'HEADERS', 3: 'RST_STREAM' }
-const END_STREAM = 0x1
-const END_HEADERS = 0x4
-const PREFACE = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0))])
+const TYPES: Record<number, string> = { [DATA]: 'DATA', [HEADERS]: 'HEADERS', [RST_STREAM]: 'RST_STREAM' }
 
 /** HPACK without the dynamic table or Huffman: a literal field ("never indexed", new name). */
 const literal = (name: string, value: string): Buffer => Buffer.concat([Buffer.from([0x10, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)])
@@ -38,7 +28,7 @@ async function answerFrames (port: number, method: string, path: string): Promis
   const block = Buffer.concat([literal(':method', method), literal(':scheme', 'http'), literal(':path', path), literal(':authority', 'localhost')])
   const socket = net.connect(port, '127.0.0.1')
   socket.on('error', () => {})
-  socket.write(Buffer.concat([PREFACE, frame(1, END_STREAM | END_HEADERS, 1, block)]))
+  socket.write(Buffer.concat([PREFACE, frame(HEADERS, END_STREAM | END_HEADERS, 1, block)]))
   let got = Buffer.alloc(0)
   const frames: string[] = []
   try {
@@ -52,8 +42,8 @@ async function answerFrames (port: number, method: string, path: string): Promis
           const stream = got.readUInt32BE(5) & 0x7fffffff
           got = got.subarray(9 + length)
           if (stream !== 1) continue
-          frames.push([TYPES[type] ?? `type${type}`, type === 0 ? String(length) : '', (flags & END_STREAM) !== 0 ? 'END_STREAM' : ''].filter((s) => s !== '').join(' '))
-          if ((flags & END_STREAM) !== 0 || type === 3) { clearTimeout(timer); resolve(frames); return }
+          frames.push([TYPES[type] ?? `type${type}`, type === DATA ? String(length) : '', (flags & END_STREAM) !== 0 ? 'END_STREAM' : ''].filter((s) => s !== '').join(' '))
+          if ((flags & END_STREAM) !== 0 || type === RST_STREAM) { clearTimeout(timer); resolve(frames); return }
         }
       })
     })
