@@ -5,7 +5,7 @@ import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
 import { freePort } from '../helpers/failure.js'
-import { cacheHome, request, ROOT, startCli, targetOf, tmpDir } from '../helpers/proxy.js'
+import { cacheHome, request, ROOT, runCli, startCli, targetOf, tmpDir } from '../helpers/proxy.js'
 import { tlsGet } from '../helpers/tls.js'
 
 const EXAMPLE = path.join(ROOT, 'examples', 'hello.config.ts')
@@ -45,4 +45,18 @@ t.test('examples/hello.config.ts serves http and https (h2 and HTTP/1.1) on 127.
   const again = await startCli(t, ['--config', config], { expectListeners: 4 })
   t.equal(await again.stop('SIGTERM'), 0)
   t.equal(fs.readFileSync(path.join(cache, 'proxyctl', 'self-signed-localhost_127.0.0.1_--1.pem'), 'utf8'), kept, 'a second start keeps the certificate')
+})
+
+t.test('selfSignedCertificate() where it cannot keep the certificate: check exits 1 naming the config file and the folder, no stack', async (t) => {
+  const dir = tmpDir(t, 'proxyctl-example-')
+  // A folder under a file: mkdir fails (ENOTDIR) whoever runs the test.
+  fs.writeFileSync(path.join(dir, 'a-file'), '')
+  const config = path.join(dir, 'proxy.config.ts')
+  fs.writeFileSync(config, `import { defineConfig, respond, selfSignedCertificate } from 'proxyctl'
+const https = await selfSignedCertificate({ dir: ${JSON.stringify(path.join(dir, 'a-file', 'certs'))} })
+export default defineConfig({ servers: [{ listen: { address: '127.0.0.1:0', https }, locations: { '/': respond(200) } }] })
+`)
+  const run = await runCli(['check', '--config', config])
+  t.equal(run.code, 1, 'exit 1')
+  t.equal(run.stderr, `proxyctl: ${config}: cannot load config: selfSignedCertificate: cannot keep the certificate in ${path.join(dir, 'a-file', 'certs')}: ENOTDIR: not a directory, mkdir '${path.join(dir, 'a-file', 'certs')}'\n`, 'one line: the file, the folder, why')
 })

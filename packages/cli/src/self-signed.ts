@@ -62,11 +62,21 @@ export async function selfSignedCertificate (options: SelfSignedOptions = {}): P
       { name: 'subjectAltName', altNames: names.map((n) => isIp(n) ? { type: 7 as const, ip: n } : { type: 2 as const, value: n }) }
     ]
   })
+  try {
+    return keep(file, dir, { cert: pems.cert, key: pems.private })
+  } catch (err) {
+    // The config fails to load with this line (file and message, exit 1): say where and why.
+    throw new Error(`selfSignedCertificate: cannot keep the certificate in ${dir}: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+/** Writes `made` to `file` unless another process was first; what is kept there. */
+function keep (file: string, dir: string, made: SelfSignedCertificate): SelfSignedCertificate {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 })
   // Written aside, then linked into place only if absent: workers loading the config at once
   // agree on the first one made (a stale file is replaced whole by rename).
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
-  fs.writeFileSync(tmp, pems.private + pems.cert, { mode: 0o600 })
+  fs.writeFileSync(tmp, made.key + made.cert, { mode: 0o600 })
   try {
     fs.linkSync(tmp, file)
   } catch (err) {
@@ -74,8 +84,8 @@ export async function selfSignedCertificate (options: SelfSignedOptions = {}): P
     const other = kept(file)
     if (other !== undefined) { fs.rmSync(tmp, { force: true }); return other }
     fs.renameSync(tmp, file)
-    return { cert: pems.cert, key: pems.private }
+    return made
   }
   fs.rmSync(tmp, { force: true })
-  return { cert: pems.cert, key: pems.private }
+  return made
 }
