@@ -8,6 +8,8 @@ if (PORT === undefined || UPSTREAM_TCP === undefined || CERT === undefined || KE
 
 export default defineConfig({
   keepaliveRequests: 1_000_000,
+  // Off, as nginx's TLS bench config (access_log off) and bench/configs/proxyctl.config.mjs.
+  accessLog: false,
   upstreams: { up_tcp: { servers: [UPSTREAM_TCP] } },
   servers: [{
     listen: { address: `127.0.0.1:${PORT}`, https: { cert: CERT, key: KEY }, http2: HTTP2 === '1' },

@@ -5,11 +5,13 @@ import path from 'node:path'
 import t from 'tap'
 import { resolveConfig, respond, type LocationConfig } from '@proxyctl/core'
 import { explainRequest } from '@proxyctl/core/internal'
-import { configDir, request, runCli, startConfig, targetOf, urlOf, writeConfig } from '../helpers/proxy.js'
+import { cacheHome, configDir, request, runCli, startConfig, targetOf, urlOf, writeConfig } from '../helpers/proxy.js'
 import { scenarios, type Tree } from '../routing/fixtures/location-cases.js'
 import { articleCases, JSON_KEYS } from './fixtures/explain-cases.js'
 
 const ROOT = path.resolve(import.meta.dirname, '../..')
+// hello.config.ts makes a self-signed certificate: kept in a folder of this test's.
+cacheHome(t)
 
 interface Json {
   listen: { address: string }
@@ -111,7 +113,7 @@ t.test('errors: a bad config exits 1 naming file and key path; a request explain
   const rows: Array<[string, string[], RegExp]> = [
     ['not a URL', ['explain', '-c', hello, 'example.com/x'], /proxyctl: explain: invalid URL "example\.com\/x": expected http:\/\/HOST\[:PORT\]\/PATH/],
     ['a space in the URL', ['explain', '-c', hello, 'http://127.0.0.1:8080/a b'], /spaces and control characters must be percent-encoded/],
-    ['no listen address on the port', ['explain', '-c', hello, 'http://127.0.0.1:9/'], /no listen address on port 9 \(the config has 127\.0\.0\.1:8080, \[::1\]:8080\)/],
+    ['no listen address on the port', ['explain', '-c', hello, 'http://127.0.0.1:9/'], /no listen address on port 9 \(the config has 127\.0\.0\.1:8080, \[::1\]:8080, 127\.0\.0\.1:8443, \[::1\]:8443\)/],
     ['a header without a colon', ['explain', '-c', hello, '-H', 'Nope', 'http://127.0.0.1:8080/'], /invalid header "Nope": expected 'Name: value'/],
     ['a bad method', ['explain', '-c', hello, 'G T', 'http://127.0.0.1:8080/'], /invalid method "G T"/],
     ['an unknown --listen', ['explain', '-c', hello, '--listen', '10.0.0.1:80', 'http://127.0.0.1:8080/'], /no listen address "10\.0\.0\.1:80"/],

@@ -5,7 +5,9 @@ import fs from 'node:fs'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { configDir, request, ROOT, runCli, startCli, targetOf, tmpDir } from '../helpers/proxy.js'
+import { freePort } from '../helpers/failure.js'
+import { cacheHome, configDir, request, ROOT, runCli, startCli, targetOf, tmpDir } from '../helpers/proxy.js'
+import { tlsGet } from '../helpers/tls.js'
 
 /** Every node_modules folder Node or esbuild could resolve a package from, for `dir`. */
 function nodeModulesFrom (dir: string): string[] {
@@ -16,30 +18,44 @@ function nodeModulesFrom (dir: string): string[] {
   }
 }
 
+const cache = cacheHome(t)
+
 t.test('in an empty folder with no node_modules above it, init then check then start serve the starter', async (t) => {
   const dir = tmpDir(t, 'proxyctl-newcomer-')
   t.same(nodeModulesFrom(dir), [], 'precondition: nothing installed in the folder or above it')
 
   const init = await runCli(['init'], { cwd: dir })
   t.equal(init.code, 0, init.stderr)
-  // The starter listens on 8080 (IPv4 and IPv6); a free port keeps the test off the machine's ports.
+  // The starter listens on 8080 and 8443 (IPv4 and IPv6); free ports keep the test off the machine's ports.
   const file = path.join(dir, 'proxy.config.ts')
   const starter = fs.readFileSync(file, 'utf8')
-  const onFreePort = starter.replace(/listen: \[.*\]/, "listen: '127.0.0.1:0'")
+  t.match(starter, "{ address: '127.0.0.1:8443', https, http2: true }", 'the starter serves https with HTTP/2 on 8443')
+  // Two addresses (one port 0 would be one address, made TLS by its https entry).
+  const onFreePort = starter.replace(/listen: \[.*\]/, `listen: ['127.0.0.1:${await freePort()}', { address: '127.0.0.1:${await freePort()}', https, http2: true }]`)
   t.not(onFreePort, starter, 'the starter\'s listen line was rewritten')
   fs.writeFileSync(file, onFreePort)
 
   const check = await runCli(['check'], { cwd: dir })
   t.equal(check.code, 0, check.stderr)
   t.match(check.stdout, /location = \/health/)
+  t.match(check.stdout, /listen 127\.0\.0\.1:\d+ https/)
   t.match(check.stdout, /configuration is valid/)
 
-  const run = await startCli(t, [], { cwd: dir })
-  const target = targetOf(run.urls[0] as string)
+  const run = await startCli(t, [], { cwd: dir, expectListeners: 2 })
+  const target = targetOf(run.urls.find((u) => u.startsWith('http:')) as string)
   t.same(await request(target, { path: '/health' }).then((r) => [r.status, r.body]), [200, 'ok\n'])
-  t.equal((await request(target, { path: '/' })).body, 'hello from proxyctl: GET / from 127.0.0.1\n')
+  t.equal((await request(target, { path: '/' })).body, 'hello from proxyctl: GET / from 127.0.0.1 over http\n')
+  const httpsPort = Number(new URL(run.urls.find((u) => u.startsWith('https:')) as string).port)
+  const table: Array<[string, string | false, string]> = [
+    ['h2', 'h2', 'https with HTTP/2 by ALPN'],
+    ['http/1.1', 'http/1.1', 'https with HTTP/1.1 for a client that offers only it']
+  ]
+  for (const [offer, alpn, rule] of table) {
+    t.same(await tlsGet(httpsPort, offer), { alpn, cn: 'localhost', san: 'DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1', status: 200, body: 'hello from proxyctl: GET / from 127.0.0.1 over https\n' }, rule)
+  }
   t.equal(await run.stop('SIGTERM'), 0)
   t.same(fs.readdirSync(dir).sort(), ['package.json', 'proxy.config.ts', 'tsconfig.json'], 'nothing else was written into the folder')
+  t.same(fs.readdirSync(path.join(cache, 'proxyctl')), ['self-signed-localhost_127.0.0.1_--1.pem'], 'the certificate is kept in the cache folder')
 })
 
 t.test('init writes tsconfig.json and package.json only when absent, never overwrites them', async (t) => {

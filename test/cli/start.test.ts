@@ -3,7 +3,7 @@
 import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { configDir, request, runCli, startCli, targetOf, writeConfig } from '../helpers/proxy.js'
+import { cacheHome, configDir, request, runCli, startCli, targetOf, writeConfig } from '../helpers/proxy.js'
 import { rawExchange } from '../helpers/raw-http.js'
 
 t.test('start listens on IPv4, IPv6 and a unix socket, one log line each', async (t) => {
@@ -77,6 +77,8 @@ export default defineConfig({ shutdownTimeout: 300, servers: [{ listen: '127.0.0
 })
 
 t.test('init writes a starter config that check accepts; refuses to overwrite', async (t) => {
+  // The starter's selfSignedCertificate() keeps its certificate in a folder of this test's.
+  cacheHome(t)
   const dir = configDir(t)
   const first = await runCli(['init'], { cwd: dir })
   t.equal(first.code, 0)

@@ -16,11 +16,11 @@ export const CHROMIUM_ARGS: readonly string[] = ['--no-sandbox', '--disable-gpu'
 export const chromiumMissing = (): false | string => fs.existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (apt-get install chromium)`
 
 /** Launches Chromium with a profile under `dir`; closed when `t` ends. Resolves with its context and first page. */
-export async function launchChromium (t: Teardown, dir: string, options: { viewport?: { width: number, height: number } } = {}): Promise<{ context: BrowserContext, page: Page }> {
+export async function launchChromium (t: Teardown, dir: string, options: { viewport?: { width: number, height: number }, args?: readonly string[] } = {}): Promise<{ context: BrowserContext, page: Page }> {
   const context = await chromium.launchPersistentContext(path.join(dir, 'profile'), {
     executablePath: CHROMIUM,
     headless: true,
-    args: [...CHROMIUM_ARGS],
+    args: [...CHROMIUM_ARGS, ...(options.args ?? [])],
     timeout: 30_000,
     ...(options.viewport === undefined ? {} : { viewport: options.viewport })
   })

@@ -24,6 +24,19 @@ export function tmpDir (t: Teardown, prefix = 'proxyctl-'): string {
 }
 
 /**
+ * Points `$XDG_CACHE_HOME` at a fresh temporary folder for every CLI the test runs, so a
+ * config's `selfSignedCertificate()` keeps its certificate there, not in the user's ~/.cache.
+ * Returns the folder; removed, and the variable restored, when the test ends.
+ */
+export function cacheHome (t: Teardown): string {
+  const before = process.env.XDG_CACHE_HOME
+  t.teardown(() => { if (before === undefined) delete process.env.XDG_CACHE_HOME; else process.env.XDG_CACHE_HOME = before })
+  const dir = tmpDir(t, 'proxyctl-cache-')
+  process.env.XDG_CACHE_HOME = dir
+  return dir
+}
+
+/**
  * A temporary folder inside the repo, so config modules written there resolve `proxyctl`
  * through the workspace's node_modules. Removed when the test ends.
  */

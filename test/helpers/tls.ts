@@ -5,7 +5,10 @@
  * to see which one a server chose. Also a TLS client that reports what the server presented.
  */
 import { execFileSync } from 'node:child_process'
+import { once } from 'node:events'
 import fs from 'node:fs'
+import http2 from 'node:http2'
+import https from 'node:https'
 import path from 'node:path'
 import tls from 'node:tls'
 
@@ -124,5 +127,38 @@ export function handshake (port: number, opts: tls.ConnectionOptions = {}): Prom
       sock.destroy()
       resolve({ cn: '', protocol: '', cipher: '', keyKind: '', error: err.code ?? err.message, resumed: false })
     })
+  })
+}
+
+/** What `tlsGet` saw. */
+export interface TlsAnswer { alpn: string | false, cn: string, san: string, status: number, body: string }
+
+/**
+ * GET / over TLS to `host`:`port` (default 127.0.0.1) for `localhost`, offering `alpn`, without
+ * verifying (for self-signed certificates): the protocol agreed, the certificate's CN and names,
+ * the answer.
+ */
+export async function tlsGet (port: number, alpn: string, host = '127.0.0.1'): Promise<TlsAnswer> {
+  const socket = tls.connect({ host, port, servername: 'localhost', ALPNProtocols: [alpn], rejectUnauthorized: false })
+  await once(socket, 'secureConnect')
+  const cert = socket.getPeerCertificate()
+  const seen = { alpn: socket.alpnProtocol ?? false, cn: String(cert.subject.CN), san: cert.subjectaltname ?? '' }
+  if (socket.alpnProtocol === 'h2') {
+    const session = http2.connect('https://localhost', { createConnection: () => socket })
+    try {
+      const req = session.request({ ':path': '/' })
+      const [headers] = await once(req, 'response') as [http2.IncomingHttpHeaders]
+      let body = ''
+      for await (const chunk of req) body += String(chunk)
+      return { ...seen, status: Number(headers[':status']), body }
+    } finally { session.close() }
+  }
+  return await new Promise<TlsAnswer>((resolve, reject) => {
+    const req = https.get({ host, port, path: '/', createConnection: () => socket, headers: { host: 'localhost' } }, (res) => {
+      let body = ''
+      res.on('data', (d: Buffer) => { body += d.toString() })
+      res.on('end', () => { socket.destroy(); resolve({ ...seen, status: res.statusCode ?? 0, body }) })
+    })
+    req.on('error', reject)
   })
 }

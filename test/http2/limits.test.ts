@@ -9,26 +9,11 @@ import net from 'node:net'
 import t from 'tap'
 import { respond } from '@proxyctl/core'
 import { freePort, startLogged } from '../helpers/failure.js'
+import { CONTINUATION, END_HEADERS, END_STREAM, frame, GOAWAY, HEADERS, PREFACE, RST_STREAM } from '../helpers/h2-frames.js'
 import { startConfig } from '../helpers/proxy.js'
 
-function frame (type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const head = Buffer.alloc(9)
-  head.writeUIntBE(payload.length, 0, 3)
-  head[3] = type
-  head[4] = flags
-  head.writeUInt32BE(stream, 5)
-  return Buffer.concat([head, payload])
-}
-const HEADERS = 0x1
-const RST_STREAM = 0x3
-const SETTINGS = 0x4
-const GOAWAY = 0x7
-const CONTINUATION = 0x9
-const END_STREAM = 0x1
-const END_HEADERS = 0x4
 /** HPACK: :method GET, :path /, :scheme http (static table), :authority localhost (literal). */
 const BLOCK = Buffer.concat([Buffer.from([0x82, 0x84, 0x86, 0x41, 9]), Buffer.from('localhost')])
-const PREFACE = Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(SETTINGS, 0, 0, Buffer.alloc(0))])
 
 interface Attack { name: string, bytes: () => Buffer, goaway: number, limit: string }
 

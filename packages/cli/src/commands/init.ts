@@ -3,14 +3,19 @@ import path from 'node:path'
 
 const STARTER = `// proxyctl config: \`npx proxyctl check\` validates it, \`npx proxyctl start\` serves it.
 // Every key is typed: let your editor complete them.
-import { defineConfig, respond } from 'proxyctl'
+import { defineConfig, respond, selfSignedCertificate } from 'proxyctl'
+
+// A self-signed certificate for localhost, 127.0.0.1 and ::1, made on first use and kept in
+// ~/.cache/proxyctl: for trying https here (curl -k), not for production. For a real site:
+// const https = { cert: './example.com.crt', key: './example.com.key' }
+const https = await selfSignedCertificate()
 
 export default defineConfig({
   servers: [
     {
-      // Ports, 'host:port', '[::]:8080' (IPv6) or 'unix:/path.sock'; an object adds
-      // defaultServer or https: { address: 8443, https: { cert, key } }.
-      listen: ['127.0.0.1:8080', '[::1]:8080'],
+      // Ports, 'host:port', '[::]:8080' (IPv6) or 'unix:/path.sock'; an object adds https (TLS),
+      // http2 (h2 by ALPN on TLS, h2c on plain) or defaultServer.
+      listen: ['127.0.0.1:8080', '[::1]:8080', { address: '127.0.0.1:8443', https, http2: true }, { address: '[::1]:8443', https, http2: true }],
       // Exact names, '*.example.com', 'www.example.*' or a regex '~^api\\\\d+\\\\.example\\\\.com$'.
       serverName: ['localhost'],
       // Locations use nginx's syntax and selection rules:
@@ -18,7 +23,7 @@ export default defineConfig({
       //   '~ regex' / '~* regex' (in order, beat plain prefixes), '@name' (internal only).
       locations: {
         '= /health': respond(200, 'ok\\n'),
-        '/': respond(200, 'hello from proxyctl: $request_method $uri from $remote_addr\\n'),
+        '/': respond(200, 'hello from proxyctl: $request_method $uri from $remote_addr over $scheme\\n'),
         '~ ^/old/(.*)$': respond(301, '/new/$1')
         // With upstreams: '/api/': proxy('http://app'),
       }
@@ -74,7 +79,7 @@ export function init (force: boolean): number {
     fs.writeFileSync(pkg, JSON.stringify(packageJson(), null, 2) + '\n')
     process.stdout.write(`wrote ${pkg}\n`)
   }
-  process.stdout.write('next: npx proxyctl check && npx proxyctl start\n')
+  process.stdout.write('next: npx proxyctl check && npx proxyctl start (http on 8080, https on 8443)\n')
   if (writePkg) process.stdout.write('(npm install gives your editor proxyctl\'s types)\n')
   return 0
 }

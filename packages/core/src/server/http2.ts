@@ -163,6 +163,28 @@ export class H2Response extends http2.Http2ServerResponse {
   }
 }
 
+/**
+ * Node's response sends every head with `waitForTrailers`: the stream then ends with trailers
+ * sent from a setImmediate, which for an answer without trailers is one more empty DATA frame
+ * with END_STREAM, one more TLS record, a JS round trip and a loop turn per stream (bench/README.md,
+ * HTTP/2). proxyctl sends trailers only when the head announces them (`Trailer`, as Fastify's
+ * `reply.trailer()` does; RFC 9110 6.6.2); otherwise the last DATA frame carries END_STREAM, as
+ * nginx sends it. Node names the method by a private symbol: found by its description, and left
+ * alone (Node's behaviour) where a Node version has none.
+ */
+const kBeginSend = Object.getOwnPropertySymbols(http2.Http2ServerResponse.prototype).find((s) => s.description === 'begin-send')
+if (kBeginSend !== undefined) {
+  Object.defineProperty(H2Response.prototype, kBeginSend, {
+    value: function beginSend (this: H2Response): void {
+      const headers = this.getHeaders() as http2.OutgoingHttpHeaders
+      headers[':status'] = this.statusCode
+      this.stream.respond(headers, { endStream: this.writableEnded, waitForTrailers: headers.trailer !== undefined, sendDate: this.sendDate } as http2.ServerStreamResponseOptions)
+    },
+    configurable: true,
+    writable: true
+  })
+}
+
 export type RequestEntry = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => void
 
 /** The HTTP/2 side of one listener. */
