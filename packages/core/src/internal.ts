@@ -42,3 +42,4 @@ export { compressionFor, chooseCoding, encoder, weakEtag, type CompressibleHead 
 export { resolveCompress, COMPRESS_DEFAULTS, type ResolvedCompress, type Coding } from './config/compress.js'
 export { MetricsRegistry, mergeSnapshots, renderText, type MetricsSnapshot } from './metrics/registry.js'
 export { upstreamMeter, upstreamFamilies, tunnelFamily, serverLabel, UPSTREAM_STATES, type UpstreamMeter } from './metrics/proxy-metrics.js'
+export { CACHE_DEFAULTS, type ResolvedCacheZone } from './config/caches.js'

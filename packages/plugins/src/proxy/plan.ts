@@ -6,6 +6,7 @@ import { UpstreamPool } from '../upstream/pool.js'
 import { compileRequestHeaders, compileResponseHeaders, type CompiledRequestHeaders, type CompiledResponseHeaders, type HeaderOptions } from './headers.js'
 import type { SpoolLimits } from './spool.js'
 import { compileRedirect, type RedirectOption, type RedirectRewriter } from './redirect.js'
+import { compileCache, type CacheOptions, type CachePlan } from '../cache/options.js'
 import { parseProxyTarget, ProxyTargetError, type ParsedProxyTarget } from './target.js'
 import { compileUriMapping, type UriMapping } from './uri.js'
 
@@ -62,6 +63,8 @@ export interface ProxyOptions extends HeaderOptions {
   buffers?: Size
   /** Temp file cap per buffered response (proxy_max_temp_file_size); then the upstream waits. 0: memory only. Default '1g'. */
   maxTempFileSize?: Size
+  /** nginx's proxy_cache and its proxy_cache_* directives: README, "Proxy cache". */
+  cache?: CacheOptions
 }
 
 type UpstreamPhase = 'upstreamRequest' | 'upstreamResponse' | 'upstreamError'
@@ -94,6 +97,8 @@ export interface ProxyPlan {
   readonly buffering: boolean
   /** A buffered response's memory, temp file cap and folder. */
   readonly spool: SpoolLimits
+  /** proxy_cache: the location's cache; undefined: none. */
+  readonly cache: CachePlan | undefined
   /** The upstream phases' hooks in the location's scope (message hooks are message mode's: websocket/messages.ts). */
   hooks: { [P in UpstreamPhase]: Array<PhaseHooks[P]> }
 }
@@ -202,6 +207,7 @@ export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCom
     tempPath: env.config.tempPath,
     buffering: options.buffering ?? true,
     spool,
+    cache: compileCache(options.cache, env),
     hooks: { upstreamRequest: [], upstreamResponse: [], upstreamError: [] }
   }
 }

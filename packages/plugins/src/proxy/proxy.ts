@@ -14,6 +14,10 @@ import { UpstreamExchange } from './exchange.js'
 import { compilePlan, directPools, type ProxyOptions, type ProxyPlan } from './plan.js'
 import { BufferedBody, CountedBody, type BodyLimits } from './request-body.js'
 import { explainProxy } from './explain.js'
+import { latin1 } from './exchange.js'
+import { CacheRequest, type CacheStatus } from '../cache/request.js'
+import { CapturingDownstream, withBody } from '../cache/capture.js'
+import type { CacheEntry } from '../cache/store.js'
 
 export type { NextUpstreamCase, ProxyOptions, ProxyPlan } from './plan.js'
 
@@ -101,6 +105,23 @@ class ProxyExchange extends UpstreamExchange {
   start (): void {
     if (!this.begin()) return
     watchClient(this)
+    const plan = this.plan.cache
+    if (plan !== undefined && plan.methods.has(this.req.method ?? 'GET')) {
+      // proxy_cache: the lookup comes first; a HIT answers without the upstream.
+      const c = this.cache = new CacheRequest(plan, this.ctx, this.req)
+      this.res.once('close', () => { c.abandon() })
+      c.lookup({
+        hit: (entry, status) => { this.answerFromCache(entry, status) },
+        miss: () => { this.record.cacheStatus = c.status; this.toUpstream() }
+      })
+      return
+    }
+    this.toUpstream()
+  }
+
+  /** The request goes upstream: its body first when buffered, then the first attempt. */
+  private toUpstream (): void {
+    if (this.clientGone) return
     if (this.hasBody && this.plan.requestBuffering && this.body === undefined) { this.readBody(); return }
     this.firstAttempt()
   }
@@ -140,6 +161,35 @@ class ProxyExchange extends UpstreamExchange {
     }
     if (this.responded) { this.res.destroy(); return }
     this.finishWithError(undefined, err.status)
+  }
+
+  /**
+   * A cached entry answers (HIT, UPDATING, STALE, REVALIDATED): its upstream head goes through the
+   * same header rules as a fresh one (hidden headers, proxy_redirect, hooks, addHeaders,
+   * compression), then its body.
+   */
+  answerFromCache (entry: CacheEntry, status: CacheStatus): void {
+    this.record.cacheStatus = status
+    if (this.clientGone || this.responded) return
+    const head = this.responseHead(undefined, entry.status, entry.headers)
+    if (this.plan.addHeaders !== undefined) this.addHeaders(head.status, head.headers)
+    const compress = (this.ctx.location ?? this.ctx.server).compress
+    if (compress !== undefined) this.compressAnswer(compress, head.status, head.headers)
+    this.responded = true
+    const downstream = this.downstream
+    downstream.head(head.status, head.headers, head.status === entry.status ? entry.reason : undefined)
+    if (entry.body.length > 0 && this.req.method !== 'HEAD') downstream.write(entry.body)
+    downstream.end()
+  }
+
+  /** useStale: the stale entry answers instead of the upstream's failure. */
+  override answerInstead (kind: string): boolean {
+    const c = this.cache
+    const entry = c?.staleFor(kind)
+    if (c === undefined || entry === undefined) return false
+    c.done()
+    this.answerFromCache(entry, 'STALE')
+    return true
   }
 
   /** The client's connection closed: if this exchange was still answering, stop its upstream request. */
@@ -301,6 +351,23 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
         return true
       }
     }
+    const cache = x.cache
+    let keep: Omit<CacheEntry, 'body'> | undefined
+    if (cache !== undefined) {
+      const raw = rawHeaders.map(latin1)
+      // A revalidated entry (304 to our conditions), or a stale one for a failing status: the upstream's body is read and dropped.
+      const answer = status === 304 && cache.stale !== undefined && cache.plan.revalidate
+        ? { entry: cache.revalidated(raw), as: 'REVALIDATED' as const }
+        : { entry: cache.staleFor(`http_${status}`), as: 'STALE' as const }
+      if (answer.entry !== undefined) {
+        cache.done()
+        this.discarding = true
+        x.answerFromCache(answer.entry, answer.as)
+        return true
+      }
+      keep = cache.entryFor(status, statusText ?? '', raw)
+      if (keep === undefined) cache.done()
+    }
     const upstreamStatus = status
     if (x.ctx.statusOverride !== undefined) status = x.ctx.statusOverride
 
@@ -311,6 +378,12 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
     if (plan.addHeaders !== undefined) x.addHeaders(status, headers)
     const compress = (x.ctx.location ?? x.ctx.server).compress
     if (compress !== undefined) x.compressAnswer(compress, status, headers)
+    if (keep !== undefined) {
+      // Outermost, so the entry holds the upstream's bytes (before compression).
+      const c = cache as CacheRequest
+      const head = keep
+      x.downstream = new CapturingDownstream(x.downstream, c.plan.zone.config.maxEntrySize, (body) => { c.store(withBody(head, body)) }, () => { c.done() })
+    }
     x.responded = true
     this.resumeFn = resume
     x.downstream.buffer((x.accelBuffering ?? plan.buffering) ? plan.spool : null)

@@ -1,0 +1,69 @@
+import type { ResolvedCacheZone } from '@proxyctl/core/internal'
+import { MemoryStore } from './memory-store.js'
+import type { CacheStore } from './store.js'
+
+/**
+ * One named cache (nginx's keys_zone) as every location using it shares it: its store, and what
+ * this process knows beside the entries: how often a key was asked for (minUses), which keys an
+ * upstream request is filling now (lock, and UPDATING for the others).
+ */
+export class CacheZone {
+  /** Requests for keys not stored yet (nginx's min_uses count); bounded, the oldest forgotten first. */
+  private readonly uses = new Map<string, number>()
+  /** Keys being filled by one upstream request: the requests waiting for it (lock). */
+  private readonly filling = new Map<string, Array<() => void>>()
+
+  constructor (readonly config: ResolvedCacheZone, readonly store: CacheStore) {}
+
+  /** Counts one more request for `key`; the count so far. */
+  used (key: string): number {
+    const n = (this.uses.get(key) ?? 0) + 1
+    this.uses.delete(key)
+    this.uses.set(key, n)
+    if (this.uses.size > MAX_USES_KEYS) this.uses.delete(this.uses.keys().next().value as string)
+    return n
+  }
+
+  forgetUses (key: string): void { this.uses.delete(key) }
+
+  /** True when the caller now fills `key` (no one else is); false when another does (see `wait`). */
+  claim (key: string): boolean {
+    if (this.filling.has(key)) return false
+    this.filling.set(key, [])
+    return true
+  }
+
+  isFilling (key: string): boolean { return this.filling.has(key) }
+
+  /** Calls `fn` once the request filling `key` is done, or after `timeout` ms. The returned function cancels the wait. */
+  wait (key: string, timeout: number, fn: () => void): () => void {
+    const list = this.filling.get(key)
+    if (list === undefined) { queueMicrotask(fn); return () => {} }
+    let done = false
+    const once = (): void => { if (!done) { done = true; clearTimeout(timer); fn() } }
+    const timer = setTimeout(once, timeout)
+    list.push(once)
+    return () => { done = true; clearTimeout(timer) }
+  }
+
+  /** The fill of `key` is over (stored or not): the waiting requests look again. */
+  release (key: string): void {
+    const list = this.filling.get(key)
+    if (list === undefined) return
+    this.filling.delete(key)
+    for (const fn of list) fn()
+  }
+
+  close (): Promise<void> { return this.store.close() }
+}
+
+/** Keys whose uses are counted at once (a request for a key is counted only while it is not stored). */
+const MAX_USES_KEYS = 100_000
+
+/** The store for a zone's config. Disk and Redis stores come with their own modules. */
+export function createStore (z: ResolvedCacheZone): CacheStore {
+  switch (z.store.kind) {
+    case 'memory': return new MemoryStore(z.maxSize, z.inactive)
+    default: throw new Error(`cache store "${z.store.kind}" is not available`)
+  }
+}
