@@ -43,3 +43,4 @@ export { resolveCompress, COMPRESS_DEFAULTS, type ResolvedCompress, type Coding 
 export { MetricsRegistry, mergeSnapshots, renderText, type MetricsSnapshot } from './metrics/registry.js'
 export { upstreamMeter, upstreamFamilies, tunnelFamily, serverLabel, UPSTREAM_STATES, type UpstreamMeter } from './metrics/proxy-metrics.js'
 export { CACHE_DEFAULTS, type ResolvedCacheZone } from './config/caches.js'
+export { parseHttpTime, modifiedSince, etagListHas } from './http/conditions.js'

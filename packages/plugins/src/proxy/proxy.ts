@@ -17,6 +17,7 @@ import { explainProxy } from './explain.js'
 import { latin1 } from './exchange.js'
 import { CacheRequest, type CacheStatus } from '../cache/request.js'
 import { CapturingDownstream, withBody } from '../cache/capture.js'
+import { notModified } from '../cache/not-modified.js'
 import type { CacheEntry } from '../cache/store.js'
 
 export type { NextUpstreamCase, ProxyOptions, ProxyPlan } from './plan.js'
@@ -172,6 +173,9 @@ class ProxyExchange extends UpstreamExchange {
     this.record.cacheStatus = status
     if (this.clientGone || this.responded) return
     const head = this.responseHead(undefined, entry.status, entry.headers)
+    const cond = notModified(this.ctx, this.req, head.status, head.headers)
+    if (cond === 412) { this.responded = true; this.sendOwnErrorPage(412); return }
+    head.status = cond
     if (this.plan.addHeaders !== undefined) this.addHeaders(head.status, head.headers)
     const compress = (this.ctx.location ?? this.ctx.server).compress
     if (compress !== undefined) this.compressAnswer(compress, head.status, head.headers)
@@ -375,6 +379,12 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
     ;({ status, headers } = x.responseHead(peer, status, rawHeaders))
     // The upstream's reason phrase goes with its own status only.
     if (status !== upstreamStatus) statusText = undefined
+    if (keep !== undefined) {
+      // The client's conditions are the cache's to answer (the upstream got none of them).
+      const cond = notModified(x.ctx, x.req, status, headers)
+      if (cond === 412) { (cache as CacheRequest).done(); this.discarding = true; x.responded = true; x.sendOwnErrorPage(412); return true }
+      if (cond !== status) { status = cond; statusText = undefined }
+    }
     if (plan.addHeaders !== undefined) x.addHeaders(status, headers)
     const compress = (x.ctx.location ?? x.ctx.server).compress
     if (compress !== undefined) x.compressAnswer(compress, status, headers)
