@@ -6,7 +6,7 @@ import t from 'tap'
 import { resolveConfig } from '@proxyctl/core'
 import { freePort } from '../helpers/failure.js'
 import { startConfig, tmpDir } from '../helpers/proxy.js'
-import { cases, playCase, proxyctlConfig, startCacheUpstream, verdict } from './fixtures/cache-cases.js'
+import { cases, playAll, proxyctlConfig, startCacheUpstream, spreadOf, verdict, type StepResult } from './fixtures/cache-cases.js'
 
 t.test('the cache table against proxyctl: status, $upstream_cache_status and upstream requests, step by step', async (t) => {
   const dir = tmpDir(t)
@@ -14,14 +14,15 @@ t.test('the cache table against proxyctl: status, $upstream_cache_status and ups
   const up = await startCacheUpstream(t, sock)
   const port = await freePort()
   await startConfig(t, proxyctlConfig(port, sock, path.join(dir, 'dead.sock')))
-  // The cases run side by side (each has its own keys): the table's waits overlap.
-  await Promise.all(cases.map(async (c) => {
-    const results = await playCase(port, c, up)
+  const all = await playAll(port, cases, up)
+  cases.forEach((c, n) => {
+    const results = all[n] as StepResult[]
     let seen = 0
     results.forEach((r, i) => {
       seen += r.upstream.length
       const step = c.steps[i] as (typeof c.steps)[number]
-      t.same(verdict(r, seen), step.expect, `${c.name}: step ${i + 1} (${step.method ?? 'GET'} ${step.path})`)
+      if (step.spread !== undefined) t.same(spreadOf(r), step.spread, `${c.name}: X-Cache-Status of the ${step.parallel ?? 0} answers`)
+      t.same(verdict(r, seen), step.expect, `${c.name}: step ${i + 1} (${step.method ?? 'GET'} ${step.path}${step.parallel !== undefined ? ` ×${step.parallel}, the most common answer` : ''})`)
     })
-  }))
+  })
 })
