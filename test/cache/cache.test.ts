@@ -1,9 +1,12 @@
 // The proxy cache (README, "Proxy cache"): the RFC 9111 / nginx table of cache-cases.ts against
 // proxyctl through real sockets and a real upstream (compared whole with nginx by
 // fixtures/cache-nginx-compare.ts), the lock, and the config's checks.
+import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { resolveConfig } from '@proxyctl/core'
+import { resolveConfig, startProxy } from '@proxyctl/core'
+import { renderText } from '@proxyctl/core/internal'
+import { waitFor } from '../helpers/lifecycle.js'
 import { freePort } from '../helpers/failure.js'
 import { startConfig, tmpDir } from '../helpers/proxy.js'
 import { cases, playAll, proxyctlConfig, startCacheUpstream, spreadOf, verdict, type StepResult } from './fixtures/cache-cases.js'
@@ -25,4 +28,33 @@ t.test('the cache table against proxyctl: status, $upstream_cache_status and ups
       t.same(verdict(r, seen), step.expect, `${c.name}: step ${i + 1} (${step.method ?? 'GET'} ${step.path}${step.parallel !== undefined ? ` ×${step.parallel}, the most common answer` : ''})`)
     })
   })
+})
+
+t.test('$upstream_cache_status in the access log, and the cache figures in metrics', async (t) => {
+  const dir = tmpDir(t)
+  const sock = path.join(dir, 'up.sock')
+  const up = await startCacheUpstream(t, sock)
+  const port = await freePort()
+  const log = path.join(dir, 'access.log')
+  const config = resolveConfig({
+    ...proxyctlConfig(port, sock, path.join(dir, 'dead.sock')),
+    logFormats: { cache: '$request_uri $status $upstream_cache_status' },
+    accessLog: { path: log, format: 'cache' }
+  })
+  const proxy = await startProxy(config, { logger: false, announce: false })
+  t.teardown(() => proxy.close(0))
+  await playAll(port, [{ name: 'fill and hit', steps: [
+    { path: '/c/maxage/m1', expect: { status: 200, cache: 'MISS', upstream: 1 } },
+    { path: '/c/maxage/m1', expect: { status: 200, cache: 'HIT', upstream: 1 } },
+    { path: '/by/plain/m2', headers: { 'X-Bypass': '1' }, expect: { status: 200, cache: 'BYPASS', upstream: 1 } }
+  ] }], up)
+  t.ok(await waitFor(() => fs.existsSync(log) && fs.readFileSync(log, 'utf8').split('\n').length >= 4, 3000), 'three access lines')
+  t.same(fs.readFileSync(log, 'utf8').trim().split('\n'), ['/c/maxage/m1 200 MISS', '/c/maxage/m1 200 HIT', '/by/plain/m2 200 BYPASS'], '$upstream_cache_status logged per request')
+  const text = renderText(config.metrics.registry.snapshot())
+  for (const [status, n] of [['MISS', 1], ['HIT', 1], ['BYPASS', 1], ['STALE', 0]] as const) {
+    t.match(text, new RegExp(`^proxyctl_cache_requests_total\\{zone="main",status="${status}"\\} ${n}$`, 'm'), `proxyctl_cache_requests_total ${status} ${n}`)
+  }
+  const bytes = Number(/^proxyctl_cache_size_bytes\{zone="main"\} (\d+)$/m.exec(text)?.[1])
+  t.ok(bytes > 0 && bytes < 4096, `proxyctl_cache_size_bytes counts the stored entries (${bytes})`)
+  t.match(text, /^proxyctl_cache_entries\{zone="main"\} 2$/m, 'two entries (the MISS filled one, the BYPASS another)')
 })

@@ -1,3 +1,4 @@
+import type { CounterChild, MetricsRegistry } from '@proxyctl/core'
 import type { ResolvedCacheZone } from '@proxyctl/core/internal'
 import { MemoryStore } from './memory-store.js'
 import type { CacheStore } from './store.js'
@@ -13,7 +14,25 @@ export class CacheZone {
   /** Keys being filled by one upstream request: the requests waiting for it (lock). */
   private readonly filling = new Map<string, Array<() => void>>()
 
-  constructor (readonly config: ResolvedCacheZone, readonly store: CacheStore) {}
+  /** proxyctl_cache_requests_total by $upstream_cache_status. */
+  private readonly answered = new Map<string, CounterChild>()
+  /** proxyctl_cache_store_errors_total: a store that failed (disk, Redis), each time. */
+  readonly storeErrors: CounterChild
+
+  constructor (readonly config: ResolvedCacheZone, readonly store: CacheStore, metrics: MetricsRegistry) {
+    const name = config.name
+    const requests = metrics.counter('proxyctl_cache_requests_total', 'Requests that asked a cache, by zone and $upstream_cache_status (MISS, BYPASS, EXPIRED, STALE, UPDATING, REVALIDATED, HIT).', ['zone', 'status'])
+    for (const s of ['MISS', 'BYPASS', 'EXPIRED', 'STALE', 'UPDATING', 'REVALIDATED', 'HIT']) this.answered.set(s, requests.child(name, s))
+    this.storeErrors = metrics.counter('proxyctl_cache_store_errors_total', 'Cache store operations that failed (a disk or Redis store; the request went on as a MISS), by zone.', ['zone']).child(name)
+    const bytes = metrics.gauge('proxyctl_cache_size_bytes', 'Bytes a cache zone holds (this process\'s view for Redis: what it stored).', ['zone']).child(name)
+    const entries = metrics.gauge('proxyctl_cache_entries', 'Entries a cache zone holds (this process\'s view for Redis).', ['zone']).child(name)
+    metrics.onCollect(() => { bytes.set(store.bytes); entries.set(store.count) })
+  }
+
+  /** One request's final $upstream_cache_status. */
+  count (status: string | undefined): void {
+    if (status !== undefined) this.answered.get(status)?.inc()
+  }
 
   /** Counts one more request for `key`; the count so far. */
   used (key: string): number {

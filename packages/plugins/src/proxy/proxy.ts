@@ -40,7 +40,7 @@ export function compileProxy (target: string, options: ProxyOptions, env: Handle
         plan.pool.log ??= instance.log
         await plan.pool.start()
       }
-      instance.addHook('onClose', async () => { await plan.pool?.close(); for (const p of directPools(env).values()) await p.close() })
+      instance.addHook('onClose', async () => { await plan.pool?.close(); for (const p of directPools(env).values()) await p.close(); await plan.cache?.zone.close() })
       plan.hooks = {
         upstreamRequest: phaseHooks(instance, 'upstreamRequest'),
         upstreamResponse: phaseHooks(instance, 'upstreamResponse'),
@@ -110,7 +110,7 @@ class ProxyExchange extends UpstreamExchange {
     if (plan !== undefined && plan.methods.has(this.req.method ?? 'GET')) {
       // proxy_cache: the lookup comes first; a HIT answers without the upstream.
       const c = this.cache = new CacheRequest(plan, this.ctx, this.req)
-      this.res.once('close', () => { c.abandon() })
+      this.res.once('close', () => { c.abandon(); plan.zone.count(this.record.cacheStatus) })
       c.lookup({
         hit: (entry, status) => { this.answerFromCache(entry, status) },
         miss: () => { this.record.cacheStatus = c.status; this.toUpstream() }
