@@ -67,7 +67,11 @@ export function compileCache (o: CacheOptions | undefined, env: HandlerCompileEn
   if (typeof o.zone !== 'string') throw err('expected the name of a cache from the top level\'s caches', 'zone')
   const config = env.config.caches.get(o.zone)
   if (config === undefined) throw err(`unknown cache "${o.zone}" (caches)`, 'zone')
-  const zone = env.shared(`cache:zone:${o.zone}`, () => new CacheZone(config, createStore(config), env.metrics))
+  const zone = env.shared(`cache:zone:${o.zone}`, () => {
+    try { return new CacheZone(config, createStore(config), env.metrics) } catch (e) {
+      throw err(`cache "${o.zone}": its folder cannot be used (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'zone')
+    }
+  })
   const ms = (v: unknown, key: string): number => {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw err('expected a time in ms (an integer >= 0)', key)
     return v

@@ -1,3 +1,5 @@
+import type { FastifyBaseLogger } from 'fastify'
+
 /**
  * The one interface every cache store implements (memory, disk, Redis), and the entry they keep.
  * A store only keeps and finds entries by key; what may be stored and for how long is decided
@@ -51,5 +53,7 @@ export interface CacheStore {
   readonly bytes: number
   /** Entries held now (this process's view). */
   readonly count: number
+  /** Connects (Redis) before serving; `log` for its outage lines. */
+  open? (log: FastifyBaseLogger): Promise<void>
   close (): Promise<void>
 }

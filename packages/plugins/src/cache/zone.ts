@@ -1,6 +1,9 @@
 import type { CounterChild, MetricsRegistry } from '@proxyctl/core'
 import type { ResolvedCacheZone } from '@proxyctl/core/internal'
+import type { FastifyBaseLogger } from 'fastify'
+import { DiskStore } from './disk-store.js'
 import { MemoryStore } from './memory-store.js'
+import { RedisStore } from './redis-store.js'
 import type { CacheStore } from './store.js'
 
 /**
@@ -27,6 +30,24 @@ export class CacheZone {
     const bytes = metrics.gauge('proxyctl_cache_size_bytes', 'Bytes a cache zone holds (this process\'s view for Redis: what it stored).', ['zone']).child(name)
     const entries = metrics.gauge('proxyctl_cache_entries', 'Entries a cache zone holds (this process\'s view for Redis).', ['zone']).child(name)
     metrics.onCollect(() => { bytes.set(store.bytes); entries.set(store.count) })
+    if (store instanceof DiskStore) store.onError = (err, file) => { this.fileFailed(err, file) }
+    if (store instanceof RedisStore) store.onError = () => { this.storeErrors.inc() }
+  }
+
+  private opened: Promise<void> | undefined
+  private log: FastifyBaseLogger | undefined
+
+  /** Before serving: the store connects (Redis); `log` hears the store's failures. Once for all the zone's locations. */
+  open (log: FastifyBaseLogger): Promise<void> {
+    this.log ??= log
+    return (this.opened ??= this.store.open?.(log) ?? Promise.resolve())
+  }
+
+  /** A disk store's file operation failed: one error line, counted; the request went on. */
+  fileFailed (err: NodeJS.ErrnoException, file: string): void {
+    this.storeErrors.inc()
+    this.log?.error({ code: 'PROXYCTL_CACHE_STORE_FAILED', zone: this.config.name, path: file, errno: err.code },
+      `cache "${this.config.name}": "${file}" failed (${err.code ?? ''}: ${err.message})`)
   }
 
   /** One request's final $upstream_cache_status. */
@@ -79,10 +100,11 @@ export class CacheZone {
 /** Keys whose uses are counted at once (a request for a key is counted only while it is not stored). */
 const MAX_USES_KEYS = 100_000
 
-/** The store for a zone's config. Disk and Redis stores come with their own modules. */
+/** The store for a zone's config (a folder is made now: a config check finds one that cannot be). */
 export function createStore (z: ResolvedCacheZone): CacheStore {
   switch (z.store.kind) {
     case 'memory': return new MemoryStore(z.maxSize, z.inactive)
-    default: throw new Error(`cache store "${z.store.kind}" is not available`)
+    case 'disk': return new DiskStore(z.store.path, z.maxSize, z.inactive)
+    case 'redis': return new RedisStore(z.store.url, z.name, z.inactive)
   }
 }

@@ -40,6 +40,7 @@ export function compileProxy (target: string, options: ProxyOptions, env: Handle
         plan.pool.log ??= instance.log
         await plan.pool.start()
       }
+      await plan.cache?.zone.open(instance.log)
       instance.addHook('onClose', async () => { await plan.pool?.close(); for (const p of directPools(env).values()) await p.close(); await plan.cache?.zone.close() })
       plan.hooks = {
         upstreamRequest: phaseHooks(instance, 'upstreamRequest'),
