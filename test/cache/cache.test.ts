@@ -7,6 +7,7 @@ import t from 'tap'
 import { resolveConfig, startProxy } from '@proxyctl/core'
 import { renderText } from '@proxyctl/core/internal'
 import { waitFor } from '../helpers/lifecycle.js'
+import { proxy } from '@proxyctl/plugins'
 import { freePort } from '../helpers/failure.js'
 import { startConfig, tmpDir } from '../helpers/proxy.js'
 import { cases, playAll, proxyctlConfig, startCacheUpstream, spreadOf, verdict, type StepResult } from './fixtures/cache-cases.js'
@@ -57,4 +58,36 @@ t.test('$upstream_cache_status in the access log, and the cache figures in metri
   const bytes = Number(/^proxyctl_cache_size_bytes\{zone="main"\} (\d+)$/m.exec(text)?.[1])
   t.ok(bytes > 0 && bytes < 4096, `proxyctl_cache_size_bytes counts the stored entries (${bytes})`)
   t.match(text, /^proxyctl_cache_entries\{zone="main"\} 2$/m, 'two entries (the MISS filled one, the BYPASS another)')
+})
+
+t.test('purge (NGINX Plus\'s proxy_cache_purge): PURGE removes the entry (204), none left: 404; the next GET is a MISS', async (t) => {
+  const dir = tmpDir(t)
+  const sock = path.join(dir, 'up.sock')
+  const up = await startCacheUpstream(t, sock)
+  const port = await freePort()
+  const base = proxyctlConfig(port, sock, path.join(dir, 'dead.sock'))
+  const server = base.servers[0] as NonNullable<typeof base.servers[0]>
+  await startConfig(t, {
+    ...base,
+    maps: { purge_method: { source: '$request_method', values: { PURGE: '1', default: '' } } },
+    servers: [{ ...server, locations: { '/': proxy(`http://unix:${sock}`, { cache: { zone: 'main', purge: ['$purge_method'] } }) } }]
+  })
+  const table: Array<[string, string, number, string, string]> = [
+    // method, path, status, X-Cache-Status, body
+    ['GET', '/c/maxage/p1', 200, 'MISS', 'maxage p1 n=1\n'],
+    ['GET', '/c/maxage/p1', 200, 'HIT', 'maxage p1 n=1\n'],
+    ['PURGE', '/c/maxage/p1', 204, '', ''],
+    ['PURGE', '/c/maxage/p1', 404, '', ''],
+    ['GET', '/c/maxage/p1', 200, 'MISS', 'maxage p1 n=2\n'],
+    ['PURGE', '/c/vary/p2', 404, '', ''],
+    ['GET', '/c/vary/p2', 200, 'MISS', 'vary p2 n=1\n'],
+    ['PURGE', '/c/vary/p2', 204, '', ''],
+    ['GET', '/c/vary/p2', 200, 'MISS', 'vary p2 n=2\n']
+  ]
+  for (const [method, p, status, cache, body] of table) {
+    const [r] = await playAll(port, [{ name: p, steps: [{ path: p, method, expect: { status, cache, upstream: 0 } }] }], up)
+    const answer = r?.[0]?.answers ?? []
+    const got = { status: verdict(r?.[0] as StepResult, 0).status, cache: verdict(r?.[0] as StepResult, 0).cache, body: /^ {2}body "(.*)"$/.exec(answer.at(-1) ?? '')?.[1]?.replace(/\\n/g, '\n') ?? '' }
+    t.same(got, { status, cache, body: status === 404 ? got.body : body }, `${method} ${p}: ${status} ${cache}`)
+  }
 })

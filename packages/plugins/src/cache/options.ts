@@ -35,6 +35,12 @@ export interface CacheOptions {
   ignoreHeaders?: IgnorableHeader[]
   /** proxy_cache_convert_head. Default true. */
   convertHead?: boolean
+  /**
+   * NGINX Plus's proxy_cache_purge: templates; when any renders non-empty and not '0' the request
+   * removes its key's entry instead of being proxied: 204, or 404 when there was none.
+   * `['$purge_method']` with a map of `$request_method` (PURGE: 1), or `['$http_x_purge']`.
+   */
+  purge?: string[]
 }
 
 /** A location's cache, compiled. */
@@ -52,11 +58,12 @@ export interface CachePlan {
   readonly revalidate: boolean
   readonly ignore: ReadonlySet<string>
   readonly convertHead: boolean
+  readonly purge: readonly Template[]
 }
 
 const STALE_CASES = new Set<string>(['error', 'timeout', 'invalid_header', 'updating', 'http_500', 'http_502', 'http_503', 'http_504', 'http_403', 'http_404', 'http_429'])
 const IGNORABLE = new Set<string>(['X-Accel-Expires', 'Expires', 'Cache-Control', 'Set-Cookie', 'Vary'])
-const KEYS = new Set(['zone', 'key', 'valid', 'methods', 'minUses', 'bypass', 'noCache', 'lock', 'useStale', 'revalidate', 'ignoreHeaders', 'convertHead'])
+const KEYS = new Set(['zone', 'key', 'valid', 'methods', 'minUses', 'bypass', 'noCache', 'lock', 'useStale', 'revalidate', 'ignoreHeaders', 'convertHead', 'purge'])
 
 /** Checks and compiles `cache`; errors name `.cache.KEY`. The zone's store is made once for all its locations. */
 export function compileCache (o: CacheOptions | undefined, env: HandlerCompileEnv): CachePlan | undefined {
@@ -115,6 +122,7 @@ export function compileCache (o: CacheOptions | undefined, env: HandlerCompileEn
     useStale: new Set(list(o.useStale, 'useStale', STALE_CASES)) as Set<UseStaleCase>,
     revalidate: o.revalidate ?? false,
     ignore: new Set(list(o.ignoreHeaders, 'ignoreHeaders', IGNORABLE).map((h) => h.toLowerCase())),
-    convertHead: o.convertHead ?? true
+    convertHead: o.convertHead ?? true,
+    purge: list(o.purge, 'purge').map((t, i) => env.template(t, `.cache.purge[${i}]`))
   }
 }

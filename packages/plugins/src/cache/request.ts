@@ -84,6 +84,20 @@ export class CacheRequest {
     })
   }
 
+  /** The request is a purge (proxy_cache_purge). */
+  isPurge (): boolean {
+    return this.plan.purge.some((t) => predicate(t.render(this.ctx)))
+  }
+
+  /** Removes the key's entry, and the variant this request would get; true when there was one. */
+  async purge (): Promise<boolean> {
+    const store = this.plan.zone.store
+    const entry = await store.get(this.key)
+    let removed = await store.delete(this.key)
+    if (entry !== undefined && entry.vary.length > 0) removed = (await store.delete(this.variantKey(entry.vary))) || removed
+    return removed
+  }
+
   /** The client left while waiting for a lock. */
   abandon (): void {
     this.cancelWait?.()
@@ -200,6 +214,6 @@ export class CacheRequest {
 const FAILURES = new Set(['error', 'timeout', 'invalid_header', 'noLive', 'http_500', 'http_502', 'http_503', 'http_504', 'http_403', 'http_404', 'http_429'])
 
 /** nginx's ngx_http_test_predicates: a value non-empty and not "0" is true. */
-function predicate (v: string): boolean {
+export function predicate (v: string): boolean {
   return v !== '' && v !== '0'
 }

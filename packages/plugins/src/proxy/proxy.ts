@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { defineHandler, type CompiledHandler, type HandlerCompileEnv, type LocationHandler, type RequestBodyError } from '@proxyctl/core'
-import { errorPageFor, failRequest, followErrorPage, phaseHooks, requestLine } from '@proxyctl/core/internal'
+import { addHeadersObject, errorPageFor, failRequest, followErrorPage, phaseHooks, requestLine } from '@proxyctl/core/internal'
 import type { UpstreamPeer } from '../upstream/pool.js'
 import type { H1Handler } from '../upstream/h1/connection.js'
 import { UpstreamError } from './errors.js'
@@ -108,6 +108,10 @@ class ProxyExchange extends UpstreamExchange {
     if (!this.begin()) return
     watchClient(this)
     const plan = this.plan.cache
+    if (plan !== undefined && plan.purge.length > 0) {
+      const c = new CacheRequest(plan, this.ctx, this.req)
+      if (c.isPurge()) { this.purge(c); return }
+    }
     if (plan !== undefined && plan.methods.has(this.req.method ?? 'GET')) {
       // proxy_cache: the lookup comes first; a HIT answers without the upstream.
       const c = this.cache = new CacheRequest(plan, this.ctx, this.req)
@@ -185,6 +189,15 @@ class ProxyExchange extends UpstreamExchange {
     downstream.head(head.status, head.headers, head.status === entry.status ? entry.reason : undefined)
     if (entry.body.length > 0 && this.req.method !== 'HEAD') downstream.write(entry.body)
     downstream.end()
+  }
+
+  /** proxy_cache_purge: the entry goes; 204, or 404 when there was none. */
+  private purge (c: CacheRequest): void {
+    this.responded = true
+    c.purge().then((removed) => {
+      if (this.clientGone) return
+      if (removed) { this.res.writeHead(204, addHeadersObject(this.plan.addHeaders, this.ctx, 204)); this.res.end() } else this.sendOwnErrorPage(404)
+    }, (err: unknown) => { this.internalError(err) })
   }
 
   /** useStale: the stale entry answers instead of the upstream's failure. */
