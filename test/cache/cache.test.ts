@@ -91,3 +91,23 @@ t.test('purge (NGINX Plus\'s proxy_cache_purge): PURGE removes the entry (204), 
     t.same(got, { status, cache, body: status === 404 ? got.body : body }, `${method} ${p}: ${status} ${cache}`)
   }
 })
+
+t.test('the memory store stays within maxSize: the least recently used entry goes first', async (t) => {
+  const dir = tmpDir(t)
+  const sock = path.join(dir, 'up.sock')
+  const up = await startCacheUpstream(t, sock)
+  const port = await freePort()
+  const base = proxyctlConfig(port, sock, path.join(dir, 'dead.sock'))
+  const server = base.servers[0] as NonNullable<typeof base.servers[0]>
+  // An entry here counts about 400 bytes (body, headers, 256 of overhead): 1k holds two.
+  await startConfig(t, { ...base, caches: { tiny: { maxSize: '1k' } }, servers: [{ ...server, locations: { '/': proxy(`http://unix:${sock}`, { cache: { zone: 'tiny' } }) } }] })
+  const table: Array<[string, string]> = [
+    ['/c/maxage/l1', 'MISS'], ['/c/maxage/l2', 'MISS'], ['/c/maxage/l1', 'HIT'],
+    // l3 pushes out the least recently used, l2 (l1 was just used).
+    ['/c/maxage/l3', 'MISS'], ['/c/maxage/l1', 'HIT'], ['/c/maxage/l3', 'HIT'], ['/c/maxage/l2', 'MISS']
+  ]
+  for (const [p, cache] of table) {
+    const [r] = await playAll(port, [{ name: p, steps: [{ path: p, expect: { status: 200, cache, upstream: 0 } }] }], up)
+    t.equal(verdict(r?.[0] as StepResult, 0).cache, cache, `GET ${p}: ${cache}`)
+  }
+})
