@@ -2,6 +2,7 @@
 // proxyctl through real sockets and a real upstream (compared whole with nginx by
 // fixtures/cache-nginx-compare.ts), the lock, and the config's checks.
 import fs from 'node:fs'
+import http2 from 'node:http2'
 import path from 'node:path'
 import t from 'tap'
 import { resolveConfig, startProxy } from '@proxyctl/core'
@@ -110,4 +111,29 @@ t.test('the memory store stays within maxSize: the least recently used entry goe
     const [r] = await playAll(port, [{ name: p, steps: [{ path: p, expect: { status: 200, cache, upstream: 0 } }] }], up)
     t.equal(verdict(r?.[0] as StepResult, 0).cache, cache, `GET ${p}: ${cache}`)
   }
+})
+
+t.test('over h2c the cache answers as over HTTP/1.1: MISS, then a HIT with the same body', async (t) => {
+  const dir = tmpDir(t)
+  const sock = path.join(dir, 'up.sock')
+  const up = await startCacheUpstream(t, sock)
+  const port = await freePort()
+  const base = proxyctlConfig(port, sock, path.join(dir, 'dead.sock'))
+  const server = base.servers[0] as NonNullable<typeof base.servers[0]>
+  await startConfig(t, { ...base, servers: [{ ...server, listen: { address: `127.0.0.1:${port}`, http2: true } }] })
+  const session = http2.connect(`http://127.0.0.1:${port}`)
+  t.teardown(() => { session.close() })
+  const get = (p: string): Promise<{ status: number, cache: string, body: string }> => new Promise((resolve, reject) => {
+    const s = session.request({ ':path': p })
+    let status = 0
+    let cache = ''
+    let body = ''
+    s.on('response', (h) => { status = Number(h[':status']); cache = String(h['x-cache-status'] ?? '') })
+    s.on('data', (d: Buffer) => { body += d.toString() })
+    s.on('end', () => resolve({ status, cache, body }))
+    s.on('error', reject)
+  })
+  t.same(await get('/c/maxage/h1'), { status: 200, cache: 'MISS', body: 'maxage h1 n=1\n' }, 'MISS over h2c')
+  t.same(await get('/c/maxage/h1'), { status: 200, cache: 'HIT', body: 'maxage h1 n=1\n' }, 'HIT over h2c')
+  t.equal(up.counts.get('h1'), 1, 'the upstream asked once')
 })
