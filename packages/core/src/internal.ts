@@ -44,3 +44,4 @@ export { MetricsRegistry, mergeSnapshots, renderText, type MetricsSnapshot } fro
 export { upstreamMeter, upstreamFamilies, tunnelFamily, serverLabel, UPSTREAM_STATES, type UpstreamMeter } from './metrics/proxy-metrics.js'
 export { CACHE_DEFAULTS, type ResolvedCacheZone } from './config/caches.js'
 export { parseHttpTime, modifiedSince, etagListHas } from './http/conditions.js'
+export { rangesOf } from './http/ranges.js'

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { defineHandler, type CompiledHandler, type HandlerCompileEnv, type LocationHandler, type RequestBodyError } from '@proxyctl/core'
-import { addHeadersObject, errorPageFor, failRequest, followErrorPage, phaseHooks, requestLine } from '@proxyctl/core/internal'
+import { addHeadersObject, errorPageFor, sendErrorPage, failRequest, followErrorPage, phaseHooks, requestLine } from '@proxyctl/core/internal'
 import type { UpstreamPeer } from '../upstream/pool.js'
 import type { H1Handler } from '../upstream/h1/connection.js'
 import { UpstreamError } from './errors.js'
@@ -18,6 +18,7 @@ import { latin1 } from './exchange.js'
 import { CacheRequest, type CacheStatus } from '../cache/request.js'
 import { CapturingDownstream, withBody } from '../cache/capture.js'
 import { notModified } from '../cache/not-modified.js'
+import { rangeFor, SlicingDownstream } from '../cache/ranges.js'
 import type { CacheEntry } from '../cache/store.js'
 
 export type { NextUpstreamCase, ProxyOptions, ProxyPlan } from './plan.js'
@@ -181,13 +182,17 @@ class ProxyExchange extends UpstreamExchange {
     const cond = notModified(this.ctx, this.req, head.status, head.headers)
     if (cond === 412) { this.responded = true; this.sendOwnErrorPage(412); return }
     head.status = cond
+    let body = entry.body
+    const range = rangeFor(this.ctx, this.req, head.status, head.headers, body.length)
+    if (range === 'unsatisfiable') { this.responded = true; this.sendRangeNotSatisfiable(body.length); return }
+    if (range !== undefined) { head.status = 206; body = body.subarray(range.start, range.end) }
     if (this.plan.addHeaders !== undefined) this.addHeaders(head.status, head.headers)
     const compress = (this.ctx.location ?? this.ctx.server).compress
     if (compress !== undefined) this.compressAnswer(compress, head.status, head.headers)
     this.responded = true
     const downstream = this.downstream
     downstream.head(head.status, head.headers, head.status === entry.status ? entry.reason : undefined)
-    if (entry.body.length > 0 && this.req.method !== 'HEAD') downstream.write(entry.body)
+    if (body.length > 0 && this.req.method !== 'HEAD') downstream.write(body)
     downstream.end()
   }
 
@@ -198,6 +203,11 @@ class ProxyExchange extends UpstreamExchange {
       if (this.clientGone) return
       if (removed) { this.res.writeHead(204, addHeadersObject(this.plan.addHeaders, this.ctx, 204)); this.res.end() } else this.sendOwnErrorPage(404)
     }, (err: unknown) => { this.internalError(err) })
+  }
+
+  /** nginx's 416 for a range past the end: its page, with `Content-Range: bytes *\/SIZE`. */
+  sendRangeNotSatisfiable (size: number): void {
+    sendErrorPage(this.res, 416, { ...addHeadersObject(this.plan.addHeaders, this.ctx, 416), 'Content-Range': `bytes */${size}` })
   }
 
   /** useStale: the stale entry answers instead of the upstream's failure. */
@@ -398,6 +408,13 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
       const cond = notModified(x.ctx, x.req, status, headers)
       if (cond === 412) { (cache as CacheRequest).done(); this.discarding = true; x.responded = true; x.sendOwnErrorPage(412); return true }
       if (cond !== status) { status = cond; statusText = undefined }
+      const length = Number(headerOf(headers, 'content-length') ?? NaN)
+      const range = rangeFor(x.ctx, x.req, status, headers, Number.isSafeInteger(length) ? length : undefined)
+      if (range !== undefined && range !== 'unsatisfiable') {
+        status = 206
+        statusText = undefined
+        x.downstream = new SlicingDownstream(x.downstream, range.start, range.end)
+      }
     }
     if (plan.addHeaders !== undefined) x.addHeaders(status, headers)
     const compress = (x.ctx.location ?? x.ctx.server).compress
@@ -468,4 +485,10 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
     }, Math.min(1000, Math.max(10, limit / 4)))
     this.sendTimer.unref()
   }
+}
+
+/** A header's value in a flat list (name, value, ...), any case. */
+function headerOf (headers: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) if ((headers[i] as string).toLowerCase() === name) return headers[i + 1]
+  return undefined
 }
