@@ -30,3 +30,18 @@ t.test('proxyctl check reports each cache config error with file, key path, exit
     t.notMatch(run.stderr, /\n\s+at .+:\d+:\d+/, `${c.rule}: no stack trace`)
   }
 })
+
+t.test('proxyctl explain shows the cache: zone, store, the key this request gets, lookup or bypass or not cached', async (t) => {
+  const dir = configDir(t)
+  const file = writeConfig(dir, `${head}export default defineConfig({ caches: { main: {} }, servers: [{ listen: '127.0.0.1:8080', locations: { '/': proxy('http://127.0.0.1:9', { cache: { zone: 'main', bypass: ['$http_x_bypass'] } }) } }] })\n`)
+  const table: Array<[string[], Record<string, unknown>]> = [
+    [['http://127.0.0.1:8080/a?b=1'], { zone: 'main', store: 'memory', key: 'http127.0.0.1:9/a?b=1', lookup: 'looked up: a fresh entry answers without the upstream (HIT)' }],
+    [['-H', 'X-Bypass: 1', 'http://127.0.0.1:8080/a'], { zone: 'main', store: 'memory', key: 'http127.0.0.1:9/a', lookup: 'bypass: no lookup (BYPASS); the answer may be stored' }],
+    [['POST', 'http://127.0.0.1:8080/a'], { zone: 'main', store: 'memory', key: 'http127.0.0.1:9/a', lookup: 'not cached: POST is not in methods' }]
+  ]
+  for (const [args, cache] of table) {
+    const run = await runCli(['explain', '-c', file, '--json', ...args])
+    t.equal(run.code, 0, `${args.join(' ')}: exit 0 ${run.stderr}`)
+    t.same((JSON.parse(run.stdout) as { handler: { cache: unknown } }).handler.cache, cache, `${args.join(' ')}: the cache`)
+  }
+})

@@ -387,6 +387,11 @@ const kProxyState = Symbol.for('proxyctl.proxy.request')
 /** What `$proxy_host` reads (`$upstream_*` read the request's record: core's variables). */
 export interface ProxyRequestState { proxyHost: string }
 
+/** `$proxy_host` for a request no exchange runs (explain): the target's host. */
+export function noteProxyHost (ctx: RequestContext, proxyHost: string): void {
+  ctx.locals[kProxyState] ??= { proxyHost } satisfies ProxyRequestState
+}
+
 function stateOf (ctx: RequestContext): ProxyRequestState | undefined {
   return ctx.locals[kProxyState] as ProxyRequestState | undefined
 }
