@@ -143,7 +143,8 @@ export class CacheRequest {
    */
   entryFor (status: number, reason: string, headers: readonly string[]): Omit<CacheEntry, 'body'> | undefined {
     const plan = this.plan
-    if (!this.storable) return undefined
+    // A HEAD sent as HEAD (convertHead false) has no body to keep: a GET must not get its empty one.
+    if (!this.storable || this.upstreamMethod(this.req.method ?? 'GET') === 'HEAD') return undefined
     if (plan.noCache.some((t) => predicate(t.render(this.ctx)))) return undefined
     const now = Date.now()
     const v = validity(status, headers, plan.valid, plan.ignore, now)
