@@ -29,6 +29,8 @@ export interface CacheOptions {
   lock?: boolean | { timeout?: number }
   /** proxy_cache_use_stale: when the upstream fails so, answer from a stale entry; 'updating': while another request refreshes it. */
   useStale?: UseStaleCase[]
+  /** proxy_cache_background_update: with useStale 'updating' (or the entry's stale-while-revalidate), an expired entry answers at once (STALE) while a request without a client refreshes it. Default false. */
+  backgroundUpdate?: boolean
   /** proxy_cache_revalidate: a stale entry with ETag or Last-Modified is asked for with If-None-Match / If-Modified-Since; a 304 renews it (REVALIDATED). */
   revalidate?: boolean
   /** proxy_ignore_headers: these headers of the upstream do not decide caching (Set-Cookie: answers with cookies are stored). */
@@ -56,6 +58,7 @@ export interface CachePlan {
   readonly lockTimeout: number | undefined
   readonly useStale: ReadonlySet<UseStaleCase>
   readonly revalidate: boolean
+  readonly backgroundUpdate: boolean
   readonly ignore: ReadonlySet<string>
   readonly convertHead: boolean
   readonly purge: readonly Template[]
@@ -63,7 +66,7 @@ export interface CachePlan {
 
 const STALE_CASES = new Set<string>(['error', 'timeout', 'invalid_header', 'updating', 'http_500', 'http_502', 'http_503', 'http_504', 'http_403', 'http_404', 'http_429'])
 const IGNORABLE = new Set<string>(['X-Accel-Expires', 'Expires', 'Cache-Control', 'Set-Cookie', 'Vary'])
-const KEYS = new Set(['zone', 'key', 'valid', 'methods', 'minUses', 'bypass', 'noCache', 'lock', 'useStale', 'revalidate', 'ignoreHeaders', 'convertHead', 'purge'])
+const KEYS = new Set(['zone', 'key', 'valid', 'methods', 'minUses', 'bypass', 'noCache', 'lock', 'useStale', 'backgroundUpdate', 'revalidate', 'ignoreHeaders', 'convertHead', 'purge'])
 
 /** Checks and compiles `cache`; errors name `.cache.KEY`. The zone's store is made once for all its locations. */
 export function compileCache (o: CacheOptions | undefined, env: HandlerCompileEnv): CachePlan | undefined {
@@ -109,7 +112,7 @@ export function compileCache (o: CacheOptions | undefined, env: HandlerCompileEn
     for (const k of Object.keys(o.lock)) if (k !== 'timeout') throw err('unknown key', `lock.${k}`)
     lockTimeout = o.lock.timeout === undefined ? 5000 : ms(o.lock.timeout, 'lock.timeout')
   } else if (o.lock !== undefined && o.lock !== false) throw err('expected true, false or { timeout }', 'lock')
-  for (const k of ['revalidate', 'convertHead'] as const) if (o[k] !== undefined && typeof o[k] !== 'boolean') throw err('expected true or false', k)
+  for (const k of ['revalidate', 'convertHead', 'backgroundUpdate'] as const) if (o[k] !== undefined && typeof o[k] !== 'boolean') throw err('expected true or false', k)
   return {
     zone,
     key: env.template(o.key ?? '$scheme$proxy_host$request_uri', '.cache.key'),
@@ -121,6 +124,7 @@ export function compileCache (o: CacheOptions | undefined, env: HandlerCompileEn
     lockTimeout,
     useStale: new Set(list(o.useStale, 'useStale', STALE_CASES)) as Set<UseStaleCase>,
     revalidate: o.revalidate ?? false,
+    backgroundUpdate: o.backgroundUpdate ?? false,
     ignore: new Set(list(o.ignoreHeaders, 'ignoreHeaders', IGNORABLE).map((h) => h.toLowerCase())),
     convertHead: o.convertHead ?? true,
     purge: list(o.purge, 'purge').map((t, i) => env.template(t, `.cache.purge[${i}]`))

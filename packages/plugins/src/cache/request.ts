@@ -11,6 +11,8 @@ export type CacheStatus = 'MISS' | 'BYPASS' | 'EXPIRED' | 'STALE' | 'UPDATING' |
 export interface LookupOutcome {
   hit (entry: CacheEntry, status: CacheStatus): void
   miss (): void
+  /** proxy_cache_background_update: after a stale answer, refresh the entry without a client (`bg` owns the key's update). */
+  background (bg: CacheRequest): void
 }
 
 /**
@@ -62,8 +64,21 @@ export class CacheRequest {
       if (now < entry.validUntil) { this.status = 'HIT'; out.hit(entry, 'HIT'); return }
       // Stale: one request refreshes it; the others answer stale meanwhile when allowed (UPDATING),
       // else go upstream too (nginx's ngx_http_file_cache_read).
-      if (zone.claim(this.key)) this.owner = true
-      else if (plan.useStale.has('updating') || now < entry.updatingUntil) { this.status = 'UPDATING'; out.hit(entry, 'UPDATING'); return }
+      const mayServeStale = plan.useStale.has('updating') || now < entry.updatingUntil
+      if (zone.claim(this.key)) {
+        if (plan.backgroundUpdate && mayServeStale) {
+          // The stale entry answers now (STALE); a request of its own refreshes it, holding the key.
+          this.status = 'STALE'
+          out.hit(entry, 'STALE')
+          const bg = new CacheRequest(plan, this.ctx, this.req)
+          bg.owner = true
+          bg.stale = entry
+          bg.status = 'EXPIRED'
+          out.background(bg)
+          return
+        }
+        this.owner = true
+      } else if (mayServeStale) { this.status = 'UPDATING'; out.hit(entry, 'UPDATING'); return }
       this.stale = entry
       this.status = 'EXPIRED'
       out.miss()

@@ -1,11 +1,11 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { ServerResponse, type IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
-import type { Readable } from 'node:stream'
+import { Writable, type Readable } from 'node:stream'
 import { performance } from 'node:perf_hooks'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { defineHandler, type CompiledHandler, type HandlerCompileEnv, type LocationHandler, type RequestBodyError } from '@proxyctl/core'
-import { addHeadersObject, errorPageFor, sendErrorPage, failRequest, followErrorPage, phaseHooks, requestLine } from '@proxyctl/core/internal'
+import { addHeadersObject, ExchangeRecord, errorPageFor, sendErrorPage, failRequest, followErrorPage, phaseHooks, requestLine } from '@proxyctl/core/internal'
 import type { UpstreamPeer } from '../upstream/pool.js'
 import type { H1Handler } from '../upstream/h1/connection.js'
 import { UpstreamError } from './errors.js'
@@ -73,6 +73,28 @@ function startExchange (plan: ProxyPlan, request: FastifyRequest, reply: Fastify
   }
 }
 
+/**
+ * proxy_cache_background_update: the same exchange as a client's, answering into a response no
+ * client reads (its bytes are dropped), with a record of its own (the client's log line is the
+ * client's answer). Whatever ends it lets go of the key.
+ */
+function backgroundUpdate (plan: ProxyPlan, request: FastifyRequest, bg: CacheRequest): void {
+  const req = request.raw
+  const res = new ServerResponse(req)
+  const sink = new Writable({ write (_chunk, _enc, cb) { cb() } })
+  res.assignSocket(sink as unknown as Socket)
+  res.once('finish', () => { bg.done(); res.emit('close') })
+  try {
+    const x = new ProxyExchange(plan, request, { raw: res, hijack () {} } as unknown as FastifyReply)
+    ;(x as { record: ExchangeRecord }).record = new ExchangeRecord(request.proxyctl.socket, req, request.proxyctl.requestUri, 0)
+    x.cache = bg
+    if (x.begin()) x.toUpstream()
+  } catch (err) {
+    bg.done()
+    request.log.error({ err }, 'cache background update failed')
+  }
+}
+
 /** Request bodies read whole, for a later location of the same request (an error page). */
 const bodiesRead = new WeakMap<IncomingMessage, BufferedBody>()
 
@@ -119,7 +141,8 @@ class ProxyExchange extends UpstreamExchange {
       this.res.once('close', () => { c.abandon(); plan.zone.count(this.record.cacheStatus) })
       c.lookup({
         hit: (entry, status) => { this.answerFromCache(entry, status) },
-        miss: () => { this.record.cacheStatus = c.status; this.toUpstream() }
+        miss: () => { this.record.cacheStatus = c.status; this.toUpstream() },
+        background: (bg) => { backgroundUpdate(this.plan, this.request, bg) }
       })
       return
     }
@@ -127,7 +150,7 @@ class ProxyExchange extends UpstreamExchange {
   }
 
   /** The request goes upstream: its body first when buffered, then the first attempt. */
-  private toUpstream (): void {
+  toUpstream (): void {
     if (this.clientGone) return
     if (this.hasBody && this.plan.requestBuffering && this.body === undefined) { this.readBody(); return }
     this.firstAttempt()
