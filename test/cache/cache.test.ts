@@ -137,3 +137,40 @@ t.test('over h2c the cache answers as over HTTP/1.1: MISS, then a HIT with the s
   t.same(await get('/c/maxage/h1'), { status: 200, cache: 'HIT', body: 'maxage h1 n=1\n' }, 'HIT over h2c')
   t.equal(up.counts.get('h1'), 1, 'the upstream asked once')
 })
+
+t.test('maxSize and inactive on the memory and the disk store', async (t) => {
+  const dir = tmpDir(t)
+  const sock = path.join(dir, 'up.sock')
+  const up = await startCacheUpstream(t, sock)
+  const port = await freePort()
+  const base = proxyctlConfig(port, sock, path.join(dir, 'dead.sock'))
+  const server = base.servers[0] as NonNullable<typeof base.servers[0]>
+  const app = `http://unix:${sock}`
+  await startConfig(t, {
+    ...base,
+    caches: { disk: { store: { path: path.join(dir, 'cache') }, maxSize: '1k' }, memIdle: { inactive: 1000 }, diskIdle: { store: { path: path.join(dir, 'idle') }, inactive: 1000 } },
+    servers: [{ ...server, locations: {
+      '/c/': proxy(app, { cache: { zone: 'disk' } }),
+      '/i/': proxy(`${app}:/c/`, { cache: { zone: 'memIdle' } }),
+      '/j/': proxy(`${app}:/c/`, { cache: { zone: 'diskIdle' } })
+    } }]
+  })
+  const status = async (p: string, after = 0): Promise<string> => {
+    const [r] = await playAll(port, [{ name: p, steps: [{ path: p, after, expect: { status: 200, cache: '', upstream: 0 } }] }], up)
+    return verdict(r?.[0] as StepResult, 0).cache
+  }
+  // Five entries of some 400 bytes into 1k: the most recent stays, the oldest went, the folder within 1k.
+  for (const k of ['k1', 'k2', 'k3', 'k4', 'k5']) t.equal(await status(`/c/maxage/${k}`), 'MISS', `disk, maxSize 1k: GET /c/maxage/${k}: MISS`)
+  const sizes = (): number[] => fs.readdirSync(path.join(dir, 'cache'), { withFileTypes: true, recursive: true })
+    .filter((d) => d.isFile() && !d.parentPath.endsWith('tmp')).map((d) => fs.statSync(path.join(d.parentPath, d.name)).size)
+  const total = (): number => sizes().reduce((a, b) => a + b, 0)
+  // Evicted files are removed in the background.
+  t.ok(await waitFor(() => total() <= 1024, 2000), `the folder holds ${sizes().length} entries, ${total()} bytes: within maxSize`)
+  t.equal(await status('/c/maxage/k5'), 'HIT', 'the most recently stored entry is a HIT')
+  t.equal(await status('/c/maxage/k1'), 'MISS', 'the least recently used went first: MISS')
+  const idle: Array<[string, number, string]> = [
+    ['/i/maxage/q1', 0, 'MISS'], ['/i/maxage/q1', 0, 'HIT'], ['/i/maxage/q1', 1500, 'MISS'],
+    ['/j/maxage/q2', 0, 'MISS'], ['/j/maxage/q2', 0, 'HIT'], ['/j/maxage/q2', 1500, 'MISS']
+  ]
+  for (const [p, after, want] of idle) t.equal(await status(p, after), want, `inactive 1000: GET ${p}${after > 0 ? ` after ${after} ms` : ''}: ${want} (max-age=60 still fresh)`)
+})
