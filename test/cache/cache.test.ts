@@ -5,19 +5,32 @@ import fs from 'node:fs'
 import http2 from 'node:http2'
 import path from 'node:path'
 import t from 'tap'
-import { resolveConfig, startProxy } from '@proxyctl/core'
+import { resolveConfig, startProxy, type ProxyConfig, type ServerConfig } from '@proxyctl/core'
 import { renderText } from '@proxyctl/core/internal'
-import { waitFor } from '../helpers/lifecycle.js'
 import { proxy } from '@proxyctl/plugins'
 import { freePort } from '../helpers/failure.js'
+import { waitFor, type Teardown } from '../helpers/lifecycle.js'
 import { startConfig, tmpDir } from '../helpers/proxy.js'
-import { cases, playAll, proxyctlConfig, startCacheUpstream, spreadOf, verdict, type StepResult } from './fixtures/cache-cases.js'
+import { cases, playAll, proxyctlConfig, startCacheUpstream, spreadOf, verdict, type CacheUpstream, type StepResult } from './fixtures/cache-cases.js'
 
-t.test('the cache table against proxyctl: status, $upstream_cache_status and upstream requests, step by step', async (t) => {
+/** A temp dir, the table's upstream on a unix socket in it, a free port and the table's config for it. */
+async function setup (t: Teardown): Promise<{ dir: string, sock: string, up: CacheUpstream, port: number, base: ProxyConfig, server: ServerConfig }> {
   const dir = tmpDir(t)
   const sock = path.join(dir, 'up.sock')
   const up = await startCacheUpstream(t, sock)
   const port = await freePort()
+  const base = proxyctlConfig(port, sock, path.join(dir, 'dead.sock'))
+  return { dir, sock, up, port, base, server: base.servers[0] as ServerConfig }
+}
+
+/** One GET (or `method`) through proxyctl: its X-Cache-Status. */
+async function cacheStatusOf (port: number, up: CacheUpstream, p: string, after = 0): Promise<string> {
+  const [r] = await playAll(port, [{ name: p, steps: [{ path: p, after, expect: { status: 0, cache: '', upstream: 0 } }] }], up)
+  return verdict(r?.[0] as StepResult, 0).cache
+}
+
+t.test('the cache table against proxyctl: status, $upstream_cache_status and upstream requests, step by step', async (t) => {
+  const { dir, sock, up, port } = await setup(t)
   await startConfig(t, proxyctlConfig(port, sock, path.join(dir, 'dead.sock')))
   const all = await playAll(port, cases, up)
   cases.forEach((c, n) => {
@@ -33,10 +46,7 @@ t.test('the cache table against proxyctl: status, $upstream_cache_status and ups
 })
 
 t.test('$upstream_cache_status in the access log, and the cache figures in metrics', async (t) => {
-  const dir = tmpDir(t)
-  const sock = path.join(dir, 'up.sock')
-  const up = await startCacheUpstream(t, sock)
-  const port = await freePort()
+  const { dir, sock, up, port } = await setup(t)
   const log = path.join(dir, 'access.log')
   const config = resolveConfig({
     ...proxyctlConfig(port, sock, path.join(dir, 'dead.sock')),
@@ -62,12 +72,7 @@ t.test('$upstream_cache_status in the access log, and the cache figures in metri
 })
 
 t.test('purge (NGINX Plus\'s proxy_cache_purge): PURGE removes the entry (204), none left: 404; the next GET is a MISS', async (t) => {
-  const dir = tmpDir(t)
-  const sock = path.join(dir, 'up.sock')
-  const up = await startCacheUpstream(t, sock)
-  const port = await freePort()
-  const base = proxyctlConfig(port, sock, path.join(dir, 'dead.sock'))
-  const server = base.servers[0] as NonNullable<typeof base.servers[0]>
+  const { dir, sock, up, port, base, server } = await setup(t)
   await startConfig(t, {
     ...base,
     maps: { purge_method: { source: '$request_method', values: { PURGE: '1', default: '' } } },
@@ -94,12 +99,7 @@ t.test('purge (NGINX Plus\'s proxy_cache_purge): PURGE removes the entry (204), 
 })
 
 t.test('the memory store stays within maxSize: the least recently used entry goes first', async (t) => {
-  const dir = tmpDir(t)
-  const sock = path.join(dir, 'up.sock')
-  const up = await startCacheUpstream(t, sock)
-  const port = await freePort()
-  const base = proxyctlConfig(port, sock, path.join(dir, 'dead.sock'))
-  const server = base.servers[0] as NonNullable<typeof base.servers[0]>
+  const { dir, sock, up, port, base, server } = await setup(t)
   // An entry here counts about 400 bytes (body, headers, 256 of overhead): 1k holds two.
   await startConfig(t, { ...base, caches: { tiny: { maxSize: '1k' } }, servers: [{ ...server, locations: { '/': proxy(`http://unix:${sock}`, { cache: { zone: 'tiny' } }) } }] })
   const table: Array<[string, string]> = [
@@ -107,19 +107,11 @@ t.test('the memory store stays within maxSize: the least recently used entry goe
     // l3 pushes out the least recently used, l2 (l1 was just used).
     ['/c/maxage/l3', 'MISS'], ['/c/maxage/l1', 'HIT'], ['/c/maxage/l3', 'HIT'], ['/c/maxage/l2', 'MISS']
   ]
-  for (const [p, cache] of table) {
-    const [r] = await playAll(port, [{ name: p, steps: [{ path: p, expect: { status: 200, cache, upstream: 0 } }] }], up)
-    t.equal(verdict(r?.[0] as StepResult, 0).cache, cache, `GET ${p}: ${cache}`)
-  }
+  for (const [p, cache] of table) t.equal(await cacheStatusOf(port, up, p), cache, `GET ${p}: ${cache}`)
 })
 
 t.test('over h2c the cache answers as over HTTP/1.1: MISS, then a HIT with the same body', async (t) => {
-  const dir = tmpDir(t)
-  const sock = path.join(dir, 'up.sock')
-  const up = await startCacheUpstream(t, sock)
-  const port = await freePort()
-  const base = proxyctlConfig(port, sock, path.join(dir, 'dead.sock'))
-  const server = base.servers[0] as NonNullable<typeof base.servers[0]>
+  const { dir, sock, up, port, base, server } = await setup(t)
   await startConfig(t, { ...base, servers: [{ ...server, listen: { address: `127.0.0.1:${port}`, http2: true } }] })
   const session = http2.connect(`http://127.0.0.1:${port}`)
   t.teardown(() => { session.close() })
@@ -139,12 +131,7 @@ t.test('over h2c the cache answers as over HTTP/1.1: MISS, then a HIT with the s
 })
 
 t.test('maxSize and inactive on the memory and the disk store', async (t) => {
-  const dir = tmpDir(t)
-  const sock = path.join(dir, 'up.sock')
-  const up = await startCacheUpstream(t, sock)
-  const port = await freePort()
-  const base = proxyctlConfig(port, sock, path.join(dir, 'dead.sock'))
-  const server = base.servers[0] as NonNullable<typeof base.servers[0]>
+  const { dir, sock, up, port, base, server } = await setup(t)
   const app = `http://unix:${sock}`
   await startConfig(t, {
     ...base,
@@ -155,10 +142,7 @@ t.test('maxSize and inactive on the memory and the disk store', async (t) => {
       '/j/': proxy(`${app}:/c/`, { cache: { zone: 'diskIdle' } })
     } }]
   })
-  const status = async (p: string, after = 0): Promise<string> => {
-    const [r] = await playAll(port, [{ name: p, steps: [{ path: p, after, expect: { status: 200, cache: '', upstream: 0 } }] }], up)
-    return verdict(r?.[0] as StepResult, 0).cache
-  }
+  const status = async (p: string, after = 0): Promise<string> => await cacheStatusOf(port, up, p, after)
   // Five entries of some 400 bytes into 1k: the most recent stays, the oldest went, the folder within 1k.
   for (const k of ['k1', 'k2', 'k3', 'k4', 'k5']) t.equal(await status(`/c/maxage/${k}`), 'MISS', `disk, maxSize 1k: GET /c/maxage/${k}: MISS`)
   const sizes = (): number[] => fs.readdirSync(path.join(dir, 'cache'), { withFileTypes: true, recursive: true })
