@@ -203,6 +203,77 @@ async function sanityCheck (t) {
   await expect('POST /tcp/upload', { path: '/tcp/upload', method: 'POST', body: Buffer.alloc(UPLOAD, 0x78), headers: { ...headers, 'content-type': 'application/octet-stream' } }, 200)
 }
 
+/* -------------------------------------------------------------- reload */
+
+const RELOADS = Number(env.RELOADS ?? (QUICK ? 5 : 20))
+const RELOAD_SECONDS = Number(env.RELOAD_SECONDS ?? (QUICK ? 6 : 30))
+const RELOAD_NEW_CONNS = 4
+
+/**
+ * Reload under load: proxyctl on the bench config plus one location whose answer each reload
+ * changes (a TypeScript wrapper in the temp dir, so each load bundles the config anew). Two wrk
+ * runs at once for RELOAD_SECONDS: GET 100 B over TCP on keep-alive connections (failed requests,
+ * p99) and the same on a new connection per request (refused connections); RELOADS evenly spaced
+ * `proxyctl reload` runs in between, each of which must exit 0. Then the same two runs without
+ * reloads, for the p99 to compare.
+ */
+async function reloadScenario (upstream, logWrk) {
+  const file = path.join(tmp, 'reload.config.ts')
+  const write = (n) => fs.writeFileSync(file, `import base from ${JSON.stringify(path.join(BENCH, 'configs', 'proxyctl.config.mjs'))}
+import { respond } from 'proxyctl'
+const [first, ...rest] = base.servers
+export default { ...base, servers: [{ ...first, locations: { ...first.locations, '= /generation': respond(200, '${n}') } }, ...rest] }
+`)
+  write(0)
+  const t = await startTarget({ id: 'proxyctl-reload', label: 'proxyctl (reload scenario)', cmd: CLI, args: ['start', '--config', file] }, upstream)
+  // What `proxyctl reload` does after validating: SIGHUP to the pid file's process, then wait for
+  // its status file to count the reload (test/cli/reload.test.ts runs the CLI itself). Validating
+  // here too would load the config twice per reload on a core that wrk shares.
+  const pidFile = path.join(tmp, 'proxyctl.pid')
+  const status = () => { try { return JSON.parse(fs.readFileSync(`${pidFile}.status`, 'utf8')) } catch { return undefined } }
+  const reload = async () => {
+    const t0 = Date.now()
+    const before = status()?.reloads ?? 0
+    process.kill(Number(fs.readFileSync(pidFile, 'utf8')), 'SIGHUP')
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 10))
+      const now = status()
+      if (now !== undefined && now.reloads > before) return { ms: Date.now() - t0, code: now.last?.ok ? 0 : 1, out: (now.last?.errors ?? []).join('; ') }
+      if (Date.now() - t0 > 120_000) return { ms: Date.now() - t0, code: 1, out: 'no answer in 120 s' }
+    }
+  }
+  const load = () => {
+    const opts = { url: `${t.url}/tcp/small`, cpu: LOAD_CPU, log: logWrk, seconds: RELOAD_SECONDS }
+    return Promise.all([runWrk({ ...opts, connections: CONNECTIONS }), runWrk({ ...opts, connections: RELOAD_NEW_CONNS, headers: ['Connection: close'] })])
+  }
+  try {
+    if (WARMUP > 0) await runWrk({ url: `${t.url}/tcp/small`, cpu: LOAD_CPU, connections: CONNECTIONS, seconds: WARMUP, log: logWrk })
+    const busy = load()
+    const reloads = []
+    const spacing = RELOAD_SECONDS * 1000 / (RELOADS + 1)
+    const t0 = Date.now()
+    for (let i = 1; i <= RELOADS; i++) {
+      const wait = t0 + i * spacing - Date.now()
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+      write(i)
+      const r = await reload()
+      // The new config must answer as soon as the reload exits 0.
+      const marker = await request({ port: t.port, path: '/generation', timeout: 5000 }).then((x) => String(x.body), (err) => err.message)
+      reloads.push({ ...r, started: Date.now() - r.ms, served: marker === String(i) })
+      progress(`  reload ${i}/${RELOADS}: exit ${r.code} in ${r.ms} ms${marker === String(i) ? '' : `, /generation answered ${marker}`}${r.code === 0 ? '' : `: ${r.out.split('\n')[0]}`}`)
+    }
+    const [withKeepAlive, withNew] = await busy
+    progress('  the same load without reloads')
+    const [quietKeepAlive, quietNew] = await load()
+    return { reloads, late: reloadsAfter(reloads, t0, RELOAD_SECONDS), withKeepAlive, withNew, quietKeepAlive, quietNew }
+  } finally {
+    await stop(t.proc)
+  }
+}
+
+/** Reloads that started after the load run had ended. */
+const reloadsAfter = (reloads, t0, seconds) => reloads.filter((r) => r.started > t0 + seconds * 1000).length
+
 /* -------------------------------------------------------------- scenarios */
 
 const SCENARIOS = [
@@ -519,7 +590,7 @@ const fmtPct = (n) => n === null || n === undefined ? '—' : `${Math.round(n * 
 const fmtMiB = (kib) => kib === null || kib === undefined ? '—' : (kib / 1024).toFixed(1)
 const fmtRatio = (a, b) => a === null || b === null || a === undefined || b === undefined || b === 0 ? '—' : `${(a / b).toFixed(2)}×`
 
-function report ({ info, targets, broken, incidents, results, ws, idle, fresh, frontDoor = [], slow = [], tlsRuns = [], h2Runs = [], elapsed }) {
+function report ({ info, targets, broken, incidents, results, ws, idle, fresh, frontDoor = [], slow = [], tlsRuns = [], h2Runs = [], reloadRun = null, elapsed }) {
   const L = []
   const p = (s = '') => L.push(s)
   p('# proxyctl benchmark')
@@ -618,6 +689,29 @@ function report ({ info, targets, broken, incidents, results, ws, idle, fresh, f
     if (d && x) { p(); p(`proxyctl ÷ direct, round trips/s: ${fmtRatio(x.rt, d.rt)}. The echo server and the client share core ${LOAD_CPU}; the direct path has no proxy hop at all.`) }
   }
   p()
+
+  if (reloadRun !== null) {
+    p(`## Reload under load: ${RELOADS} reloads during ${RELOAD_SECONDS} s (proxyctl)`)
+    p()
+    if (reloadRun.error) p(`failed: ${reloadRun.error}`)
+    else {
+      const r = reloadRun
+      const ok = r.reloads.filter((x) => x.code === 0 && x.served).length
+      const times = r.reloads.map((x) => x.ms)
+      p(`GET 100 B over TCP, two wrk runs at once: wrk -t1 -c${CONNECTIONS} keep-alive, and wrk -t1 -c${RELOAD_NEW_CONNS} with \`Connection: close\` (a new connection per request, which a closed listener would refuse). Each reload rewrites one location of the config, sends SIGHUP and waits for the process's status file to say the new config serves (what \`proxyctl reload\` does after validating the config itself); the location is then asked at once. Failed requests: wrk's non-2xx plus socket errors; refused: wrk's connect errors.`)
+      p()
+      p(`Reloads: ${ok} of ${r.reloads.length} served, with the new location answering at once; SIGHUP to serving took median ${fmtInt(median(times))} ms, longest ${fmtInt(Math.max(...times))} ms (bundling the TypeScript config, building the app).${r.late > 0 ? ` ${r.late} reload(s) started after the load had ended (reloads slower than their spacing).` : ''}`)
+      p()
+      p('| run | req/s keep-alive | failed (keep-alive) | p50 ms | p99 ms | req/s new connections | failed (new connections) | refused connections | p99 ms (new connections) |')
+      p('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+      const row = (name, k, n) => p(`| ${name} | ${fmtInt(k.rps)} | ${fmtInt(k.errors)} | ${fmtMs(k.p50)} | ${fmtMs(k.p99)} | ${fmtInt(n.rps)} | ${fmtInt(n.errors)} | ${fmtInt(k.connectErrors + n.connectErrors)} | ${fmtMs(n.p99)} |`)
+      row(`with ${r.reloads.length} reloads`, r.withKeepAlive, r.withNew)
+      row('without reloads', r.quietKeepAlive, r.quietNew)
+      p()
+      p(`p99 with ÷ without reloads (keep-alive): ${fmtRatio(r.withKeepAlive.p99, r.quietKeepAlive.p99)}.`)
+    }
+    p()
+  }
 
   if (fresh.length > 0) {
     p('## Memory under the small-GET load (fresh process per target)')
@@ -916,6 +1010,16 @@ async function main () {
   }
 
   if (isShuttingDown()) return
+  let reloadRun = null
+  if (wanted('reload')) {
+    progress(`reload: ${RELOADS} reloads during ${RELOAD_SECONDS} s of load`)
+    try { reloadRun = await reloadScenario(upstream, logWrk) } catch (err) {
+      if (isShuttingDown()) return
+      reloadRun = { error: err.message.split('\n')[0] }
+    }
+  }
+
+  if (isShuttingDown()) return
   const slow = []
   if (wanted('slow-readers')) {
     // Fresh processes: proxyctl, nginx as shipped (proxy_buffering on, default buffers), and the
@@ -945,7 +1049,7 @@ async function main () {
   await stop(up)
 
   if (isShuttingDown()) return
-  const md = report({ info, targets, broken, incidents, results, ws, idle, fresh, frontDoor, slow, tlsRuns, h2Runs, elapsed: (Date.now() - t0) / 1000 })
+  const md = report({ info, targets, broken, incidents, results, ws, idle, fresh, frontDoor, slow, tlsRuns, h2Runs, reloadRun, elapsed: (Date.now() - t0) / 1000 })
   fs.mkdirSync(path.join(BENCH, 'results'), { recursive: true })
   fs.writeFileSync(path.join(BENCH, 'results', 'latest.md'), md + '\n')
   process.stdout.write(md + '\n')

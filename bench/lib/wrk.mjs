@@ -36,5 +36,6 @@ export function parseWrk (out) {
   const socketErrors = sock === null ? 0 : sock.slice(1).reduce((a, b) => a + Number(b), 0)
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0)
   const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0)
-  return { rps: Number(rps[1]), p50: lat(50), p99: lat(99), non2xx, socketErrors, errors: non2xx + socketErrors, requests }
+  const connectErrors = sock === null ? 0 : Number(sock[1])
+  return { rps: Number(rps[1]), p50: lat(50), p99: lat(99), non2xx, socketErrors, connectErrors, errors: non2xx + socketErrors, requests }
 }

@@ -28,15 +28,16 @@ export async function startLogged (t: Teardown, config: ProxyConfig): Promise<Lo
   return { proxy, lines, port: Number(new URL(url).port), errors: () => lines.filter((l) => l.level === 'error') }
 }
 
-/** The UpstreamPool objects of a running proxy (kept in `config.shared` under `proxy:` keys). */
+/** The UpstreamPool objects of a running proxy (kept under `proxy:` keys: `config.carried` for those a reload may keep, `config.shared` for the direct URLs' map). */
 export function poolsOf (proxy: RunningProxy): UpstreamPool[] {
-  const out: UpstreamPool[] = []
+  const out = new Set<UpstreamPool>()
   for (const [key, value] of proxy.app.config.shared) {
     if (!key.startsWith('proxy:')) continue
-    if (value instanceof Map) for (const p of value.values()) out.push(p as UpstreamPool)
-    else out.push(value as UpstreamPool)
+    if (value instanceof Map) for (const p of value.values()) out.add(p as UpstreamPool)
+    else out.add(value as UpstreamPool)
   }
-  return out
+  for (const [key, { value }] of proxy.app.config.carried) if (key.startsWith('proxy:')) out.add(value as UpstreamPool)
+  return [...out]
 }
 
 /** Sum of `activeConnections` over every peer of every pool of the proxy. */

@@ -128,8 +128,8 @@ export interface WholeExchange { answers: string[], closed: 'closed' | 'open' }
  * `idleMs` is given, goes quiet that long; `ms` bounds it all): every answer whole and the close.
  * `methods`: each request's method in order (a HEAD answer has no body).
  */
-export async function wholeExchange (to: Target, bytes: string | Buffer, opts: { methods?: readonly string[], idleMs?: number, ms?: number } = {}): Promise<WholeExchange> {
-  const got = await send(to, typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes, { ms: opts.ms ?? 5000, ...(opts.idleMs !== undefined ? { idleMs: opts.idleMs } : {}) })
+export async function wholeExchange (to: Target, bytes: string | Buffer, opts: { methods?: readonly string[], idleMs?: number, ms?: number, onWritten?: () => void } = {}): Promise<WholeExchange> {
+  const got = await send(to, typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes, { ms: opts.ms ?? 5000, ...(opts.idleMs !== undefined ? { idleMs: opts.idleMs } : {}), ...(opts.onWritten !== undefined ? { onWritten: opts.onWritten } : {}) })
   return { answers: wholeAnswers(got.raw, opts.methods), closed: got.closed ? 'closed' : 'open' }
 }
 

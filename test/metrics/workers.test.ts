@@ -4,7 +4,7 @@ import t from 'tap'
 import { configDir, startCli, targetOf, writeConfig } from '../helpers/proxy.js'
 import { startUpstream } from '../helpers/upstream.js'
 import { waitFor } from '../helpers/lifecycle.js'
-import { parseScrape, value } from './fixtures/scrape.js'
+import { parseScrape, total, value } from './fixtures/scrape.js'
 import { freePort } from '../helpers/failure.js'
 
 function get (port: number, p: string): Promise<{ status: number, body: string }> {
@@ -47,7 +47,7 @@ export default defineConfig({ workers: 2, metrics: { listen: ${metricsPort} }, u
     ['proxied 200s of both workers, added', value(m, 'proxyctl_requests_total', { server: 'w.test', location: '/api/', status: '2xx' }), 20],
     ['404s of both workers, added', value(m, 'proxyctl_requests_total', { server: 'w.test', location: '', status: '4xx' }), 3],
     ['tries at app, added', value(m, 'proxyctl_upstream_tries_total', { upstream: 'app', server: app.address, status: '2xx' }), 20],
-    ['durations, added', value(m, 'proxyctl_request_duration_seconds_count', { server: 'w.test' }), sentPid + 23],
+    ['durations, added', total(m, 'proxyctl_request_duration_seconds_count', { server: 'w.test' }), sentPid + 23],
     ['app is up (the largest of the workers\' 1 and 1)', value(m, 'proxyctl_upstream_server_state', { upstream: 'app', server: app.address, backup: 'false', state: 'up' }), 1],
     ['config generation: the largest, not a sum', value(m, 'proxyctl_config_generation'), 1]
   ]

@@ -267,8 +267,23 @@ t.test('response headers: upstream → proxyctl → client', async t => {
       reply: ok('X-Accel-Redirect: /elsewhere\r\n', 'from upstream'),
       status: 200,
       want: { 'x-accel-redirect': [] },
-      body: 'the X-Accel-Redirect target',
-      todo: 'proxyctl only hides X-Accel-Redirect and passes the upstream\'s body; nginx redirects internally to its URI'
+      body: 'the X-Accel-Redirect target'
+    },
+    {
+      rule: 'X-Accel-Redirect in ignoreHeaders: the upstream\'s answer passes, the header hidden',
+      location: '/ign/',
+      reply: ok('X-Accel-Redirect: /elsewhere\r\n', 'from upstream'),
+      status: 200,
+      want: { 'x-accel-redirect': [] },
+      body: 'from upstream'
+    },
+    {
+      rule: 'X-Accel-Redirect in ignoreHeaders and passHeaders: the client sees it',
+      location: '/ignp/',
+      reply: ok('X-Accel-Redirect: /elsewhere\r\n', 'from upstream'),
+      status: 200,
+      want: { 'x-accel-redirect': ['/elsewhere'] },
+      body: 'from upstream'
     },
     {
       rule: 'hideHeaders hides more',
@@ -365,7 +380,9 @@ t.test('response headers: upstream → proxyctl → client', async t => {
       locations: {
         '/up/': proxy('http://backend'),
         '= /elsewhere': respond(200, 'the X-Accel-Redirect target'),
-        '/opt/': proxy('http://backend', { hideHeaders: ['X-Secret'], passHeaders: ['Server', 'X-Accel-Expires'] })
+        '/opt/': proxy('http://backend', { hideHeaders: ['X-Secret'], passHeaders: ['Server', 'X-Accel-Expires'] }),
+        '/ign/': proxy('http://backend', { ignoreHeaders: ['X-Accel-Redirect'] }),
+        '/ignp/': proxy('http://backend', { ignoreHeaders: ['X-Accel-Redirect'], passHeaders: ['X-Accel-Redirect'] })
       }
     }]
   }

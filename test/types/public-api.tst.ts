@@ -93,6 +93,10 @@ describe('defineConfig', () => {
     defineConfig({ serverz: [] })
     // @ts-expect-error Type '"http_418"' is not assignable to type 'NextUpstreamCase'
     proxy('http://app', { nextUpstream: { on: ['http_418'] } })
+    // @ts-expect-error Type '"X-Accel-Nope"' is not assignable to type
+    proxy('http://app', { ignoreHeaders: ['X-Accel-Nope'] })
+    // nginx's names, in nginx's case or lower case
+    proxy('http://app', { ignoreHeaders: ['X-Accel-Redirect', 'set-cookie'] })
   })
 })
 

@@ -6,16 +6,14 @@
  * Network.webSocketHandshakeResponseReceived and the page's `websocket` event), and the echoed
  * messages, text and binary. Loopback only; a fresh profile in a temp dir.
  */
-import fs from 'node:fs'
 import path from 'node:path'
 import t from 'tap'
-import { chromium, type BrowserContext, type WebSocket as PwWebSocket } from 'playwright-core'
+import type { WebSocket as PwWebSocket } from 'playwright-core'
 import { respond } from '@proxyctl/core'
 import { websocket } from '@proxyctl/plugins'
 import { startConfig, tmpDir } from '../helpers/proxy.js'
 import { startWsUpstream } from '../helpers/ws.js'
-
-const CHROMIUM = '/usr/bin/chromium'
+import { chromiumMissing, launchChromium } from '../helpers/browser.js'
 
 t.setTimeout(90_000)
 
@@ -43,7 +41,7 @@ const PAGE = `<!doctype html>
 </script>
 `
 
-t.test('Chromium opens a WebSocket through the proxy and exchanges messages', { skip: fs.existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (apt-get install chromium)` }, async (t) => {
+t.test('Chromium opens a WebSocket through the proxy and exchanges messages', { skip: chromiumMissing() }, async (t) => {
   const dir = tmpDir(t, 'proxyctl-browser-')
   const up = await startWsUpstream(t, { path: path.join(dir, 'app.sock') }, { handleProtocols: (p) => p.has('chat') ? 'chat' : false })
   const proxy = await startConfig(t, {
@@ -58,14 +56,7 @@ t.test('Chromium opens a WebSocket through the proxy and exchanges messages', { 
   })
   const base = proxy.listeners[0]?.url as string
 
-  const context: BrowserContext = await chromium.launchPersistentContext(path.join(dir, 'profile'), {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-    timeout: 30_000
-  })
-  t.teardown(() => context.close())
-  const page = context.pages()[0] ?? await context.newPage()
+  const { context, page } = await launchChromium(t, dir)
   const cdp = await context.newCDPSession(page)
   await cdp.send('Network.enable')
   const handshake = new Promise<{ status: number, headers: Record<string, string> }>((resolve) => {

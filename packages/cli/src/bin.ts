@@ -13,13 +13,17 @@ import { check } from './commands/check.js'
 import { explain } from './commands/explain.js'
 import { init } from './commands/init.js'
 import { initPlugin } from './commands/plugin-kit.js'
+import { reload } from './commands/reload.js'
 import { start } from './commands/start.js'
+import fs from 'node:fs'
 import { reportFailure } from './report.js'
 
 const USAGE = `Usage: proxyctl <command> [options]
 
 Commands:
-  start   load the config and serve it
+  start   load the config and serve it; SIGHUP reloads it
+  reload  validate the config, have the running proxyctl (the pid file's) serve it;
+          exit 0 once the new config serves, 1 with the errors when the old one stays
   check   validate the config, try its listen addresses, print the servers and locations
   explain [METHOD] URL [-H 'Name: value']... [--json]
           which listen address, server and location a request reaches and why, the
@@ -34,11 +38,13 @@ Options:
   -c, --config FILE   config module (default: ./proxy.config.ts, .mts, .js or .mjs)
   -f, --force         init: overwrite an existing file
       --log-format F  start: json or pretty (default: pretty on a terminal, else json)
+      --pid-file FILE start, reload: the pid file (default: proxyctl.pid beside the config)
   -H, --header LINE   explain: a request header, 'Name: value' (repeatable)
       --json          explain: print JSON (the shape is in the README)
       --listen ADDR   explain: the listen address the request arrives on (default: from the URL)
       --client ADDR   explain: the client's address (default 127.0.0.1)
   -h, --help          show this help
+  -v, --version       print proxyctl's version
 `
 
 async function main (): Promise<number> {
@@ -53,10 +59,17 @@ async function main (): Promise<number> {
       json: { type: 'boolean' },
       listen: { type: 'string' },
       client: { type: 'string' },
-      help: { type: 'boolean', short: 'h' }
+      'pid-file': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean', short: 'v' }
     }
   })
   const command = positionals[0]
+  if (values.version === true) {
+    const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
+    process.stdout.write(`proxyctl ${pkg.version}\n`)
+    return 0
+  }
   if (values.help === true || command === undefined) {
     process.stdout.write(USAGE)
     return command === undefined && values.help !== true ? 1 : 0
@@ -68,8 +81,9 @@ async function main (): Promise<number> {
         process.stderr.write(`proxyctl: --log-format must be json or pretty, got "${format}"\n`)
         return 1
       }
-      return await start(values.config, format)
+      return await start(values.config, format, values['pid-file'])
     }
+    case 'reload': return await reload(values.config, values['pid-file'])
     case 'check': return await check(values.config)
     case 'explain': return await explain(positionals.slice(1), { config: values.config, headers: values.header, json: values.json, listen: values.listen, client: values.client })
     case 'init': return values.plugin !== undefined ? initPlugin(values.plugin) : init(values.force === true)

@@ -19,20 +19,20 @@ export function listenKeyPath (config: ResolvedConfig, address: string): string 
   return server === undefined ? '' : `${server.keyPath}.listen: `
 }
 
+/** A failure as the lines a user wants: one per problem naming file and key path. */
+export function failureLines (err: unknown, config?: ResolvedConfig): string[] {
+  if (err instanceof ConfigErrors) return err.errors.map((e) => e.format())
+  if (err instanceof ListenError && config !== undefined) return [`${config.file ?? ''}: ${listenKeyPath(config, err.address)}${err.message}`]
+  if (err instanceof ProxyctlError) return [err.message]
+  return [(err as Error)?.message ?? String(err)]
+}
+
 /**
  * Prints a failure the way a user wants it: one line per problem naming file and key path,
  * no stack trace (set PROXYCTL_DEBUG=1 for one). Returns the exit code.
  */
 export function reportFailure (err: unknown, config?: ResolvedConfig): number {
-  if (err instanceof ConfigErrors) {
-    for (const e of err.errors) process.stderr.write(`proxyctl: ${e.format()}\n`)
-  } else if (err instanceof ListenError && config !== undefined) {
-    process.stderr.write(`proxyctl: ${config.file ?? ''}: ${listenKeyPath(config, err.address)}${err.message}\n`)
-  } else if (err instanceof ProxyctlError) {
-    process.stderr.write(`proxyctl: ${err.message}\n`)
-  } else {
-    process.stderr.write(`proxyctl: ${(err as Error)?.message ?? String(err)}\n`)
-  }
+  for (const line of failureLines(err, config)) process.stderr.write(`proxyctl: ${line}\n`)
   if (process.env.PROXYCTL_DEBUG) process.stderr.write(`${(err as Error)?.stack ?? ''}\n`)
   return 1
 }

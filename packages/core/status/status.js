@@ -60,23 +60,30 @@ function draw (doc) {
   srv.replaceChildren()
   for (const s of doc.servers) {
     const bs = before && before.servers.find((x) => x.name === s.name)
-    srv.appendChild(row([cell(s.name), cell('(all)'),
+    const all = row([cell(s.name), cell('(all)'),
       cell(fmtRate(rate(s, bs, (x) => sum(x.requests, ALL), seconds)), 'num'),
       cell(fmtRate(rate(s, bs, (x) => sum(x.requests, ['4xx']), seconds)), 'num'),
       cell(fmtRate(rate(s, bs, (x) => sum(x.requests, ['5xx']), seconds)), 'num'),
       cell(fmtMs(avgBetween(s.duration, bs && bs.duration)), 'num'),
-      cell(String(s.locations.reduce((n, l) => n + l.tunnels, 0)), 'num')]))
+      cell(String(s.locations.reduce((n, l) => n + l.tunnels, 0)), 'num')])
+    all.dataset.server = s.name
+    srv.appendChild(all)
     for (const l of s.locations) {
+      // Locations that never answered (nginx's implicit "= /api" redirects, unused ones) would only add rows of zeros.
+      if (sum(l.requests, ALL) === 0 && l.tunnels === 0) continue
       const bl = bs && bs.locations.find((x) => x.location === l.location)
-      srv.appendChild(row([cell(''), cell(l.location),
+      const tr = row([cell(''), cell(l.location === '' ? '(no location)' : l.location),
         cell(fmtRate(rate(l, bl, (x) => sum(x.requests, ALL), seconds)), 'num'),
         cell(fmtRate(rate(l, bl, (x) => sum(x.requests, ['4xx']), seconds)), 'num'),
         cell(fmtRate(rate(l, bl, (x) => sum(x.requests, ['5xx']), seconds)), 'num'),
-        cell(''), cell(String(l.tunnels), 'num')]))
+        cell(fmtMs(avgBetween(l.duration, bl && bl.duration)), 'num'), cell(String(l.tunnels), 'num')])
+      tr.dataset.location = l.location
+      srv.appendChild(tr)
     }
   }
   const c = doc.connections
-  const limits = Object.entries(doc.limitRejections).map(([k, v]) => k + ' ' + v).join(', ') || 'none'
+  // Series exist from startup (0); only the limits that refused something are news.
+  const limits = Object.entries(doc.limitRejections).filter(([, v]) => v > 0).map(([k, v]) => k + ' ' + v).join(', ') || 'none'
   document.getElementById('connections').textContent =
     'client connections: reading ' + (c.reading || 0) + ', writing ' + (c.writing || 0) + ', waiting ' + (c.waiting || 0) +
     ' · bytes received ' + doc.bytes.received + ', sent ' + doc.bytes.sent + ' · limit rejections: ' + limits

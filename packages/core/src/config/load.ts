@@ -27,7 +27,16 @@ export interface LoadConfigOptions {
    * config in a folder with nothing installed shares the running CLI's copy (TypeScript configs).
    */
   fallbackPackages?: Record<string, string>
+  /**
+   * The config in force, on a reload (resolve.ts's ResolveOptions.previous). A JavaScript
+   * config is imported afresh then (Node keeps a module once imported; the files it imports
+   * itself stay as first loaded); a TypeScript one is bundled anew each time anyway.
+   */
+  previous?: ResolvedConfig
 }
+
+/** Each reload's import of a JavaScript config is a new module URL (ESM caches by URL). */
+let reloads = 0
 
 // Marks the plugin's own build.resolve() calls, which run its onResolve again.
 const kResolving = Symbol('proxyctl.resolving')
@@ -128,7 +137,8 @@ export async function loadConfigFile (file: string, options: LoadConfigOptions =
   if (!fs.existsSync(abs)) throw new ConfigLoadError(file, 'no such file')
   let mod: unknown
   try {
-    mod = /\.(c|m)?js$/.test(abs) ? await import(pathToFileURL(abs).href) : await importTypeScript(abs, options)
+    const url = pathToFileURL(abs).href + (options.previous === undefined ? '' : `?reload=${++reloads}`)
+    mod = /\.(c|m)?js$/.test(abs) ? await import(url) : await importTypeScript(abs, options)
   } catch (err) {
     const e = err as Error
     const message = (e.message || String(err)).split('\n').filter((l) => l.trim() !== '').slice(0, 6).join('\n')
@@ -140,7 +150,7 @@ export async function loadConfigFile (file: string, options: LoadConfigOptions =
   }
   let resolved: ResolvedConfig
   try {
-    resolved = resolveConfig(config, { file: abs })
+    resolved = resolveConfig(config, { file: abs, ...(options.previous === undefined ? {} : { previous: options.previous }) })
   } catch (err) {
     if (err instanceof ConfigErrors) err.setFile(abs)
     throw err

@@ -62,6 +62,10 @@ export interface ResolvedConfig {
   readonly accessLog: ResolvedAccessLog | null
   /** Objects handlers share across locations (upstream pools). Created at compile time. */
   readonly shared: Map<string, unknown>
+  /** Objects a reload may hand to the next config (env.carry), by key, with the definition they were made from. */
+  readonly carried: Map<string, { readonly definition: unknown, readonly value: object }>
+  /** Carried objects a newer config took over (env.handedOver): this config's app must not close them. */
+  readonly handedOver: Set<object>
   /** Checks `check` and `start` run before listening (hostnames resolve): preflight.ts. */
   readonly preflight: PreflightCheck[]
   /** Warnings worth printing (conflicting server names), not errors. */

@@ -2,6 +2,7 @@ import { resolveCompress } from './compress.js'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { isDeepStrictEqual } from 'node:util'
 import { ConfigError, ConfigErrors } from '../errors.js'
 import { LocationTree, parseLocationKey, validateLocationTree } from '../routing/location-tree.js'
 import { conflictingServerNames, parseServerName, ServerSelector } from '../routing/server-select.js'
@@ -42,7 +43,22 @@ function toList<T> (v: T | T[] | undefined): T[] {
  * Validates a config and resolves it. Throws ConfigErrors listing every problem found, each
  * with its key path, so one `proxyctl check` run shows them all.
  */
-export function resolveConfig (input: unknown, options: { file?: string } = {}): ResolvedConfig {
+export interface ResolveOptions {
+  file?: string
+  /**
+   * The config in force, on a reload: objects it carried (env.carry) whose definition is
+   * unchanged are reused, the metrics registry is kept (counters go on) and the generation is one more.
+   */
+  previous?: ResolvedConfig
+}
+
+export function resolveConfig (input: unknown, options: ResolveOptions = {}): ResolvedConfig {
+  // Resolving is synchronous: env.carry reads the config it replaces from here, and nothing keeps it after.
+  replacing = options.previous
+  try { return resolveFresh(input, options) } finally { replacing = undefined }
+}
+
+function resolveFresh (input: unknown, options: ResolveOptions): ResolvedConfig {
   const file = options.file === undefined ? undefined : path.resolve(options.file)
   const fail = (errors: ConfigError[]): never => {
     const e = new ConfigErrors(errors)
@@ -80,9 +96,16 @@ export function resolveConfig (input: unknown, options: { file?: string } = {}):
     proxySetHeaders: config.proxySetHeaders,
     accessLog: null,
     shared: new Map(),
+    carried: new Map(),
+    handedOver: new Set(),
     preflight: [],
     warnings,
-    metrics: { listen: metricsListen(config.metrics, baseDir, errors), registry: new MetricsRegistry(), on: config.metrics !== undefined, generation: 1 }
+    metrics: {
+      listen: metricsListen(config.metrics, baseDir, errors),
+      registry: options.previous?.metrics.registry ?? new MetricsRegistry(),
+      on: config.metrics !== undefined,
+      generation: (options.previous?.metrics.generation ?? 0) + 1
+    }
   }
 
   // Upstream servers are read here, so a bad address names its upstream; hostnames must resolve.
@@ -408,6 +431,9 @@ function toConfigError (err: unknown, keyPath: string): ConfigError {
   return new ConfigError(keyPath, (err as Error).message ?? String(err))
 }
 
+/** The config the one being resolved replaces (env.carry); not kept on the new config, so old configs are not held. */
+let replacing: ResolvedConfig | undefined
+
 function compileEnv (config: ResolvedConfig, server: ResolvedServer, location: ResolvedLocation | undefined,
   keyPath: string): HandlerCompileEnv {
   const scope: CompileScope = location?.scope ?? { namedCaptures: new Set() }
@@ -433,6 +459,15 @@ function compileEnv (config: ResolvedConfig, server: ResolvedServer, location: R
       if (!config.shared.has(key)) config.shared.set(key, create())
       return config.shared.get(key) as T
     },
+    carry <T extends object>(key: string, definition: unknown, create: () => T): T {
+      const mine = config.carried.get(key)
+      if (mine !== undefined) return mine.value as T
+      const before = replacing?.carried.get(key)
+      const value = before !== undefined && isDeepStrictEqual(before.definition, definition) ? before.value as T : create()
+      config.carried.set(key, { definition, value })
+      return value
+    },
+    handedOver (value: object): boolean { return config.handedOver.has(value) },
     preflight (run, subPath = '') { config.preflight.push({ keyPath: keyPath + subPath, run }) },
     metrics: config.metrics.registry,
     hostResolves (host, subPath = '') { config.preflight.push(hostResolves(keyPath + subPath, host, `host not found in upstream "${host}"`)) }

@@ -523,6 +523,18 @@ export interface HandlerCompileEnv {
   error (message: string, subPath?: string): Error
   /** One object per key for the whole app: upstream pools, caches shared by locations. */
   shared <T>(key: string, create: () => T): T
+  /**
+   * One object per key for the whole app that a reload hands on: when the config before the
+   * reload carried `key` with a deep-equal `definition` (node:util isDeepStrictEqual), this is
+   * that very object (an upstream pool keeps its connections and health state, a location's
+   * tunnels stay open); else `create()`. See `handedOver` for closing it.
+   */
+  carry <T extends object>(key: string, definition: unknown, create: () => T): T
+  /**
+   * Whether a newer config took `value` (from `carry`) over: closing this app (its onClose hooks)
+   * must then leave it alone. False while this config is the one in force.
+   */
+  handedOver (value: object): boolean
   /** A check `proxyctl check` and `start` run before listening (a hostname resolves), reported at `keyPath + subPath`. */
   preflight (run: () => Promise<string | undefined>, subPath?: string): void
   /** A check that `host` resolves, worded as nginx's "host not found in upstream". */

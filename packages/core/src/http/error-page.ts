@@ -5,6 +5,8 @@ import { STATUS_CODES, type ServerResponse } from 'node:http'
  * once per status and reused.
  */
 const pages = new Map<number, Buffer>()
+/** The same pages, to tell one of them among the bodies of answers (isOwnPage). */
+const pageBodies = new WeakSet<object>()
 
 /** Where nginx's wording (its status lines and page titles) differs from Node's STATUS_CODES. */
 const NGINX_TITLES: Record<number, string> = {
@@ -44,8 +46,14 @@ export function errorPageBody (status: number): Buffer {
     const extra = detail === undefined ? '' : `<center>${detail}</center>\r\n`
     page = Buffer.from(`<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${heading}</h1></center>\r\n${extra}<hr><center>proxyctl</center>\r\n</body>\r\n</html>\r\n`)
     pages.set(status, page)
+    pageBodies.add(page)
   }
   return page
+}
+
+/** Whether an answer's body is one of proxyctl's own pages (nginx's special response). */
+export function isOwnPage (body: unknown): boolean {
+  return typeof body === 'object' && body !== null && pageBodies.has(body)
 }
 
 /** Answers on a raw response (used where Fastify's reply is not in play: routing errors, hijacked replies). */

@@ -9,8 +9,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyBaseLogger } from 'fastify'
-import type { LogLevelName, ResolvedRateLimits } from '../config/rate-limits.js'
+import type { LimitReqZone, LogLevelName, ResolvedRateLimits } from '../config/rate-limits.js'
 import { upgradeOf } from '../http/upgrade.js'
+import { countZoneRejection } from '../metrics/proxy-metrics.js'
 import type { RequestContext } from '../routing/request-context.js'
 import { requestLine } from '../server/guard.js'
 import { checkBuckets, type BucketLimit, type BucketVerdict } from './leaky-bucket.js'
@@ -33,7 +34,7 @@ const thousandths = (x: number): string => `${Math.floor(x / 1000)}.${String(x %
 export function runLimits (ctx: RequestContext, res: ServerResponse, limits: ResolvedRateLimits, log: FastifyBaseLogger, next: LimitNext): void {
   if (limits.req.length === 0 || ctx.limitReqStatus !== undefined) { runConn(ctx, res, limits, log, next); return }
   const entries: BucketLimit[] = []
-  const zones: string[] = []
+  const zones: LimitReqZone[] = []
   for (const l of limits.req) {
     const key = l.zone.key.render(ctx)
     if (key === '') continue
@@ -42,7 +43,7 @@ export function runLimits (ctx: RequestContext, res: ServerResponse, limits: Res
       continue
     }
     entries.push({ table: l.zone.local, key, rate: l.zone.rate, burst: l.burst, delay: l.delay })
-    zones.push(l.zone.name)
+    zones.push(l.zone)
   }
   if (entries.length === 0) { runConn(ctx, res, limits, log, next); return }
   const decided = (v: BucketVerdict): void => { reqVerdict(ctx, res, limits, log, v, zones, next) }
@@ -50,7 +51,7 @@ export function runLimits (ctx: RequestContext, res: ServerResponse, limits: Res
   if (link !== undefined && link.usable()) {
     const params: number[] = []
     for (const e of entries) params.push(e.rate, e.burst, e.delay)
-    link.checkBuckets(entries.map((e, i) => `proxyctl:lr:${zones[i] as string}:${e.key}`), params).then(decided, (err: Error) => {
+    link.checkBuckets(entries.map((e, i) => `proxyctl:lr:${(zones[i] as LimitReqZone).name}:${e.key}`), params).then(decided, (err: Error) => {
       link.down(err.message)
       decided(local(link, entries))
     })
@@ -64,20 +65,20 @@ function local (link: RedisLink, entries: BucketLimit[]): BucketVerdict {
   return checkBuckets(entries, Date.now())
 }
 
-function reqVerdict (ctx: RequestContext, res: ServerResponse, limits: ResolvedRateLimits, log: FastifyBaseLogger, v: BucketVerdict, zones: string[], next: LimitNext): void {
+function reqVerdict (ctx: RequestContext, res: ServerResponse, limits: ResolvedRateLimits, log: FastifyBaseLogger, v: BucketVerdict, zones: LimitReqZone[], next: LimitNext): void {
   const dry = limits.reqDryRun
   if (v.kind === 'pass') {
     ctx.limitReqStatus = 'PASSED'
     runConn(ctx, res, limits, log, next)
     return
   }
-  const zone = zones[v.index] as string
+  const zone = (zones[v.index] as LimitReqZone).name
   if (v.kind === 'busy') {
     ctx.limitReqStatus = dry ? 'REJECTED_DRY_RUN' : 'REJECTED'
     logLine(log, limits.reqLogLevel, ctx, { code: 'PROXYCTL_LIMIT_REQ_REJECTED', zone, excess: v.excess / 1000, limit: 'limitReq', dryRun: dry },
       `limiting requests${dry ? ', dry run' : ''}, excess: ${thousandths(v.excess)} by zone "${zone}"`)
     if (dry) runConn(ctx, res, limits, log, next)
-    else next(limits.reqStatus)
+    else { countZoneRejection(zones[v.index] as LimitReqZone); next(limits.reqStatus) }
     return
   }
   ctx.limitReqStatus = dry ? 'DELAYED_DRY_RUN' : 'DELAYED'
@@ -149,7 +150,7 @@ function connRefused (ctx: RequestContext, limits: ResolvedRateLimits, log: Fast
       `limiting connections${dry ? ', dry run,' : ''} by zone "${zone}"`)
   }
   if (dry) next()
-  else next(limits.connStatus)
+  else { countZoneRejection(limits.conn[index]?.zone as object); next(limits.connStatus) }
 }
 
 /** Runs `release` once, when the request is over: its answer done or its connection closed; a tunnel's when the tunnel closes. */

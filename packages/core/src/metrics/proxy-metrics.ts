@@ -28,6 +28,7 @@ export interface CoreFamilies {
   readonly bytesIn: Family<CounterChild>
   readonly bytesOut: Family<CounterChild>
   readonly generation: Family<GaugeChild>
+  readonly reloads: Family<CounterChild>
 }
 
 const families = new WeakMap<MetricsRegistry, CoreFamilies>()
@@ -37,18 +38,35 @@ export function coreFamilies (r: MetricsRegistry): CoreFamilies {
   if (f === undefined) {
     f = {
       requests: r.counter('proxyctl_requests_total', 'Requests answered, by server, location and status class.', ['server', 'location', 'status']),
-      duration: r.histogram('proxyctl_request_duration_seconds', 'Time from the request head read to the end of the answer ($request_time), by server.', ['server']),
+      duration: r.histogram('proxyctl_request_duration_seconds', 'Time from the request head read to the end of the answer ($request_time), by server and location.', ['server', 'location']),
       upstreamTime: r.histogram('proxyctl_upstream_response_time_seconds', 'Time from the start of a try to the end of the upstream answer ($upstream_response_time), by upstream and server.', ['upstream', 'server']),
       upstreamTries: r.counter('proxyctl_upstream_tries_total', 'Tries at an upstream server, by the try\'s status class (failed tries are 5xx, as nginx notes 502/504).', ['upstream', 'server', 'status']),
-      limitRejections: r.counter('proxyctl_limit_rejections_total', 'Requests or connections refused by a client limit, by limit (clientMaxBodySize, largeClientHeaderBuffers, ...).', ['limit']),
+      limitRejections: r.counter('proxyctl_limit_rejections_total', 'Requests or connections refused by a limit, by limit (clientMaxBodySize, largeClientHeaderBuffers, ..., limitReq, limitConn) and zone (limitReq and limitConn; "" for the others).', ['limit', 'zone']),
       connections: r.gauge('proxyctl_client_connections', 'Open client connections by state, as stub_status: reading (no request yet), writing (a request in progress or a tunnel), waiting (idle keep-alive).', ['listen', 'state']),
       bytesIn: r.counter('proxyctl_client_received_bytes_total', 'Bytes read from clients, by listen address (closed connections and open ones).', ['listen']),
       bytesOut: r.counter('proxyctl_client_sent_bytes_total', 'Bytes written to clients, by listen address (closed connections and open ones).', ['listen']),
-      generation: r.gauge('proxyctl_config_generation', 'Generation of the config in force: 1 at start, one more per reload.', [], 'max')
+      generation: r.gauge('proxyctl_config_generation', 'Generation of the config in force: 1 at start, one more per reload.', [], 'max'),
+      reloads: r.counter('proxyctl_config_reloads_total', 'Reloads tried, by result: ok (the new config serves) or failed (the old one kept serving); with workers, each worker counts its own.', ['result'])
     }
     families.set(r, f)
   }
   return f
+}
+
+/** The rejections series of a client limit a handler enforces itself (a request body's size or timeout): resolve it at compile time. */
+export function limitRejection (r: MetricsRegistry, limit: string): CounterChild {
+  return coreFamilies(r).limitRejections.child(limit, '')
+}
+
+/** The reload counters (proxyctl_config_reloads_total), resolved once per reload. */
+export function reloadCounter (r: MetricsRegistry): { ok: CounterChild, failed: CounterChild } {
+  const f = coreFamilies(r)
+  return { ok: f.reloads.child('ok'), failed: f.reloads.child('failed') }
+}
+
+/** The generation of the config in force, once it serves. */
+export function setGeneration (r: MetricsRegistry, generation: number): void {
+  coreFamilies(r).generation.child().set(generation)
 }
 
 /** The series of one upstream server (its pool calls this once per peer). */
@@ -62,7 +80,7 @@ export function upstreamMeter (r: MetricsRegistry, upstream: string, server: str
 
 function requestMeter (f: CoreFamilies, server: ResolvedServer, location: string): RequestMeter {
   const name = serverLabel(server)
-  return { requests: CLASSES.map((c) => f.requests.child(name, location, c)), duration: f.duration.child(name) }
+  return { requests: CLASSES.map((c) => f.requests.child(name, location, c)), duration: f.duration.child(name, location) }
 }
 
 /** A server as the metrics and the status page name it: its first name, else its key path. */
@@ -72,11 +90,22 @@ export function serverLabel (server: ResolvedServer): string {
 
 const kMeter = Symbol('proxyctl.meter')
 type Metered = { [kMeter]?: RequestMeter }
+const kRejected = Symbol('proxyctl.rejected')
+type Counted = { [kRejected]?: CounterChild }
+
+/** A limitReq or limitConn refusal (not a dry run's) into its zone's series; nothing when metrics are off. */
+export function countZoneRejection (zone: object): void {
+  const c = (zone as Counted)[kRejected]
+  if (c !== undefined) c.value++
+}
 
 /** Resolves every location's and server's series once, before serving. */
 export function installMeters (config: ResolvedConfig): void {
   const f = coreFamilies(config.metrics.registry)
-  f.generation.child().set(config.metrics.generation)
+  // At start; a reload sets it once the new config serves (start.ts).
+  if (config.metrics.generation === 1) f.generation.child().set(1)
+  for (const zone of config.limitZones.req.values()) (zone as Counted)[kRejected] = f.limitRejections.child('limitReq', zone.name)
+  for (const zone of config.limitZones.conn.values()) (zone as Counted)[kRejected] = f.limitRejections.child('limitConn', zone.name)
   for (const server of config.servers) {
     ;(server as Metered)[kMeter] = requestMeter(f, server, '')
     for (const loc of server.all) (loc as Metered)[kMeter] = requestMeter(f, server, loc.key)

@@ -125,8 +125,18 @@ export class MetricsRegistry {
     return this.family(name, help, 'histogram', labelNames, 'sum', () => new HistogramChild(buckets), buckets)
   }
 
-  /** Runs before every snapshot: set gauges from live state (connections open, peers down). */
-  onCollect (fn: () => void): void { this.collectors.push(fn) }
+  /**
+   * Runs before every snapshot: set gauges from live state (connections open, peers down).
+   * Returns the way to stop it, for an object that goes away before the registry (a reload
+   * keeps the registry and drops the listeners, pools and tunnels it no longer has).
+   */
+  onCollect (fn: () => void): () => void {
+    this.collectors.push(fn)
+    return () => {
+      const i = this.collectors.indexOf(fn)
+      if (i >= 0) this.collectors.splice(i, 1)
+    }
+  }
 
   snapshot (): MetricsSnapshot {
     for (const fn of this.collectors) fn()

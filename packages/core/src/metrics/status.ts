@@ -4,7 +4,7 @@ import type { FamilySnapshot, MetricsSnapshot } from './registry.js'
 export interface StatusDocument {
   time: number
   generation: number
-  servers: Array<{ name: string, requests: Record<string, number>, duration: { sum: number, count: number }, locations: Array<{ location: string, requests: Record<string, number>, tunnels: number }> }>
+  servers: Array<{ name: string, requests: Record<string, number>, duration: { sum: number, count: number }, locations: Array<{ location: string, requests: Record<string, number>, duration: { sum: number, count: number }, tunnels: number }> }>
   upstreams: Array<{ name: string, backupInUse: boolean, servers: Array<{ server: string, backup: boolean, state: string, tries: Record<string, number>, responseTime: { sum: number, count: number }, active: number, idle: number }> }>
   connections: Record<string, number>
   bytes: { received: number, sent: number }
@@ -29,15 +29,21 @@ export function statusOf (snap: MetricsSnapshot): StatusDocument {
   const location = (srv: string, loc: string): StatusDocument['servers'][number]['locations'][number] => {
     const s = server(srv)
     let l = s.locations.find((x) => x.location === loc)
-    if (l === undefined) { l = { location: loc, requests: {}, tunnels: 0 }; s.locations.push(l) }
+    if (l === undefined) { l = { location: loc, requests: {}, duration: { sum: 0, count: 0 }, tunnels: 0 }; s.locations.push(l) }
     return l
   }
   for (const { labels: [srv = '', loc = '', cls = ''], value = 0 } of series('proxyctl_requests_total')) {
     const s = server(srv)
     s.requests[cls] = (s.requests[cls] ?? 0) + value
-    if (loc !== '') { const l = location(srv, loc); l.requests[cls] = value }
+    const l = location(srv, loc)
+    l.requests[cls] = value
   }
-  for (const { labels: [srv = ''], sum = 0, count = 0 } of series('proxyctl_request_duration_seconds')) server(srv).duration = { sum, count }
+  // A server's latency is its locations' together ('' is the server's own: no location answered).
+  for (const { labels: [srv = '', loc = ''], sum = 0, count = 0 } of series('proxyctl_request_duration_seconds')) {
+    const s = server(srv)
+    s.duration = { sum: s.duration.sum + sum, count: s.duration.count + count }
+    location(srv, loc).duration = { sum, count }
+  }
   for (const { labels: [srv = '', loc = ''], value = 0 } of series('proxyctl_websocket_tunnels')) location(srv, loc).tunnels = value
 
   const upstreams = new Map<string, StatusDocument['upstreams'][number]>()
@@ -63,6 +69,7 @@ export function statusOf (snap: MetricsSnapshot): StatusDocument {
   for (const { labels: [, state = ''], value = 0 } of series('proxyctl_client_connections')) doc.connections[state] = (doc.connections[state] ?? 0) + value
   for (const { value = 0 } of series('proxyctl_client_received_bytes_total')) doc.bytes.received += value
   for (const { value = 0 } of series('proxyctl_client_sent_bytes_total')) doc.bytes.sent += value
-  for (const { labels: [limit = ''], value = 0 } of series('proxyctl_limit_rejections_total')) doc.limitRejections[limit] = value
+  // "clientMaxBodySize", or "limitReq perip" for a zone's.
+  for (const { labels: [limit = '', zone = ''], value = 0 } of series('proxyctl_limit_rejections_total')) doc.limitRejections[zone === '' ? limit : `${limit} ${zone}`] = value
   return doc
 }

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { ExchangeRecord } from '../log/exchange-record.js'
+import type { CarriedHeaders } from '../http/carried-headers.js'
 import type { ResolvedListen, ResolvedLocation, ResolvedServer } from '../config/model.js'
 
 /**
@@ -46,6 +47,8 @@ export class RequestContext {
   errorPageUsed = false
   /** The status the final response is sent with, when an error_page rule fixed it. */
   statusOverride: number | undefined = undefined
+  /** Headers an upstream's X-Accel-Redirect carried onto the final answer (http/carried-headers.ts). */
+  carried: CarriedHeaders | undefined = undefined
   /** Parsed cookies, computed on first use of `$cookie_*`. */
   cookies: Map<string, string> | undefined
   /** Parsed query, computed on first use of `$arg_*`. */

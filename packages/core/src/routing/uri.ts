@@ -15,7 +15,8 @@ const AFTER_SLASH = 1
 const AFTER_DOT = 2
 const AFTER_DOT_DOT = 3
 
-function hexValue (c: number): number {
+/** The value of a hex digit's character code, -1 for any other. */
+export function hexValue (c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30
   const l = c | 0x20
   if (l >= 0x61 && l <= 0x66) return l - 0x61 + 10

@@ -6,7 +6,8 @@ import { accessAllowed, type AccessRule } from '../config/access.js'
 import type { ResolvedRateLimits } from '../config/rate-limits.js'
 import { runLimits } from '../limits/phase.js'
 import { RequestBodyError } from '../errors.js'
-import { errorPageBody, nginxReason, statusReason, wireStatus } from '../http/error-page.js'
+import { errorPageBody, isOwnPage, nginxReason, statusReason, wireStatus } from '../http/error-page.js'
+import { carryOntoReply } from '../http/carried-headers.js'
 import { openPhaseScope } from '../phases/phases.js'
 import { errorPageFor, followErrorPage, sendStatus } from '../handlers/error-pages.js'
 import type { RequestContext } from '../routing/request-context.js'
@@ -119,6 +120,8 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
         // The redirected location's phrase is for its own status: nginx's for the rule's ("413 Request Entity Too Large").
         reply.raw.statusMessage = statusReason(override)
       }
+      // What an upstream's X-Accel-Redirect carried, under add_header (nginx copies them first).
+      if (ctx.carried !== undefined) carryOntoReply(ctx.carried, isOwnPage(payload), reply)
       const add = addHeadersInForce(ctx)
       if (add !== undefined) addToReply(add, ctx, reply)
     }
@@ -143,7 +146,7 @@ export async function buildApp (config: ResolvedConfig, options: BuildOptions = 
       request.log.info({ code: err?.code ?? 'PROXYCTL_BAD_REQUEST', client: raw.socket?.remoteAddress, request: line, reason: err?.message, ...limit },
         `${err?.message ?? 'bad request'}, client: ${raw.socket?.remoteAddress ?? '-'}, request: "${line}"`)
       const status = err?.status ?? 400
-      if (rejections !== undefined && err?.limit !== undefined) rejections.child(err.limit).inc()
+      if (rejections !== undefined && err?.limit !== undefined) rejections.child(err.limit, '').inc()
       // nginx logs its own status (494) where the wire says 400.
       const record = recordOf(reply.raw)
       if (record !== undefined && wireStatus(status) !== status) record.loggedStatus = status

@@ -79,7 +79,7 @@ export class ClientConnections {
   }
 
   /**
-   * A request on an HTTP/2 connection (`socket`: the connection's): numbered and counted per
+   * A request on an HTTP/2 connection (`socket`: the connection's own, not the session's stand-in): numbered and counted per
    * connection, and the connection's unsent bytes watched for sendTimeout. keepalive_requests and
    * keepalive_timeout are the session's (http2.ts).
    */
@@ -166,9 +166,9 @@ export function sendSweepInterval (config: ResolvedConfig): number {
 }
 
 /**
- * Bytes read and written on `socket`. An HTTP/2 request's socket is a proxy of its session's,
- * which throws (ERR_HTTP2_SOCKET_UNBOUND) once the session has let it go: then nothing is counted.
+ * Bytes read and written on `socket`: the connection's own socket, HTTP/2's too (http2.ts
+ * connectionSocketOf; the session's stand-in would throw once the session let it go).
  */
 function bytesOf (socket: Socket): [number, number] {
-  try { return [socket.bytesRead, socket.bytesWritten] } catch { return [0, 0] }
+  return [socket.bytesRead, socket.bytesWritten]
 }

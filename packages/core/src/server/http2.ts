@@ -40,6 +40,18 @@ const kSocket = Symbol('proxyctl.h2.socket')
 
 type Stream = http2.ServerHttp2Stream & Record<symbol, unknown>
 
+/**
+ * Each session's connection socket. `session.socket` is Node's stand-in, which throws once the
+ * session has let the socket go (in its 'close' listeners too), so the connection's bytes and
+ * unsent data are read from the socket itself.
+ */
+const connectionSockets = new WeakMap<http2.Http2Session, net.Socket>()
+
+/** The socket of an HTTP/2 request's connection; undefined once its session is gone. */
+export function connectionSocketOf (session: http2.Http2Session | undefined): net.Socket | undefined {
+  return session === undefined ? undefined : connectionSockets.get(session)
+}
+
 /** The HTTP/2 request as HTTP/1.1 code reads one (see the module comment). */
 export class H2Request extends http2.Http2ServerRequest {
   [kHeaders]: IncomingHttpHeaders
@@ -180,10 +192,17 @@ export function attachHttp2 (server: net.Server, listen: ResolvedListen, entry: 
     settings: { maxConcurrentStreams: MAX_CONCURRENT_STREAMS, maxHeaderListSize: 1024 + number * size }
   } as http2.ServerOptions)
   const sessions = new Set<http2.ServerHttp2Session>()
+  // The socket handed to h2 below: Node makes its session and emits 'session' synchronously.
+  let connecting: net.Socket | undefined
+  const toH2 = (socket: net.Socket): void => {
+    connecting = socket
+    try { h2.emit('connection', socket) } finally { connecting = undefined }
+  }
   h2.on('request', (req, res) => { entry(req as unknown as IncomingMessage, res as unknown as ServerResponse, false) })
   h2.on('checkContinue', (req, res) => { entry(req as unknown as IncomingMessage, res as unknown as ServerResponse, true) })
   h2.on('session', (session: http2.ServerHttp2Session) => {
     sessions.add(session)
+    if (connecting !== undefined) connectionSockets.set(session, connecting)
     const client = session.socket?.remoteAddress
     let streams = 0
     let served = 0
@@ -227,7 +246,7 @@ export function attachHttp2 (server: net.Server, listen: ResolvedListen, entry: 
     const h1 = server.listeners('secureConnection') as Array<(s: net.Socket) => void>
     server.removeAllListeners('secureConnection')
     server.on('secureConnection', (socket: net.Socket & { alpnProtocol?: string | false }) => {
-      if (socket.alpnProtocol === 'h2') h2.emit('connection', socket)
+      if (socket.alpnProtocol === 'h2') toH2(socket)
       else for (const l of h1) l.call(server, socket)
     })
   } else {
@@ -240,7 +259,7 @@ export function attachHttp2 (server: net.Server, listen: ResolvedListen, entry: 
         socket.unshift(chunk)
         const n = Math.min(chunk.length, PREFACE.length)
         // The session reads what is buffered itself; HTTP/1.1's parser wants the socket flowing again.
-        if (chunk.subarray(0, n).equals(PREFACE.subarray(0, n))) { h2.emit('connection', socket); return }
+        if (chunk.subarray(0, n).equals(PREFACE.subarray(0, n))) { toH2(socket); return }
         for (const l of h1) l.call(server, socket)
         socket.resume()
       })

@@ -4,14 +4,15 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import https from 'node:https'
 import type { Http2ServerRequest } from 'node:http2'
 import net, { type Socket } from 'node:net'
+import type tls from 'node:tls'
 import type { Duplex } from 'node:stream'
 import type { ResolvedListen } from '../config/model.js'
 import { BadRequestError, ListenError } from '../errors.js'
 import { checkRequestBody } from '../http/request-body-limit.js'
 import { acceptUpgrade, upgradeBodyError } from '../http/upgrade.js'
 import { kRequestContext, refuseRequest, routeRequest, type RoutedRequest } from '../routing/router.js'
-import { createTlsServer } from './tls.js'
-import { attachHttp2, H2_ALPN, type Http2Front } from './http2.js'
+import { createTlsServer, updateTlsServer } from './tls.js'
+import { attachHttp2, connectionSocketOf, H2_ALPN, type Http2Front } from './http2.js'
 import { answerClientError, failConnection, failRequest, refuseConnect } from './guard.js'
 import type { ProxyApp } from './app.js'
 import { ClientConnections, nextConnectionId, nodeKeepAliveTimeout, sendSweepInterval } from './connection.js'
@@ -22,16 +23,6 @@ import type { MetricsRegistry } from '../metrics/registry.js'
 
 type RecordedResponse = ServerResponse & { [kRecord]?: ExchangeRecord }
 
-export interface BoundListener {
-  readonly listen: ResolvedListen
-  readonly server: http.Server
-  /** `http://127.0.0.1:8080`, `https://[::1]:8443`, `unix:/run/p.sock`. */
-  readonly url: string
-  /** The port actually bound (differs from the config when it asked for port 0 in tests). */
-  readonly port: number
-  /** The HTTP/2 sessions' side, when the address serves HTTP/2. */
-  readonly http2: Http2Front | undefined
-}
 
 const REASONS: Record<string, string> = {
   EADDRINUSE: 'address already in use',
@@ -112,20 +103,116 @@ export async function probeListen (listen: ResolvedListen): Promise<void> {
 }
 
 /**
+ * What a listener does with its requests for one app (one config generation): the request,
+ * upgrade, client-error and CONNECT handlers, and how many of its requests are in flight. A
+ * reload gives a kept listener the new app's handlers (BoundListener.swap); requests already
+ * dispatched finish on the old ones.
+ */
+interface Wiring {
+  readonly app: ProxyApp
+  readonly listen: ResolvedListen
+  readonly onRequest: (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean) => void
+  readonly onUpgrade: (req: RoutedRequest, socket: Duplex, head: Buffer) => void
+  readonly onClientError: (err: Error, socket: Duplex) => void
+  readonly onConnect: (req: IncomingMessage, socket: Duplex) => void
+  /** Requests dispatched through this wiring whose answer is not over (tunnels are the handler's: not counted). */
+  inflight: number
+}
+
+export interface BoundListener {
+  /** The listen address as the config in force resolves it. */
+  readonly listen: ResolvedListen
+  readonly server: http.Server
+  /** `http://127.0.0.1:8080`, `https://[::1]:8443`, `unix:/run/p.sock`. */
+  readonly url: string
+  /** The port actually bound (differs from the config when it asked for port 0 in tests). */
+  readonly port: number
+  /** The HTTP/2 sessions' side, when the address serves HTTP/2. */
+  readonly http2: Http2Front | undefined
+  /**
+   * A reload: new requests go to `app` with `listen` (the same address in the new config, its
+   * certificates re-read) from now on. Resolves once the requests the previous app took are
+   * over, or after `graceMs`.
+   */
+  swap (app: ProxyApp, listen: ResolvedListen, graceMs: number): Promise<void>
+}
+
+/** Why a bound address cannot take a new config in place (undefined: it can). */
+export function swapRefusal (bound: ResolvedListen, next: ResolvedListen): string | undefined {
+  if ((bound.tls === undefined) !== (next.tls === undefined)) return 'TLS on or off'
+  if (bound.http2 !== next.http2) return 'HTTP/2 on or off'
+  if (bound.ipv6Only !== next.ipv6Only) return 'ipv6Only'
+  const a = bound.defaultServer.limits.largeClientHeaderBuffers
+  const b = next.defaultServer.limits.largeClientHeaderBuffers
+  if (a.number !== b.number || a.size !== b.size) return 'largeClientHeaderBuffers of its default server'
+  return undefined
+}
+
+/**
  * Binds one listen address and routes its requests into the app. Whatever handling one request
  * or connection throws ends that request or connection (guard.ts), never the process.
  */
 export async function bindListener (app: ProxyApp, listen: ResolvedListen): Promise<BoundListener> {
   const server = createServer(listen)
+  const metrics = app.config.metrics
+  const rejections = metrics.on ? coreFamilies(metrics.registry).limitRejections : undefined
+  const rejected = rejections === undefined ? undefined : (limit: string): void => { rejections.child(limit, '').inc() }
+  // The connections are the socket's, not a config's: kept across reloads (their numbers and bytes go on).
+  const connections = new ClientConnections(listen, app.fastify.log, sendSweepInterval(app.config), rejected)
+  const stopCollecting = metrics.on ? collectConnections(metrics.registry, listen, server, connections) : undefined
+  server.once('close', () => { connections.close(); stopCollecting?.() })
+  let w = wire(app, listen, server, connections)
+  server.on('request', (req, res) => { w.onRequest(req, res, false) })
+  // With this listener Node leaves the 100 to us: none before a 413.
+  server.on('checkContinue', (req, res) => { w.onRequest(req, res, true) })
+  server.on('upgrade', (req: RoutedRequest, socket, head) => { w.onUpgrade(req, socket, head) })
+  server.on('clientError', (err, socket) => { w.onClientError(err, socket) })
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => { w.onConnect(req, socket) })
+  const http2 = listen.http2 ? attachHttp2(server, listen, (req, res, expectsContinue) => { w.onRequest(req, res, expectsContinue) }, app.fastify.log) : undefined
+  // A socket file left by a dead process is removed; one with a live listener is "in use".
+  // Cluster workers share the primary's socket, which cleared stale files before forking.
+  if (listen.kind === 'unix' && !cluster.isWorker && await checkSocketFile(listen.path)) fs.unlinkSync(listen.path)
+  await listenOn(server, listen)
+  const addr = server.address()
+  const port = typeof addr === 'object' && addr !== null ? addr.port : 0
+  const url = listen.kind === 'unix'
+    ? `unix:${listen.path}`
+    : `${listen.scheme}://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`
+  const bound: BoundListener = {
+    listen,
+    server,
+    url,
+    port,
+    http2,
+    async swap (next, nextListen, graceMs) {
+      // Certificates first: a TLS handshake from now on gets the new config's.
+      if (nextListen.tls !== undefined) updateTlsServer(server as unknown as tls.Server, nextListen)
+      server.keepAliveTimeout = nodeKeepAliveTimeout(nextListen.defaultServer.limits.keepaliveTimeout)
+      server.headersTimeout = nextListen.defaultServer.limits.clientHeaderTimeout
+      server.maxHeadersCount = nextListen.defaultServer.limits.maxHeaders + 1
+      const old = w
+      w = wire(next, nextListen, server, connections)
+      ;(bound as { listen: ResolvedListen }).listen = nextListen
+      await drained(old, graceMs)
+    }
+  }
+  return bound
+}
+
+/** Resolves when `w` has no request in flight, or after `graceMs`. */
+async function drained (w: Wiring, graceMs: number): Promise<void> {
+  const deadline = Date.now() + graceMs
+  while (w.inflight > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25))
+}
+
+/** The handlers of one app on one listener (see Wiring). */
+function wire (app: ProxyApp, listen: ResolvedListen, server: http.Server, connections: ClientConnections): Wiring {
   const dispatch = app.dispatch
   const log = app.fastify.log
   const metrics = app.config.metrics
   const metered = metrics.on
   const rejections = metered ? coreFamilies(metrics.registry).limitRejections : undefined
-  const rejected = rejections === undefined ? undefined : (limit: string): void => { rejections.child(limit).inc() }
-  const connections = new ClientConnections(listen, log, sendSweepInterval(app.config), rejected)
-  server.once('close', () => { connections.close() })
-  if (metered) collectConnections(metrics.registry, listen, server, connections)
+  const rejected = rejections === undefined ? undefined : (limit: string): void => { rejections.child(limit, '').inc() }
   // The access line is written and the metrics counted when the answer is over; one listener
   // function per listener, none when neither is on.
   const logging = app.accessLogs.active
@@ -151,8 +238,12 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
       if (r.tunneled) return
       meterRequest(r, r.loggedStatus !== 0 ? r.loggedStatus : this.headersSent ? this.statusCode : 499, Date.now(), fallbackServer)
     }
+  // One function per wiring (no closure per request): a reload waits for this count to reach 0.
+  const onOver = function (): void { wiring.inflight-- }
   const serve = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void => {
     const target = req.url
+    wiring.inflight++
+    res.on('close', onOver)
     try {
       const record = new ExchangeRecord(req.socket, req, target ?? '', logging ? req.socket.bytesWritten : 0)
       ;(res as RecordedResponse)[kRecord] = record
@@ -162,7 +253,7 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
       if (ctx !== undefined) { ctx.record = record; record.ctx = ctx }
       const limits = ctx === undefined ? listen.defaultServer.limits : (ctx.location ?? ctx.server).limits
       const stream = req.httpVersionMajor === 2 ? (req as { stream?: Http2ServerRequest['stream'] }).stream : undefined
-      if (stream !== undefined) connections.servedH2(limits, stream.session?.socket, record)
+      if (stream !== undefined) connections.servedH2(limits, connectionSocketOf(stream.session), record)
       else connections.served(limits, req.socket, res, record)
       // clientMaxBodySize and Expect: 100-continue, before the fast path and Fastify alike.
       if (expectsContinue || req.headers['content-length'] !== undefined) {
@@ -187,10 +278,7 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
     if (res.socket === null) res.once('socket', () => { serve(req, res, expectsContinue) })
     else serve(req, res, expectsContinue)
   }
-  server.on('request', (req, res) => { onRequest(req, res, false) })
-  // With this listener Node leaves the 100 to us: none before a 413.
-  server.on('checkContinue', (req, res) => { onRequest(req, res, true) })
-  server.on('upgrade', (req: RoutedRequest, socket, head) => {
+  const onUpgrade = (req: RoutedRequest, socket: Duplex, head: Buffer): void => {
     const target = req.url
     try {
       acceptUpgrade(server, req, socket, head, (req, res) => {
@@ -211,7 +299,7 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
     } catch (err) {
       failConnection(log, req, socket, target, err)
     }
-  })
+  }
   // What the front door answers on the socket itself (parser refusals, CONNECT) is logged too, in the default server's log.
   const logRefusal = observing
     ? (socket: Socket, req: IncomingMessage | undefined, target: string, status: number, head: number, before: number): void => {
@@ -221,30 +309,27 @@ export async function bindListener (app: ProxyApp, listen: ResolvedListen): Prom
         logLine(r)
       }
     : undefined
-  server.on('clientError', (err, socket) => { answerClientError(log, err, socket, listen.defaultServer.limits, logRefusal, rejected) })
-  server.on('connect', (req: IncomingMessage, socket: Duplex) => { refuseConnect(log, req, socket, logRefusal) })
-  const http2 = listen.http2 ? attachHttp2(server, listen, onRequest, log) : undefined
-  // A socket file left by a dead process is removed; one with a live listener is "in use".
-  // Cluster workers share the primary's socket, which cleared stale files before forking.
-  if (listen.kind === 'unix' && !cluster.isWorker && await checkSocketFile(listen.path)) fs.unlinkSync(listen.path)
-  await listenOn(server, listen)
-  const addr = server.address()
-  const port = typeof addr === 'object' && addr !== null ? addr.port : 0
-  const url = listen.kind === 'unix'
-    ? `unix:${listen.path}`
-    : `${listen.scheme}://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${port}`
-  return { listen, server, url, port, http2 }
+  const wiring: Wiring = {
+    app,
+    listen,
+    onRequest,
+    onUpgrade,
+    onClientError: (err, socket) => { answerClientError(log, err, socket, listen.defaultServer.limits, logRefusal, rejected) },
+    onConnect: (req, socket) => { refuseConnect(log, req, socket, logRefusal) },
+    inflight: 0
+  }
+  return wiring
 }
 
 /** The listener's connections by state and its bytes, counted at each scrape (nothing per request). */
-function collectConnections (registry: MetricsRegistry, listen: ResolvedListen, server: net.Server, connections: ClientConnections): void {
+function collectConnections (registry: MetricsRegistry, listen: ResolvedListen, server: net.Server, connections: ClientConnections): () => void {
   const f = coreFamilies(registry)
   const reading = f.connections.child(listen.key, 'reading')
   const writing = f.connections.child(listen.key, 'writing')
   const waiting = f.connections.child(listen.key, 'waiting')
   const received = f.bytesIn.child(listen.key)
   const sent = f.bytesOut.child(listen.key)
-  registry.onCollect(() => {
+  return registry.onCollect(() => {
     // net.Server counts every connection it holds, those that have sent no request yet too.
     const n = server.listening ? (server as net.Server & { _connections: number })._connections : 0
     const c = connections.figures(n)

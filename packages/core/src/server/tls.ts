@@ -102,11 +102,29 @@ export function listenSecureContexts (listen: ResolvedListen): ListenSecureConte
  * A TLS server (https, or http2's secure server) for the address, made by `make` from the
  * address's options: the default server's certificates, the others' by SNI.
  */
+const kSni = Symbol('proxyctl.sni')
+const kReadsHello = Symbol('proxyctl.readsHello')
+type ReloadableTlsServer = tls.Server & { [kSni]: SniCallback, [kReadsHello]?: boolean }
+
 export function createTlsServer<S extends tls.Server> (listen: ResolvedListen, make: (options: tls.TlsOptions) => S): S {
   const c = listenSecureContexts(listen)
-  const server = make({ ...c.fallback, SNICallback: c.SNICallback })
-  if (c.readsHello) readHelloFirst(server)
+  // Node reads SNICallback once, at construction: ours calls whichever the config in force has (updateTlsServer).
+  const server = make({
+    ...c.fallback,
+    SNICallback (this: unknown, servername, cb) { (server as unknown as ReloadableTlsServer)[kSni].call(this, servername, cb) }
+  }) as S & ReloadableTlsServer
+  server[kSni] = c.SNICallback
+  if (c.readsHello) { readHelloFirst(server); server[kReadsHello] = true }
   return server
+}
+
+/** A reload: the listener's certificates as the new config read them, for the handshakes from now on. */
+export function updateTlsServer (server: tls.Server, listen: ResolvedListen): void {
+  const c = listenSecureContexts(listen)
+  const s = server as ReloadableTlsServer
+  server.setSecureContext(c.fallback)
+  s[kSni] = c.SNICallback
+  if (c.readsHello && s[kReadsHello] !== true) { readHelloFirst(server); s[kReadsHello] = true }
 }
 
 /** Puts a reader of the ClientHello in front of the server's own connection listener. */

@@ -1,5 +1,5 @@
 import type { HandlerCompileEnv, Template } from '@proxyctl/core'
-import { compileValid, type IgnorableHeader, type ValidRules } from './validity.js'
+import { compileValid, type ValidRules } from './validity.js'
 import { CacheZone, createStore } from './zone.js'
 
 /** nginx's proxy_cache_use_stale cases. */
@@ -33,8 +33,6 @@ export interface CacheOptions {
   backgroundUpdate?: boolean
   /** proxy_cache_revalidate: a stale entry with ETag or Last-Modified is asked for with If-None-Match / If-Modified-Since; a 304 renews it (REVALIDATED). */
   revalidate?: boolean
-  /** proxy_ignore_headers: these headers of the upstream do not decide caching (Set-Cookie: answers with cookies are stored). */
-  ignoreHeaders?: IgnorableHeader[]
   /** proxy_cache_convert_head. Default true. */
   convertHead?: boolean
   /**
@@ -65,11 +63,13 @@ export interface CachePlan {
 }
 
 const STALE_CASES = new Set<string>(['error', 'timeout', 'invalid_header', 'updating', 'http_500', 'http_502', 'http_503', 'http_504', 'http_403', 'http_404', 'http_429'])
-const IGNORABLE = new Set<string>(['X-Accel-Expires', 'Expires', 'Cache-Control', 'Set-Cookie', 'Vary'])
-const KEYS = new Set(['zone', 'key', 'valid', 'methods', 'minUses', 'bypass', 'noCache', 'lock', 'useStale', 'backgroundUpdate', 'revalidate', 'ignoreHeaders', 'convertHead', 'purge'])
+const KEYS = new Set(['zone', 'key', 'valid', 'methods', 'minUses', 'bypass', 'noCache', 'lock', 'useStale', 'backgroundUpdate', 'revalidate', 'convertHead', 'purge'])
 
-/** Checks and compiles `cache`; errors name `.cache.KEY`. The zone's store is made once for all its locations. */
-export function compileCache (o: CacheOptions | undefined, env: HandlerCompileEnv): CachePlan | undefined {
+/**
+ * Checks and compiles `cache`; errors name `.cache.KEY`. The zone's store is made once for all its
+ * locations. `ignored`: the location's ignoreHeaders (nginx's one proxy_ignore_headers), by name.
+ */
+export function compileCache (o: CacheOptions | undefined, env: HandlerCompileEnv, ignored: ReadonlySet<string>): CachePlan | undefined {
   if (o === undefined) return undefined
   const err = (msg: string, key?: string): Error => env.error(msg, key === undefined ? '.cache' : `.cache.${key}`)
   if (typeof o !== 'object' || o === null) throw err('expected { zone, key?, valid?, ... }')
@@ -125,7 +125,7 @@ export function compileCache (o: CacheOptions | undefined, env: HandlerCompileEn
     useStale: new Set(list(o.useStale, 'useStale', STALE_CASES)) as Set<UseStaleCase>,
     revalidate: o.revalidate ?? false,
     backgroundUpdate: o.backgroundUpdate ?? false,
-    ignore: new Set(list(o.ignoreHeaders, 'ignoreHeaders', IGNORABLE).map((h) => h.toLowerCase())),
+    ignore: new Set([...ignored].map((h) => h.toLowerCase())),
     convertHead: o.convertHead ?? true,
     purge: list(o.purge, 'purge').map((t, i) => env.template(t, `.cache.purge[${i}]`))
   }

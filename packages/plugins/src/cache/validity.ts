@@ -15,9 +15,6 @@
  * README, "Proxy cache", deliberate differences.
  */
 
-/** Headers whose cache meaning is ignored (nginx's proxy_ignore_headers). */
-export type IgnorableHeader = 'X-Accel-Expires' | 'Expires' | 'Cache-Control' | 'Set-Cookie' | 'Vary'
-
 /** proxy_cache_valid compiled: ms by status, and for any other status. */
 export interface ValidRules { readonly byStatus: ReadonlyMap<number, number>, readonly any: number | undefined }
 
@@ -27,7 +24,7 @@ export type Validity =
 
 const NOT_STORED: Validity = { store: false }
 
-/** `headers`: the upstream's, name, value, ... as strings. `now`: ms. */
+/** `headers`: the upstream's, name, value, ... as strings. `ignore`: proxy_ignore_headers, lower case. `now`: ms. */
 export function validity (status: number, headers: readonly string[], valid: ValidRules, ignore: ReadonlySet<string>, now: number): Validity {
   let validSec = 0 // absolute seconds, 0: not set (nginx's r->cache->valid_sec)
   let cacheable = true

@@ -1,4 +1,4 @@
-import type { CounterChild, MetricsRegistry } from '@proxyctl/core'
+import type { CounterChild, GaugeChild, MetricsRegistry } from '@proxyctl/core'
 import type { ResolvedCacheZone } from '@proxyctl/core/internal'
 import type { FastifyBaseLogger } from 'fastify'
 import { DiskStore } from './disk-store.js'
@@ -27,19 +27,30 @@ export class CacheZone {
     const requests = metrics.counter('proxyctl_cache_requests_total', 'Requests that asked a cache, by zone and $upstream_cache_status (MISS, BYPASS, EXPIRED, STALE, UPDATING, REVALIDATED, HIT).', ['zone', 'status'])
     for (const s of ['MISS', 'BYPASS', 'EXPIRED', 'STALE', 'UPDATING', 'REVALIDATED', 'HIT']) this.answered.set(s, requests.child(name, s))
     this.storeErrors = metrics.counter('proxyctl_cache_store_errors_total', 'Cache store operations that failed (a disk or Redis store; the request went on as a MISS), by zone.', ['zone']).child(name)
-    const bytes = metrics.gauge('proxyctl_cache_size_bytes', 'Bytes a cache zone holds (this process\'s view for Redis: what it stored).', ['zone']).child(name)
-    const entries = metrics.gauge('proxyctl_cache_entries', 'Entries a cache zone holds (this process\'s view for Redis).', ['zone']).child(name)
-    metrics.onCollect(() => { bytes.set(store.bytes); entries.set(store.count) })
+    this.bytesGauge = metrics.gauge('proxyctl_cache_size_bytes', 'Bytes a cache zone holds (this process\'s view for Redis: what it stored).', ['zone']).child(name)
+    this.entriesGauge = metrics.gauge('proxyctl_cache_entries', 'Entries a cache zone holds (this process\'s view for Redis).', ['zone']).child(name)
+    this.metrics = metrics
     if (store instanceof DiskStore) store.onError = (err, file) => { this.fileFailed(err, file) }
     if (store instanceof RedisStore) store.onError = () => { this.storeErrors.inc() }
   }
 
   private opened: Promise<void> | undefined
   private log: FastifyBaseLogger | undefined
+  private readonly metrics: MetricsRegistry
+  private readonly bytesGauge: GaugeChild
+  private readonly entriesGauge: GaugeChild
+  /** Removes the scrape callback: a registry kept across reloads outlives a zone. */
+  private stopCollecting: (() => void) | undefined
 
-  /** Before serving: the store connects (Redis); `log` hears the store's failures. Once for all the zone's locations. */
+  /**
+   * When an app starts (not at compile: a config only checked leaves nothing in the registry): the
+   * store connects (Redis), `log` hears its failures, the size gauges are set at each scrape. Once
+   * for all the zone's locations.
+   */
   open (log: FastifyBaseLogger): Promise<void> {
     this.log ??= log
+    const store = this.store
+    this.stopCollecting ??= this.metrics.onCollect(() => { this.bytesGauge.set(store.bytes); this.entriesGauge.set(store.count) })
     return (this.opened ??= this.store.open?.(log) ?? Promise.resolve())
   }
 
@@ -94,7 +105,11 @@ export class CacheZone {
     for (const fn of list) fn()
   }
 
-  close (): Promise<void> { return this.store.close() }
+  close (): Promise<void> {
+    this.stopCollecting?.()
+    this.stopCollecting = undefined
+    return this.store.close()
+  }
 }
 
 /** Keys whose uses are counted at once (a request for a key is counted only while it is not stored). */

@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import { registerVariable, type RequestContext, type Template } from '@proxyctl/core'
 import { ExchangeRecord, compressionFor, encoder, weakEtag, type ResolvedCompress, type UpstreamTry } from '@proxyctl/core/internal'
-import { absoluteLocation, addHeadersObject, errorPageFor, failRequest, followErrorPage, addToHeaderList, requestLine, sendErrorPage } from '@proxyctl/core/internal'
+import { CARRIED_BY_ACCEL_REDIRECT, carryOntoList, absoluteLocation, addHeadersObject, carryOntoObject, errorPageFor, failRequest, followErrorPage, addToHeaderList, requestLine, sendErrorPage } from '@proxyctl/core/internal'
 import type { UpstreamPeer, UpstreamPool } from '../upstream/pool.js'
 import { classifyUpstreamError, UpstreamError } from './errors.js'
 import { CompressingDownstream, ResponseDownstream, type Downstream, type SpoolOwner } from './downstream.js'
@@ -196,6 +196,28 @@ export abstract class UpstreamExchange implements SpoolOwner {
   }
 
   /**
+   * nginx's X-Accel-Redirect (unless ignoreHeaders names it): the value of the upstream's first
+   * X-Accel-Redirect and the headers that go on with the request to that target (core's
+   * carried-headers.ts says which); undefined when the answer has none. Looked for before
+   * response_filter: a redirected answer never goes to the client, so its hooks do not run.
+   */
+  accelRedirect (rawHeaders: ReadonlyArray<Buffer | string>): { value: string, carried: Array<[string, string]> } | undefined {
+    if (!this.plan.accelRedirect) return undefined
+    let value: string | undefined
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const n = rawHeaders[i] as Buffer | string
+      if (n.length === 16 && latin1(n).toLowerCase() === 'x-accel-redirect') { value = latin1(rawHeaders[i + 1] as Buffer | string); break }
+    }
+    if (value === undefined) return undefined
+    const carried: Array<[string, string]> = []
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = latin1(rawHeaders[i] as Buffer | string)
+      if (CARRIED_BY_ACCEL_REDIRECT.has(name.toLowerCase())) carried.push([name, latin1(rawHeaders[i + 1] as Buffer | string)])
+    }
+    return { value, carried }
+  }
+
+  /**
    * response_filter: the upstream's head as the client gets it. Hop-by-hop headers and those the
    * upstream's Connection names are dropped, hidden ones too, Location and Refresh are rewritten
    * (proxy_redirect), then the plugins' upstreamResponse hooks run.
@@ -210,7 +232,7 @@ export abstract class UpstreamExchange implements SpoolOwner {
         // Almost always "keep-alive" or "close", which name no other header: skip the parse.
         const v = latin1(rawHeaders[i + 1] as Buffer | string)
         if (v !== 'keep-alive' && v !== 'close') named = connectionTokens(v)
-      } else if (n.length === 17 && latin1(n).toLowerCase() === 'x-accel-buffering') {
+      } else if (n.length === 17 && plan.accelBuffering && latin1(n).toLowerCase() === 'x-accel-buffering') {
         // nginx's ngx_http_upstream_process_buffering: exactly yes or no, any case; hidden from the client.
         const v = latin1(rawHeaders[i + 1] as Buffer | string).toLowerCase()
         if (v === 'yes' || v === 'no') this.accelBuffering = v === 'yes'
@@ -230,6 +252,8 @@ export abstract class UpstreamExchange implements SpoolOwner {
       head.headers.push(name, value)
     }
     for (const hook of plan.hooks.upstreamResponse) hook(this.ctx, head)
+    // An earlier upstream's X-Accel-Redirect led here: what it carried goes on this answer too.
+    if (this.ctx.carried !== undefined) carryOntoList(this.ctx.carried, 'proxied', head.headers)
     return head
   }
 
@@ -271,7 +295,7 @@ export abstract class UpstreamExchange implements SpoolOwner {
 
   /** proxyctl's own error page (502, 504, 500...), with the addHeaders that apply to it. */
   sendOwnErrorPage (status: number): void {
-    sendErrorPage(this.res, status, addHeadersObject(this.plan.addHeaders, this.ctx, status))
+    sendErrorPage(this.res, status, carryOntoObject(this.ctx.carried, addHeadersObject(this.plan.addHeaders, this.ctx, status)))
   }
 
   /** How many servers a request may try: as nginx, the group's tries, lowered (never raised) by `nextUpstream.tries`. */

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net'
-import { type HandlerCompileEnv, type RequestContext, type Size, type Template } from '@proxyctl/core'
-import { compileTemplate, loadUpstreamTls, parseSize, type AddHeaders, type PhaseHooks, type UpstreamTlsConfig } from '@proxyctl/core/internal'
+import { type CounterChild, type HandlerCompileEnv, type RequestContext, type Size, type Template } from '@proxyctl/core'
+import { compileTemplate, limitRejection, loadUpstreamTls, parseSize, type AddHeaders, type PhaseHooks, type UpstreamTlsConfig } from '@proxyctl/core/internal'
 import type { ConfigError } from '@proxyctl/core'
 import { UpstreamPool } from '../upstream/pool.js'
 import { compileRequestHeaders, compileResponseHeaders, type CompiledRequestHeaders, type CompiledResponseHeaders, type HeaderOptions } from './headers.js'
@@ -63,9 +63,23 @@ export interface ProxyOptions extends HeaderOptions {
   buffers?: Size
   /** Temp file cap per buffered response (proxy_max_temp_file_size); then the upstream waits. 0: memory only. Default '1g'. */
   maxTempFileSize?: Size
+  /**
+   * nginx's proxy_ignore_headers: upstream headers whose meaning is not acted on (any case).
+   * `X-Accel-Redirect`: the answer is passed on instead of followed; `X-Accel-Buffering`: the
+   * location's `buffering` holds; `X-Accel-Expires`, `Expires`, `Cache-Control`, `Set-Cookie`,
+   * `Vary`: they do not decide what the location's `cache` stores (README, "Proxy cache"). The
+   * others nginx takes (`X-Accel-Limit-Rate`, `X-Accel-Charset`) are accepted and change nothing
+   * here (no rate, no charset conversion).
+   * Ignoring is not hiding: hideHeaders decides what the client sees. Default none.
+   */
+  ignoreHeaders?: Array<IgnorableHeader | Lowercase<IgnorableHeader>>
   /** nginx's proxy_cache and its proxy_cache_* directives: README, "Proxy cache". */
   cache?: CacheOptions
 }
+
+/** What nginx's proxy_ignore_headers accepts. */
+export const IGNORABLE_HEADERS = ['X-Accel-Redirect', 'X-Accel-Expires', 'X-Accel-Limit-Rate', 'X-Accel-Buffering', 'X-Accel-Charset', 'Expires', 'Cache-Control', 'Set-Cookie', 'Vary'] as const
+export type IgnorableHeader = typeof IGNORABLE_HEADERS[number]
 
 type UpstreamPhase = 'upstreamRequest' | 'upstreamResponse' | 'upstreamError'
 
@@ -93,10 +107,16 @@ export interface ProxyPlan {
   readonly requestBuffering: boolean
   /** Where buffered bodies beyond clientBodyBufferSize go (the config's tempPath). */
   readonly tempPath: string
+  /** proxyctl_limit_rejections_total of the body limits refused while reading (a chunked body over clientMaxBodySize, clientBodyTimeout). */
+  readonly bodyRejections: Readonly<Record<string, CounterChild>>
   /** proxy_buffering's default for this location's responses (X-Accel-Buffering may change it). */
   readonly buffering: boolean
   /** A buffered response's memory, temp file cap and folder. */
   readonly spool: SpoolLimits
+  /** An upstream's X-Accel-Redirect is followed (not in ignoreHeaders). */
+  readonly accelRedirect: boolean
+  /** An upstream's X-Accel-Buffering decides buffering (not in ignoreHeaders). */
+  readonly accelBuffering: boolean
   /** proxy_cache: the location's cache; undefined: none. */
   readonly cache: CachePlan | undefined
   /** The upstream phases' hooks in the location's scope (message hooks are message mode's: websocket/messages.ts). */
@@ -136,20 +156,25 @@ export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCom
   const poolFor = (t: ParsedProxyTarget): UpstreamPool => {
     if (t.address.type === 'upstream') {
       const name = t.address.name
-      return env.shared(`proxy:upstream:${t.scheme}:${name}`, () => {
-        const config = env.config.upstreams.get(name)
-        if (config === undefined) throw env.error(`unknown upstream "${name}"`)
-        const tls = env.config.upstreamTls.get(name)
-        return new UpstreamPool(name, config, { scheme: t.scheme, ...(config.connectTimeout !== undefined ? { connectTimeout: config.connectTimeout } : {}), ...(tls === undefined ? {} : { tls }) }, { metrics: env.metrics })
-      })
+      const config = env.config.upstreams.get(name)
+      if (config === undefined) throw env.error(`unknown upstream "${name}"`)
+      const tls = env.config.upstreamTls.get(name)
+      // A reload keeps the pool (its connections, failure and health state) when the upstream's
+      // definition and its TLS files' contents are as they were.
+      return env.carry(`proxy:upstream:${t.scheme}:${name}`, { config, tls }, () =>
+        new UpstreamPool(name, config, { scheme: t.scheme, ...(config.connectTimeout !== undefined ? { connectTimeout: config.connectTimeout } : {}), ...(tls === undefined ? {} : { tls }) }, { metrics: env.metrics }))
     }
     // A proxy() with its own tls keeps its own pools: its connections are not another's.
     const key = `${t.scheme}://${t.peer}|${options.connectTimeout ?? ''}${tlsKey}`
     let pool = direct.get(key)
     if (pool === undefined) {
       if (t.address.type === 'tcp' && isIP(t.address.host) === 0) env.hostResolves(t.address.host)
-      // A direct URL is resolved once, as nginx resolves a static proxy_pass host at load.
-      pool = new UpstreamPool(t.peer, { servers: [t.peer], resolveInterval: 0 }, { scheme: t.scheme, ...(options.connectTimeout !== undefined ? { connectTimeout: options.connectTimeout } : {}), ...(directTls === undefined ? {} : { tls: directTls }) }, { metrics: env.metrics })
+      // A direct URL is resolved once, as nginx resolves a static proxy_pass host at load. A
+      // reload keeps the pool when the URL, connectTimeout and TLS files are as they were (one
+      // with its own tls is its location's, by key path).
+      const carried = `proxy:direct:${t.scheme}://${t.peer}|${options.connectTimeout ?? ''}${directTls === undefined ? '' : `|tls ${env.keyPath}`}`
+      pool = env.carry(carried, { tls: directTls }, () =>
+        new UpstreamPool(t.peer, { servers: [t.peer], resolveInterval: 0 }, { scheme: t.scheme, ...(options.connectTimeout !== undefined ? { connectTimeout: options.connectTimeout } : {}), ...(directTls === undefined ? {} : { tls: directTls }) }, { metrics: env.metrics }))
       direct.set(key, pool)
     }
     return pool
@@ -184,6 +209,13 @@ export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCom
     dir: env.config.tempPath
   }
 
+  const ignored = new Set<string>()
+  for (const [i, name] of (options.ignoreHeaders ?? []).entries()) {
+    const known = IGNORABLE_HEADERS.find((h) => typeof name === 'string' && h.toLowerCase() === name.toLowerCase())
+    if (known === undefined) throw env.error(`unknown header ${JSON.stringify(name)}: nginx's proxy_ignore_headers takes ${IGNORABLE_HEADERS.join(', ')}`, `.ignoreHeaders[${i}]`)
+    ignored.add(known)
+  }
+
   return {
     upstreamNames,
     target,
@@ -205,9 +237,12 @@ export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCom
     interceptErrors: options.interceptErrors ?? false,
     requestBuffering: options.requestBuffering ?? true,
     tempPath: env.config.tempPath,
+    bodyRejections: { clientMaxBodySize: limitRejection(env.metrics, 'clientMaxBodySize'), clientBodyTimeout: limitRejection(env.metrics, 'clientBodyTimeout') },
     buffering: options.buffering ?? true,
     spool,
-    cache: compileCache(options.cache, env),
+    accelRedirect: !ignored.has('X-Accel-Redirect'),
+    accelBuffering: !ignored.has('X-Accel-Buffering'),
+    cache: compileCache(options.cache, env, ignored),
     hooks: { upstreamRequest: [], upstreamResponse: [], upstreamError: [] }
   }
 }

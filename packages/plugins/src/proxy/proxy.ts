@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { defineHandler, type CompiledHandler, type HandlerCompileEnv, type LocationHandler, type RequestBodyError } from '@proxyctl/core'
-import { addHeadersObject, ExchangeRecord, errorPageFor, sendErrorPage, failRequest, followErrorPage, phaseHooks, requestLine } from '@proxyctl/core/internal'
+import { addHeadersObject, ExchangeRecord, errorPageFor, failRequest, followAccelRedirect, followErrorPage, phaseHooks, recordOf, requestLine, sendErrorPage } from '@proxyctl/core/internal'
 import type { UpstreamPeer } from '../upstream/pool.js'
 import type { H1Handler } from '../upstream/h1/connection.js'
 import { UpstreamError } from './errors.js'
@@ -21,7 +21,7 @@ import { notModified } from '../cache/not-modified.js'
 import { rangeFor, SlicingDownstream } from '../cache/ranges.js'
 import type { CacheEntry } from '../cache/store.js'
 
-export type { NextUpstreamCase, ProxyOptions, ProxyPlan } from './plan.js'
+export type { IgnorableHeader, NextUpstreamCase, ProxyOptions, ProxyPlan } from './plan.js'
 
 /**
  * Proxies the location's requests, as nginx's proxy_pass:
@@ -42,7 +42,12 @@ export function compileProxy (target: string, options: ProxyOptions, env: Handle
         await plan.pool.start()
       }
       await plan.cache?.zone.open(instance.log)
-      instance.addHook('onClose', async () => { await plan.pool?.close(); for (const p of directPools(env).values()) await p.close(); await plan.cache?.zone.close() })
+      // A pool a reload handed to the new config is the new app's to close.
+      instance.addHook('onClose', async () => {
+        if (plan.pool !== undefined && !env.handedOver(plan.pool)) await plan.pool.close()
+        for (const p of directPools(env).values()) if (!env.handedOver(p)) await p.close()
+        await plan.cache?.zone.close()
+      })
       plan.hooks = {
         upstreamRequest: phaseHooks(instance, 'upstreamRequest'),
         upstreamResponse: phaseHooks(instance, 'upstreamResponse'),
@@ -183,8 +188,12 @@ class ProxyExchange extends UpstreamExchange {
     const fields = { code: err.code, client, request: line, ...err.limitFields(), ...(err.cause !== undefined ? { err: err.cause } : {}) }
     const msg = `${err.message}, client: ${client ?? '-'}, request: "${line}"`
     if (err.status === 500) this.log.error(fields, msg); else this.log.info(fields, msg)
+    if (err.limit !== undefined) this.plan.bodyRejections[err.limit]?.inc()
     this.current?.abort()
     if (err.status === 408) {
+      // The access line says 408, as nginx's, though nothing is sent (else it would read 499).
+      const record = recordOf(this.res)
+      if (record !== undefined) record.loggedStatus = 408
       this.clientGone = true
       this.ctx.socket.destroy()
       return
@@ -342,8 +351,10 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
   private sendTimer: NodeJS.Timeout | undefined
   private resumeFn: (() => void) | undefined
   private drained: (() => void) | undefined
-  /** The upstream's answer went to an error page: its body is read and dropped. */
+  /** The upstream's answer went to an error page or its X-Accel-Redirect: its body is read and dropped. */
   private discarding = false
+  /** Bytes of a dropped body read so far. */
+  private dropped = 0
 
   constructor (private readonly x: ProxyExchange, peer: UpstreamPeer) {
     super(x, peer)
@@ -416,6 +427,17 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
         x.answerFromCache(answer.entry, answer.as)
         return true
       }
+    }
+    // After nextUpstream and interceptErrors, whatever the status, as nginx (an answer followed so is not stored).
+    const accel = x.accelRedirect(rawHeaders)
+    if (accel !== undefined) {
+      cache?.done()
+      this.discarding = true
+      process.nextTick(followAccelRedirect, x.request, x.reply, accel.value, accel.carried)
+      return true
+    }
+    if (cache !== undefined) {
+      const raw = rawHeaders.map(latin1)
       keep = cache.entryFor(status, statusText ?? '', raw)
       if (keep === undefined) cache.done()
     }
@@ -458,7 +480,14 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
   /** `written`: the h1 client's read buffer may be reused once the client socket took the chunk. */
   onData (chunk: Buffer, written?: () => void): boolean {
     this.lastRead = performance.now()
-    if (this.discarding) { written?.(); return true }
+    if (this.discarding) {
+      written?.()
+      // A small dropped body is read to its end, so the connection is kept; a bigger one costs
+      // the connection instead of the time to read it (nginx keeps it only for an answer without
+      // a body). Not while the client's body streams up: the abort would destroy it.
+      if ((this.dropped += chunk.length) > this.x.plan.spool.memory && this.x.counted === undefined) { this.end(); this.abortFn?.() }
+      return true
+    }
     const downstream = this.x.downstream
     if (downstream.write(chunk, written)) return true
     // The client is not keeping up: pause the upstream until it drains (the listener is made on first need).

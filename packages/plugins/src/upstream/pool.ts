@@ -74,6 +74,8 @@ export class UpstreamPool {
   private byKey = new Map<string, UpstreamPeer>()
   private resolveTimer: NodeJS.Timeout | undefined
   private readonly metrics: MetricsRegistry | undefined
+  /** Stops this pool's collector: a registry kept across reloads outlives a pool. */
+  private stopCollecting: (() => void) | undefined
 
   constructor (name: string, config: UpstreamConfig, settings: Partial<ConnectionSettings> = {}, options: UpstreamPoolOptions = {}) {
     this.name = name
@@ -81,7 +83,6 @@ export class UpstreamPool {
     this.settings = { ...DEFAULT_CONNECTION_SETTINGS, ...settings }
     this.lookup = options.lookup ?? ((host) => lookup(host, { all: true }))
     this.metrics = options.metrics
-    if (this.metrics !== undefined) this.collectInto(this.metrics)
     // Validate addresses now, so a bad one is a config error, not a runtime one.
     for (const s of config.servers) parseUpstreamAddress(typeof s === 'string' ? s : s.address, this.defaultPort)
   }
@@ -95,6 +96,9 @@ export class UpstreamPool {
   }
 
   private async build (): Promise<void> {
+    // Counted from the start, not from construction: a config that is only checked (or a reload
+    // that fails) never starts its pools and leaves nothing in a registry that outlives it.
+    if (this.metrics !== undefined) this.stopCollecting = this.collectInto(this.metrics)
     const { peers, byKey } = await this.resolvePeers(false)
     this.byKey = byKey
     this.group = new PeerGroup<Pool>(peers, { name: this.name, policy: this.policy() })
@@ -191,10 +195,10 @@ export class UpstreamPool {
   }
 
   /** At each scrape: every server's state (a state set), backups in use, connections active and idle. */
-  private collectInto (registry: MetricsRegistry): void {
+  private collectInto (registry: MetricsRegistry): () => void {
     const f = upstreamFamilies(registry)
     const backupInUse = f.backupInUse.child(this.name)
-    registry.onCollect(() => {
+    return registry.onCollect(() => {
       const group = this.group as PeerGroup<Pool> | undefined
       if (group === undefined) return
       const now = Date.now()
@@ -286,6 +290,7 @@ export class UpstreamPool {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.stopCollecting?.()
     this.health?.stop()
     if (this.resolveTimer !== undefined) clearTimeout(this.resolveTimer)
     await this.starting?.catch(() => {})

@@ -48,13 +48,21 @@ export interface WebSocketOptions extends ProxyOptions {
   messages?: MessageModeOption
 }
 
+/** A location's open tunnels, which outlive a reload that does not change the location. */
+interface OpenTunnels {
+  /** Handshakes in progress plus open tunnels (what maxConnections limits). */
+  active: number
+  readonly tunnels: Set<{ shutdown (): void }>
+  /** Set when an app registers the location (a config only checked registers nothing). */
+  stopCollecting: (() => void) | undefined
+}
+
 /** Shared by every upgrade of one `websocket()` handler. */
 interface HandlerState {
   readonly plan: ProxyPlan
   readonly maxConnections: number
-  /** Handshakes in progress plus open tunnels (what maxConnections limits). */
-  active: number
-  readonly tunnels: Set<{ shutdown (): void }>
+  /** The location's tunnels: handed to the next config by a reload that leaves the location as it is. */
+  readonly open: OpenTunnels
   /** Set at registration when message mode is on (ws and @fastify/websocket load only then). */
   messages: MessageMode | undefined
   /** Header names (lower case) the user hides; applied to the 101 head too. */
@@ -73,27 +81,34 @@ export function websocket (target: string, options: WebSocketOptions = {}): Loca
     }
     // Plain requests are proxy()'s; the tunnel shares its plan (pools, headers, phase hooks).
     const { plan, handler: plain } = compileProxy(target, proxyOptions, env)
+    // The same location (server, path, target and options) after a reload keeps its tunnels.
+    const where = `${serverLabel(env.server)} ${env.location?.key ?? ''}`
+    const open = env.carry(`websocket:${where}`, { target, options }, (): OpenTunnels => ({ active: 0, tunnels: new Set(), stopCollecting: undefined }))
     const state: HandlerState = {
       plan,
       maxConnections: maxConnections ?? 0,
-      active: 0,
-      tunnels: new Set(),
+      open,
       messages: undefined,
       hideOnUpgrade: new Set((proxyOptions.hideHeaders ?? []).map((h) => h.toLowerCase()))
     }
-    const open = tunnelFamily(env.metrics).child(serverLabel(env.server), env.location?.key ?? '')
-    env.metrics.onCollect(() => { open.set(state.tunnels.size) })
     return {
       async plugin (instance) {
         await plain.plugin?.(instance)
+        if (open.stopCollecting === undefined) {
+          const gauge = tunnelFamily(env.metrics).child(serverLabel(env.server), env.location?.key ?? '')
+          open.stopCollecting = env.metrics.onCollect(() => { gauge.set(open.tunnels.size) })
+        }
         if (messages !== undefined && messages !== false) {
           const { MessageMode } = await import('./messages.js')
           state.messages = new MessageMode(messages)
           await state.messages.register(instance)
         }
-        // On shutdown (after the listeners' grace period) whatever is still open is cut.
+        // On shutdown (after the listeners' grace period) whatever is still open is cut; after
+        // a reload, unless the new config took the location's tunnels over.
         instance.addHook('onClose', async () => {
-          for (const t of [...state.tunnels]) t.shutdown()
+          if (env.handedOver(open)) return
+          open.stopCollecting?.()
+          for (const t of [...open.tunnels]) t.shutdown()
         })
       },
       // `/ws` answers 301 to `/ws/`, as a proxy() location does.
@@ -136,9 +151,9 @@ class UpgradeExchange extends UpstreamExchange implements UpstreamHandshake {
 
   start (): void {
     const s = this.s
-    if (s.maxConnections > 0 && s.active >= s.maxConnections) {
+    if (s.maxConnections > 0 && s.open.active >= s.maxConnections) {
       const c = this.context()
-      this.log.warn({ code: 'PROXYCTL_WEBSOCKET_MAX_CONNECTIONS', limit: 'maxConnections', maxConnections: s.maxConnections, active: s.active, ...c.fields },
+      this.log.warn({ code: 'PROXYCTL_WEBSOCKET_MAX_CONNECTIONS', limit: 'maxConnections', maxConnections: s.maxConnections, active: s.open.active, ...c.fields },
         `websocket: maxConnections (${s.maxConnections}) reached, upgrade of "${this.ctx.requestUri}" refused with 503${c.text}`)
       this.sendOwnErrorPage(503)
       return
@@ -149,7 +164,7 @@ class UpgradeExchange extends UpstreamExchange implements UpstreamHandshake {
       this.sendOwnErrorPage(400)
       return
     }
-    s.active++
+    s.open.active++
     this.holdsSlot = true
     this.conn.socket.once('close', this.onClientClose)
     if (!this.begin()) return
@@ -159,7 +174,7 @@ class UpgradeExchange extends UpstreamExchange implements UpstreamHandshake {
   releaseSlot (): void {
     if (!this.holdsSlot) return
     this.holdsSlot = false
-    this.s.active--
+    this.s.open.active--
   }
 
   /** upstream_peer, upstream_request, then the handshake goes out (a byte tunnel's or message mode's). */
@@ -265,8 +280,8 @@ class UpgradeExchange extends UpstreamExchange implements UpstreamHandshake {
 
   /** Registers an open tunnel or relay so shutdown can cut it. */
   track (t: { shutdown (): void }): () => void {
-    this.s.tunnels.add(t)
-    return () => { this.s.tunnels.delete(t); this.releaseSlot() }
+    this.s.open.tunnels.add(t)
+    return () => { this.s.open.tunnels.delete(t); this.releaseSlot() }
   }
 
   get readTimeout (): number { return this.plan.readTimeout }
