@@ -121,7 +121,7 @@ function machine () {
 function peerDefs () {
   const node = process.execPath
   return [
-    { id: 'proxyctl', label: 'proxyctl', cmd: CLI, args: ['start', '--config', path.join(BENCH, 'configs', 'proxyctl.config.mjs')] },
+    { id: 'proxyctl', label: 'proxyctl', cmd: CLI, args: ['start', '--config', path.join(BENCH, 'configs', 'proxyctl.config.mjs')], env: cacheEnv() },
     { id: 'nginx', label: 'nginx (proxy, keepalive)', nginx: 'proxy.nginx.conf', vars: { BUFFERS: '', ACCESS_LOG: 'access_log off;' } },
     { id: 'nginx-buf64', label: 'nginx (proxy, keepalive, 64 KiB buffers)', nginx: 'proxy.nginx.conf', vars: { BUFFERS: 'proxy_buffer_size 64k; proxy_buffers 8 64k; proxy_busy_buffers_size 128k;', ACCESS_LOG: 'access_log off;' } },
     // The access log's cost: the same two with a combined access log to a file (PEERS=nginx,nginx-log,proxyctl-log).
@@ -148,6 +148,12 @@ function baselineDef () {
   const dir = path.resolve(env.BASELINE)
   const rev = spawnSync('git', ['-C', dir, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout.trim() || dir
   return [{ id: 'baseline', label: `proxyctl at ${rev} (baseline)`, cmd: path.join(dir, 'packages', 'cli', 'dist', 'bin.js'), args: ['start', '--config', path.join(dir, 'bench', 'configs', 'proxyctl.config.mjs')] }]
+}
+
+/** The cache scenarios' stores: a folder in the temp dir, and the Redis run.mjs started (if any). */
+let redisUrl
+function cacheEnv () {
+  return { CACHE_DIR: path.join(tmp ?? os.tmpdir(), 'proxyctl-cache'), ...(redisUrl !== undefined ? { REDIS_URL: redisUrl } : {}) }
 }
 
 const MANY = {
@@ -278,6 +284,10 @@ const SCENARIOS = [
   { id: 'upload', title: 'POST 64 KiB upload, TCP upstream', path: '/tcp/upload', script: path.join(BENCH, 'load', 'upload.lua') },
   // compress / gzip on at level 1 on both (bench/configs): proxyctl and the nginx peers only.
   { id: 'gzip-json', title: 'GET 100 KiB JSON with gzip (level 1), TCP upstream (proxyctl and nginx only)', path: '/gzip/data.json', headers: ['Accept-Encoding: gzip'], gzip: true },
+  // The proxy cache: every request a HIT after the first (valid 200 10m on both; nginx's cache is always files, with the page cache).
+  { id: 'cache-mem', title: 'GET 100 B from the cache: proxyctl memory store, nginx proxy_cache HIT (proxyctl and nginx only)', path: '/cache-mem/small', cache: true },
+  { id: 'cache-disk', title: 'GET 100 B from the cache: proxyctl disk store, nginx proxy_cache HIT (proxyctl and nginx only)', path: '/cache-disk/small', cache: true },
+  { id: 'cache-redis', title: 'GET 100 B from the cache: proxyctl Redis store (redis-server on a unix socket; proxyctl only)', path: '/cache-redis/small', redis: true },
   { id: 'selection', title: 'Selection cost: GET 100 B, TCP upstream, 1 location vs 500 locations and 50 server names (proxyctl only)', path: '/tcp/small', selection: true }
 ]
 
@@ -824,6 +834,15 @@ async function main () {
   await waitReady(up, { port: upstream.port })
   await waitReady(up, { socketPath: upstream.sock })
 
+  // The cache-redis scenario's Redis, on the load core, on a unix socket in the temp dir.
+  if ((env.SCENARIOS === undefined || env.SCENARIOS.split(',').includes('cache-redis')) && spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0) {
+    const sock = path.join(tmp, 'redis.sock')
+    start('redis', 'redis-server', ['--port', '0', '--unixsocket', sock, '--save', '', '--appendonly', 'no'], { cpu: LOAD_CPU, log: path.join(tmp, 'redis.log') })
+    for (let i = 0; i < 50 && !fs.existsSync(sock); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+    if (fs.existsSync(sock)) redisUrl = `unix:${sock}`
+    else progress('redis-server did not start: no cache-redis row')
+  }
+
   const only = env.PEERS?.split(',').map((s) => s.trim())
   const wanted = (id) => env.SCENARIOS === undefined || env.SCENARIOS.split(',').includes(id)
   const defs = [...peerDefs(), MANY].filter((d) => d.id === 'proxyctl' ||
@@ -852,7 +871,9 @@ async function main () {
     for (const [si, s] of scenarios.entries()) {
       const list = s.selection
         ? targets.filter((t) => t.id === 'proxyctl' || t.id === 'proxyctl-many')
-        : s.gzip ? targets.filter((t) => t.id === 'proxyctl' || t.id.startsWith('nginx')) : targets.filter((t) => t.id !== 'proxyctl-many')
+        : s.gzip || s.cache ? targets.filter((t) => t.id === 'proxyctl' || t.id.startsWith('nginx'))
+          : s.redis ? targets.filter((t) => t.id === 'proxyctl' && redisUrl !== undefined)
+            : targets.filter((t) => t.id !== 'proxyctl-many')
       const k = list.length === 0 ? 0 : (round + si) % list.length
       const order = [...list.slice(k), ...list.slice(0, k)]
       for (const t of order) {

@@ -23,6 +23,12 @@ export default defineConfig({
   ...(process.env.LIMIT_REQ === '1'
     ? { limitReqZones: { perip: { key: '$binary_remote_addr', rate: '1000000r/s' } }, limitReq: { zone: 'perip', burst: 100 } }
     : {}),
+  // The cache scenarios (run.mjs sets CACHE_DIR, and REDIS_URL when it started a Redis).
+  caches: {
+    mem: { store: 'memory' },
+    disk: { store: { path: process.env.CACHE_DIR ?? `${process.env.TMPDIR ?? '/tmp'}/proxyctl-bench-cache` } },
+    ...(process.env.REDIS_URL ? { redis: { store: { redis: process.env.REDIS_URL } } } : {})
+  },
   upstreams: {
     up_tcp: { servers: [UPSTREAM_TCP] },
     up_unix: { servers: [`unix:${UPSTREAM_SOCK}`] }
@@ -37,6 +43,10 @@ export default defineConfig({
         '/unix/': proxy('http://up_unix'),
         // The gzip scenario: compress at level 1 (nginx's default), as the nginx peer's gzip.
         '/gzip/': { compress: { types: ['application/json'], level: 1 }, handler: proxy('http://up_tcp') },
+        // The cache scenarios: as nginx's proxy_cache_valid 200 10m.
+        '/cache-mem/': proxy('http://up_tcp/tcp/', { cache: { zone: 'mem', valid: { 200: 600_000 } } }),
+        '/cache-disk/': proxy('http://up_tcp/tcp/', { cache: { zone: 'disk', valid: { 200: 600_000 } } }),
+        ...(process.env.REDIS_URL ? { '/cache-redis/': proxy('http://up_tcp/tcp/', { cache: { zone: 'redis', valid: { 200: 600_000 } } }) } : {}),
         '/': respond(404)
       }
     },

@@ -59,6 +59,12 @@ export type ProxyctlErrorCode =
   | 'PROXYCTL_LIMIT_KEY_TOO_LONG'
   /** The Redis of shared limit zones does not answer: limits count in this process (one line per outage). */
   | 'PROXYCTL_LIMIT_STORE_UNAVAILABLE'
+  /** A cache zone's shared store (Redis) does not answer: its requests are MISSes, stored nowhere, until it is back. */
+  | 'PROXYCTL_CACHE_STORE_UNAVAILABLE'
+  /** The cache zone's Redis answers again. */
+  | 'PROXYCTL_CACHE_STORE_RESTORED'
+  /** A cache zone's folder could not be read or written (the request went on as a MISS; the entry was not kept). */
+  | 'PROXYCTL_CACHE_STORE_FAILED'
   /** The Redis of shared limit zones answers again after an outage. */
   | 'PROXYCTL_LIMIT_STORE_RESTORED'
   /** An HTTP/2 connection was closed for a protocol error or a flood Node refuses (rapid reset, CONTINUATION flood, invalid frames): GOAWAY, then close. */

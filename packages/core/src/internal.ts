@@ -44,3 +44,6 @@ export { MetricsRegistry, mergeSnapshots, renderText, type MetricsSnapshot } fro
 export { upstreamMeter, upstreamFamilies, tunnelFamily, limitRejection, serverLabel, reloadCounter, UPSTREAM_STATES, type UpstreamMeter } from './metrics/proxy-metrics.js'
 export { followAccelRedirect } from './handlers/accel-redirect.js'
 export { CARRIED_BY_ACCEL_REDIRECT, carryOntoList, carryOntoObject, type CarriedHeaders } from './http/carried-headers.js'
+export { CACHE_DEFAULTS, type ResolvedCacheZone } from './config/caches.js'
+export { parseHttpTime, modifiedSince, etagListHas } from './http/conditions.js'
+export { rangesOf } from './http/ranges.js'

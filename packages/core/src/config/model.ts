@@ -15,6 +15,7 @@ import type { ResolvedAccessLog } from '../log/access-log.js'
 import type { ResolvedConnectionLimits, ResolvedRequestLimits } from './limits.js'
 import type { ResolvedContent } from './content.js'
 import type { ResolvedCompress } from './compress.js'
+import type { ResolvedCacheZone } from './caches.js'
 import type { RateLimitZones, ResolvedRateLimits } from './rate-limits.js'
 import type { ResolvedServerTls, ResolvedUpstreamTls } from './tls.js'
 import type { AddHeaders } from '../http/response-headers.js'
@@ -47,6 +48,8 @@ export interface ResolvedConfig {
   readonly content: ResolvedContent
   /** limitReqZones and limitConnZones, and the Redis links they use (opened by startProxy). */
   readonly limitZones: RateLimitZones
+  /** caches (proxy_cache_path): the zones by name; the proxy makes their stores. */
+  readonly caches: ReadonlyMap<string, ResolvedCacheZone>
   /** The top level's limitReq / limitConn (servers inherit them). */
   readonly rateLimits: ResolvedRateLimits
   /** The top level's addHeaders (add_header), compiled; undefined: none. */

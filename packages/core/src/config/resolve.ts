@@ -24,6 +24,7 @@ import { parseAccessRule, type AccessRule } from './access.js'
 import { parseUpstreamAddress } from './upstream-address.js'
 import { compileLogFormats, defaultAccessLog, resolveAccessLog } from './access-log.js'
 import { LIMIT_DEFAULTS, resolveConnectionLimits, resolveRequestLimits } from './limits.js'
+import { resolveCacheZones } from './caches.js'
 import { RATE_LIMIT_DEFAULTS, resolveRateLimits, resolveZones, type RateLimitZones } from './rate-limits.js'
 import { CONTENT_DEFAULTS, resolveContent } from './content.js'
 import { compileAddHeaders } from '../http/response-headers.js'
@@ -89,6 +90,7 @@ function resolveFresh (input: unknown, options: ResolveOptions): ResolvedConfig 
     content: resolveContent(config, CONTENT_DEFAULTS),
     limitZones: { req: new Map(), conn: new Map(), redis: new Map() } satisfies RateLimitZones,
     rateLimits: RATE_LIMIT_DEFAULTS,
+    caches: resolveCacheZones(config, baseDir, errors),
     addHeaders: undefined,
     compress: resolveCompress(config.compress, undefined),
     proxySetHeaders: config.proxySetHeaders,

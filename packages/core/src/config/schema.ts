@@ -6,6 +6,7 @@ import { contentKeys } from './content.js'
 import { rateLimitKeys, rateLimitZoneKeys } from './rate-limits.js'
 import { addHeadersKey } from '../http/response-headers.js'
 import { compressKeys } from './compress.js'
+import { cacheZoneKeys } from './caches.js'
 import type { ProxyConfig } from './types.js'
 
 /**
@@ -176,6 +177,7 @@ export const configSchema = z.strictObject({
   ...connectionLimitKeys,
   ...rateLimitKeys,
   ...rateLimitZoneKeys,
+  ...cacheZoneKeys,
   ...contentKeys,
   ...headerKeys,
   ...compressKeys,

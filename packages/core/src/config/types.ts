@@ -50,6 +50,24 @@ export interface ProxyConfig extends ConnectionLimits, ContentSettings, HeaderSe
    * proxied servers; a location may serve the metrics with the `metrics()` handler).
    */
   metrics?: MetricsConfig
+  /**
+   * nginx's `proxy_cache_path` + `keys_zone`: named caches, used by `proxy(url, { cache: { zone } })`.
+   * `{ main: { store: 'memory', maxSize: '256m' } }`, `{ disk: { store: { path: './cache' }, maxSize: '1g', inactive: 600000 } }`,
+   * `{ fleet: { store: { redis: 'redis://127.0.0.1:6379' } } }`.
+   */
+  caches?: Record<string, CacheZoneConfig>
+}
+
+/** nginx's `proxy_cache_path PATH keys_zone=NAME:SIZE max_size=... inactive=...`. */
+export interface CacheZoneConfig {
+  /** 'memory' (default; this process, LRU bounded in bytes), `{ path }` (a folder, survives restarts) or `{ redis }` (shared by a fleet). */
+  store?: 'memory' | { path: string } | { redis: string }
+  /** max_size: the least recently used entries go beyond it. Default '64m' in memory, '1g' on disk, '256m' on Redis. */
+  maxSize?: Size
+  /** inactive: ms an entry not asked for is kept, fresh or not. Default 600000 (nginx's 10m). */
+  inactive?: number
+  /** The largest answer stored (larger ones pass uncached). Default an eighth of maxSize. */
+  maxEntrySize?: Size
 }
 
 /** Where a limit zone keeps its state: this process's memory (default), or a Redis shared by several proxyctl instances. */

@@ -121,6 +121,7 @@ const LOG_VARIABLES = new Map<string, LogGetter>([
   ['request_time', (r) => seconds(r.end - r.start)],
   ['request_length', requestLength],
   ...UPSTREAM_VARIABLES.map((name): [string, LogGetter] => [name, (r) => upstreamValue(r, name)]),
+  ['upstream_cache_status', (r) => r.cacheStatus],
   ['connection', (r) => String(r.connection)],
   ['connection_requests', (r) => String(r.connectionRequests)],
   ['pipe', () => '.'],

@@ -49,6 +49,8 @@ export class ExchangeRecord {
   connectionRequests = 1
   /** Upstream tries in order; undefined: no upstream was asked. */
   tries: UpstreamTry[] | undefined = undefined
+  /** `$upstream_cache_status` (MISS, HIT, ...); undefined: no cache was asked. */
+  cacheStatus: string | undefined = undefined
   /** Set by `complete`. */
   end = 0
   status = 0

@@ -78,6 +78,8 @@ export const builtinVariables: ReadonlyMap<string, VariableGetter> = new Map<str
   ['content_type', (c) => header(c, 'content-type')],
   // The proxy's tries, from the request's record (log/exchange-record.ts).
   ...UPSTREAM_VARIABLES.map((name): [string, VariableGetter] => [name, (c) => upstreamValue(c.record, name) ?? '']),
+  // The proxy cache's verdict on this request (plugins/src/cache), '' where no cache was asked.
+  ['upstream_cache_status', (c) => c.record?.cacheStatus ?? ''],
   // A header sent empty still gets its comma, as nginx (", 10.0.0.1").
   // nginx's ngx_http_ssl_module variables: '' on plain HTTP.
   ['ssl_protocol', (c) => tlsOf(c)?.getProtocol() ?? ''],

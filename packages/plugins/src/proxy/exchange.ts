@@ -10,6 +10,8 @@ import { CompressingDownstream, ResponseDownstream, type Downstream, type SpoolO
 import { connectionTokens } from './headers.js'
 import { upstreamPath, type NextUpstreamCase, type ProxyPlan } from './plan.js'
 import { parseRenderedTarget } from './target.js'
+import type { CacheRequest } from '../cache/request.js'
+import { cacheRequestHeaders } from '../cache/upstream-headers.js'
 
 /**
  * One client request's exchange with its upstream, the same for `proxy()` and `websocket()`
@@ -60,6 +62,8 @@ export abstract class UpstreamExchange implements SpoolOwner {
   bodyFailed = false
   /** The upstream's X-Accel-Buffering (yes: true, no: false) on the answer passed on; undefined: none. */
   accelBuffering: boolean | undefined
+  /** The request's dealings with the location's cache (proxy_cache); undefined: none. */
+  cache: CacheRequest | undefined
   /** Said after each failure in the log, e.g. " (websocket handshake)". */
   protected readonly logSuffix: string = ''
 
@@ -144,7 +148,7 @@ export abstract class UpstreamExchange implements SpoolOwner {
       const c = this.context()
       this.log.error({ code: sel.reason.code, upstream: this.upstreamName, reason: sel.reason.message, counts: sel.reason.counts, err: sel.reason.error, ...c.fields },
         `${sel.reason.message} while connecting to upstream${c.text}, upstream: "${this.upstreamName}"`)
-      this.finishWithError(undefined, 502)
+      if (!this.answerInstead('noLive')) this.finishWithError(undefined, 502)
       return null
     }
     const peer = sel.peer as UpstreamPeer
@@ -155,13 +159,15 @@ export abstract class UpstreamExchange implements SpoolOwner {
 
   /** upstream_request: method, path and headers for `peer`, after the plugins' hooks. */
   requestHead (peer: UpstreamPeer, withoutBody = false): { method: string, path: string, headers: string[] } {
+    const cache = this.cache
     const head = {
-      method: this.req.method ?? 'GET',
+      method: cache === undefined ? this.req.method ?? 'GET' : cache.upstreamMethod(this.req.method ?? 'GET'),
       path: this.path,
       headers: this.plan.requestHeaders.build(this.ctx, this.req, this.proxyHost, withoutBody),
       peer: peer.address,
       upstream: this.upstreamName
     }
+    if (cache !== undefined) cacheRequestHeaders(head.headers, cache)
     for (const hook of this.plan.hooks.upstreamRequest) hook(this.ctx, head)
     return head
   }
@@ -216,7 +222,7 @@ export abstract class UpstreamExchange implements SpoolOwner {
    * upstream's Connection names are dropped, hidden ones too, Location and Refresh are rewritten
    * (proxy_redirect), then the plugins' upstreamResponse hooks run.
    */
-  responseHead (peer: UpstreamPeer, status: number, rawHeaders: ReadonlyArray<Buffer | string>): { status: number, headers: string[] } {
+  responseHead (peer: UpstreamPeer | undefined, status: number, rawHeaders: ReadonlyArray<Buffer | string>): { status: number, headers: string[] } {
     const plan = this.plan
     let named: Set<string> | undefined
     this.accelBuffering = undefined
@@ -232,7 +238,8 @@ export abstract class UpstreamExchange implements SpoolOwner {
         if (v === 'yes' || v === 'no') this.accelBuffering = v === 'yes'
       }
     }
-    const head = { status, headers: [] as string[], peer: peer.address, upstream: this.upstreamName }
+    // A cached answer (peer undefined) has no server: hooks see peer ''.
+    const head = { status, headers: [] as string[], peer: peer?.address ?? '', upstream: this.upstreamName }
     for (let i = 0; i < rawHeaders.length; i += 2) {
       const name = latin1(rawHeaders[i] as Buffer | string)
       const lower = name.toLowerCase()
@@ -342,7 +349,16 @@ export abstract class UpstreamExchange implements SpoolOwner {
       return
     }
     if (this.canRetry(error.kind, sent)) { this.attempt(); return }
+    if (this.answerInstead(error.kind)) return
     this.finishWithError(error)
+  }
+
+  /**
+   * The last try failed with `kind` ('error', 'timeout', 'noLive', 'http_502'...): true when
+   * something else answered instead of the error (the proxy cache's stale entry).
+   */
+  answerInstead (_kind: string): boolean {
+    return false
   }
 
   /**
@@ -394,6 +410,11 @@ const kProxyState = Symbol.for('proxyctl.proxy.request')
 
 /** What `$proxy_host` reads (`$upstream_*` read the request's record: core's variables). */
 export interface ProxyRequestState { proxyHost: string }
+
+/** `$proxy_host` for a request no exchange runs (explain): the target's host. */
+export function noteProxyHost (ctx: RequestContext, proxyHost: string): void {
+  ctx.locals[kProxyState] ??= { proxyHost } satisfies ProxyRequestState
+}
 
 function stateOf (ctx: RequestContext): ProxyRequestState | undefined {
   return ctx.locals[kProxyState] as ProxyRequestState | undefined

@@ -1,6 +1,8 @@
 import type { HandlerExplanation, RequestContext, Template } from '@proxyctl/core'
 import { requestHead } from '../upstream/h1/connection.js'
 import { upstreamPath, type ProxyPlan } from './plan.js'
+import { explainCache } from '../cache/explain.js'
+import { noteProxyHost } from './exchange.js'
 import { wirePath } from './proxy.js'
 import { parseRenderedTarget, type ParsedProxyTarget } from './target.js'
 
@@ -23,6 +25,7 @@ export function explainProxy (plan: ProxyPlan, ctx: RequestContext, kind: 'proxy
     renderedUri = target.uriPart
   }
   const pool = plan.pool ?? plan.poolFor(target)
+  noteProxyHost(ctx, target.proxyHost)
   const req = ctx.req
   const path = upstreamPath(plan, ctx, renderedUri)
   const headers = plan.requestHeaders.build(ctx, req, target.proxyHost)
@@ -51,6 +54,7 @@ export function explainProxy (plan: ProxyPlan, ctx: RequestContext, kind: 'proxy
     ...(preview.why !== undefined ? { firstPickNote: preview.why } : {}),
     uriRule: uriRule(plan, target, ctx, rendered),
     upstreamRequest: lines,
+    ...(plan.cache !== undefined && !upgrade ? { cache: explainCache(plan.cache, ctx) } : {}),
     ...(upgrade ? { tunnel: 'on 101 the two connections are joined byte for byte' } : {})
   }
 }

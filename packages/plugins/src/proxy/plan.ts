@@ -6,6 +6,7 @@ import { UpstreamPool } from '../upstream/pool.js'
 import { compileRequestHeaders, compileResponseHeaders, type CompiledRequestHeaders, type CompiledResponseHeaders, type HeaderOptions } from './headers.js'
 import type { SpoolLimits } from './spool.js'
 import { compileRedirect, type RedirectOption, type RedirectRewriter } from './redirect.js'
+import { compileCache, type CacheOptions, type CachePlan } from '../cache/options.js'
 import { parseProxyTarget, ProxyTargetError, type ParsedProxyTarget } from './target.js'
 import { compileUriMapping, type UriMapping } from './uri.js'
 
@@ -65,12 +66,15 @@ export interface ProxyOptions extends HeaderOptions {
   /**
    * nginx's proxy_ignore_headers: upstream headers whose meaning is not acted on (any case).
    * `X-Accel-Redirect`: the answer is passed on instead of followed; `X-Accel-Buffering`: the
-   * location's `buffering` holds. The others nginx takes (`X-Accel-Expires`, `X-Accel-Limit-Rate`,
-   * `X-Accel-Charset`, `Expires`, `Cache-Control`, `Set-Cookie`, `Vary`) are accepted and change
-   * nothing here (proxyctl does not act on them yet: no cache, no rate, no charset conversion).
+   * location's `buffering` holds; `X-Accel-Expires`, `Expires`, `Cache-Control`, `Set-Cookie`,
+   * `Vary`: they do not decide what the location's `cache` stores (README, "Proxy cache"). The
+   * others nginx takes (`X-Accel-Limit-Rate`, `X-Accel-Charset`) are accepted and change nothing
+   * here (no rate, no charset conversion).
    * Ignoring is not hiding: hideHeaders decides what the client sees. Default none.
    */
   ignoreHeaders?: Array<IgnorableHeader | Lowercase<IgnorableHeader>>
+  /** nginx's proxy_cache and its proxy_cache_* directives: README, "Proxy cache". */
+  cache?: CacheOptions
 }
 
 /** What nginx's proxy_ignore_headers accepts. */
@@ -113,6 +117,8 @@ export interface ProxyPlan {
   readonly accelRedirect: boolean
   /** An upstream's X-Accel-Buffering decides buffering (not in ignoreHeaders). */
   readonly accelBuffering: boolean
+  /** proxy_cache: the location's cache; undefined: none. */
+  readonly cache: CachePlan | undefined
   /** The upstream phases' hooks in the location's scope (message hooks are message mode's: websocket/messages.ts). */
   hooks: { [P in UpstreamPhase]: Array<PhaseHooks[P]> }
 }
@@ -236,6 +242,7 @@ export function compilePlan (raw: string, options: ProxyOptions, env: HandlerCom
     spool,
     accelRedirect: !ignored.has('X-Accel-Redirect'),
     accelBuffering: !ignored.has('X-Accel-Buffering'),
+    cache: compileCache(options.cache, env, ignored),
     hooks: { upstreamRequest: [], upstreamResponse: [], upstreamError: [] }
   }
 }

@@ -1,11 +1,11 @@
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { ServerResponse, type IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
-import type { Readable } from 'node:stream'
+import { Writable, type Readable } from 'node:stream'
 import { performance } from 'node:perf_hooks'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { defineHandler, type CompiledHandler, type HandlerCompileEnv, type LocationHandler, type RequestBodyError } from '@proxyctl/core'
-import { errorPageFor, failRequest, followAccelRedirect, followErrorPage, phaseHooks, recordOf, requestLine } from '@proxyctl/core/internal'
+import { addHeadersObject, ExchangeRecord, errorPageFor, failRequest, followAccelRedirect, followErrorPage, phaseHooks, recordOf, requestLine, sendErrorPage } from '@proxyctl/core/internal'
 import type { UpstreamPeer } from '../upstream/pool.js'
 import type { H1Handler } from '../upstream/h1/connection.js'
 import { UpstreamError } from './errors.js'
@@ -14,6 +14,12 @@ import { UpstreamExchange } from './exchange.js'
 import { compilePlan, directPools, type ProxyOptions, type ProxyPlan } from './plan.js'
 import { BufferedBody, CountedBody, type BodyLimits } from './request-body.js'
 import { explainProxy } from './explain.js'
+import { latin1 } from './exchange.js'
+import { CacheRequest, type CacheStatus } from '../cache/request.js'
+import { CapturingDownstream, withBody } from '../cache/capture.js'
+import { notModified } from '../cache/not-modified.js'
+import { rangeFor, SlicingDownstream } from '../cache/ranges.js'
+import type { CacheEntry } from '../cache/store.js'
 
 export type { IgnorableHeader, NextUpstreamCase, ProxyOptions, ProxyPlan } from './plan.js'
 
@@ -35,10 +41,12 @@ export function compileProxy (target: string, options: ProxyOptions, env: Handle
         plan.pool.log ??= instance.log
         await plan.pool.start()
       }
+      await plan.cache?.zone.open(instance.log)
       // A pool a reload handed to the new config is the new app's to close.
       instance.addHook('onClose', async () => {
         if (plan.pool !== undefined && !env.handedOver(plan.pool)) await plan.pool.close()
         for (const p of directPools(env).values()) if (!env.handedOver(p)) await p.close()
+        await plan.cache?.zone.close()
       })
       plan.hooks = {
         upstreamRequest: phaseHooks(instance, 'upstreamRequest'),
@@ -67,6 +75,28 @@ function startExchange (plan: ProxyPlan, request: FastifyRequest, reply: Fastify
   } catch (err) {
     // Nobody else answers a hijacked reply: a bug here must not leave the client hanging.
     failRequest(request.log, request.raw, reply.raw, request.proxyctl.requestUri, err)
+  }
+}
+
+/**
+ * proxy_cache_background_update: the same exchange as a client's, answering into a response no
+ * client reads (its bytes are dropped), with a record of its own (the client's log line is the
+ * client's answer). Whatever ends it lets go of the key.
+ */
+function backgroundUpdate (plan: ProxyPlan, request: FastifyRequest, bg: CacheRequest): void {
+  const req = request.raw
+  const res = new ServerResponse(req)
+  const sink = new Writable({ write (_chunk, _enc, cb) { cb() } })
+  res.assignSocket(sink as unknown as Socket)
+  res.once('finish', () => { bg.done(); res.emit('close') })
+  try {
+    const x = new ProxyExchange(plan, request, { raw: res, hijack () {} } as unknown as FastifyReply)
+    ;(x as { record: ExchangeRecord }).record = new ExchangeRecord(request.proxyctl.socket, req, request.proxyctl.requestUri, 0)
+    x.cache = bg
+    if (x.begin()) x.toUpstream()
+  } catch (err) {
+    bg.done()
+    request.log.error({ err }, 'cache background update failed')
   }
 }
 
@@ -105,6 +135,28 @@ class ProxyExchange extends UpstreamExchange {
   start (): void {
     if (!this.begin()) return
     watchClient(this)
+    const plan = this.plan.cache
+    if (plan !== undefined && plan.purge.length > 0) {
+      const c = new CacheRequest(plan, this.ctx, this.req)
+      if (c.isPurge()) { this.purge(c); return }
+    }
+    if (plan !== undefined && plan.methods.has(this.req.method ?? 'GET')) {
+      // proxy_cache: the lookup comes first; a HIT answers without the upstream.
+      const c = this.cache = new CacheRequest(plan, this.ctx, this.req)
+      this.res.once('close', () => { c.abandon(); plan.zone.count(this.record.cacheStatus) })
+      c.lookup({
+        hit: (entry, status) => { this.answerFromCache(entry, status) },
+        miss: () => { this.record.cacheStatus = c.status; this.toUpstream() },
+        background: (bg) => { backgroundUpdate(this.plan, this.request, bg) }
+      })
+      return
+    }
+    this.toUpstream()
+  }
+
+  /** The request goes upstream: its body first when buffered, then the first attempt. */
+  toUpstream (): void {
+    if (this.clientGone) return
     if (this.hasBody && this.plan.requestBuffering && this.body === undefined) { this.readBody(); return }
     this.firstAttempt()
   }
@@ -148,6 +200,56 @@ class ProxyExchange extends UpstreamExchange {
     }
     if (this.responded) { this.res.destroy(); return }
     this.finishWithError(undefined, err.status)
+  }
+
+  /**
+   * A cached entry answers (HIT, UPDATING, STALE, REVALIDATED): its upstream head goes through the
+   * same header rules as a fresh one (hidden headers, proxy_redirect, hooks, addHeaders,
+   * compression), then its body.
+   */
+  answerFromCache (entry: CacheEntry, status: CacheStatus): void {
+    this.record.cacheStatus = status
+    if (this.clientGone || this.responded) return
+    const head = this.responseHead(undefined, entry.status, entry.headers)
+    const cond = notModified(this.ctx, this.req, head.status, head.headers)
+    if (cond === 412) { this.responded = true; this.sendOwnErrorPage(412); return }
+    head.status = cond
+    let body = entry.body
+    const range = rangeFor(this.ctx, this.req, head.status, head.headers, body.length)
+    if (range === 'unsatisfiable') { this.responded = true; this.sendRangeNotSatisfiable(body.length); return }
+    if (range !== undefined) { head.status = 206; body = body.subarray(range.start, range.end) }
+    if (this.plan.addHeaders !== undefined) this.addHeaders(head.status, head.headers)
+    const compress = (this.ctx.location ?? this.ctx.server).compress
+    if (compress !== undefined) this.compressAnswer(compress, head.status, head.headers)
+    this.responded = true
+    const downstream = this.downstream
+    downstream.head(head.status, head.headers, head.status === entry.status ? entry.reason : undefined)
+    if (body.length > 0 && this.req.method !== 'HEAD') downstream.write(body)
+    downstream.end()
+  }
+
+  /** proxy_cache_purge: the entry goes; 204, or 404 when there was none. */
+  private purge (c: CacheRequest): void {
+    this.responded = true
+    c.purge().then((removed) => {
+      if (this.clientGone) return
+      if (removed) { this.res.writeHead(204, addHeadersObject(this.plan.addHeaders, this.ctx, 204)); this.res.end() } else this.sendOwnErrorPage(404)
+    }, (err: unknown) => { this.internalError(err) })
+  }
+
+  /** nginx's 416 for a range past the end: its page, with `Content-Range: bytes *\/SIZE`. */
+  sendRangeNotSatisfiable (size: number): void {
+    sendErrorPage(this.res, 416, { ...addHeadersObject(this.plan.addHeaders, this.ctx, 416), 'Content-Range': `bytes */${size}` })
+  }
+
+  /** useStale: the stale entry answers instead of the upstream's failure. */
+  override answerInstead (kind: string): boolean {
+    const c = this.cache
+    const entry = c?.staleFor(kind)
+    if (c === undefined || entry === undefined) return false
+    c.done()
+    this.answerFromCache(entry, 'STALE')
+    return true
   }
 
   /** The client's connection closed: if this exchange was still answering, stop its upstream request. */
@@ -311,12 +413,33 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
         return true
       }
     }
-    // After nextUpstream and interceptErrors, whatever the status, as nginx.
+    const cache = x.cache
+    let keep: Omit<CacheEntry, 'body'> | undefined
+    if (cache !== undefined) {
+      const raw = rawHeaders.map(latin1)
+      // A revalidated entry (304 to our conditions), or a stale one for a failing status: the upstream's body is read and dropped.
+      const answer = status === 304 && cache.stale !== undefined && cache.plan.revalidate
+        ? { entry: cache.revalidated(raw), as: 'REVALIDATED' as const }
+        : { entry: cache.staleFor(`http_${status}`), as: 'STALE' as const }
+      if (answer.entry !== undefined) {
+        cache.done()
+        this.discarding = true
+        x.answerFromCache(answer.entry, answer.as)
+        return true
+      }
+    }
+    // After nextUpstream and interceptErrors, whatever the status, as nginx (an answer followed so is not stored).
     const accel = x.accelRedirect(rawHeaders)
     if (accel !== undefined) {
+      cache?.done()
       this.discarding = true
       process.nextTick(followAccelRedirect, x.request, x.reply, accel.value, accel.carried)
       return true
+    }
+    if (cache !== undefined) {
+      const raw = rawHeaders.map(latin1)
+      keep = cache.entryFor(status, statusText ?? '', raw)
+      if (keep === undefined) cache.done()
     }
     const upstreamStatus = status
     if (x.ctx.statusOverride !== undefined) status = x.ctx.statusOverride
@@ -325,9 +448,28 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
     ;({ status, headers } = x.responseHead(peer, status, rawHeaders))
     // The upstream's reason phrase goes with its own status only.
     if (status !== upstreamStatus) statusText = undefined
+    if (keep !== undefined) {
+      // The client's conditions are the cache's to answer (the upstream got none of them).
+      const cond = notModified(x.ctx, x.req, status, headers)
+      if (cond === 412) { (cache as CacheRequest).done(); this.discarding = true; x.responded = true; x.sendOwnErrorPage(412); return true }
+      if (cond !== status) { status = cond; statusText = undefined }
+      const length = Number(headerOf(headers, 'content-length') ?? NaN)
+      const range = rangeFor(x.ctx, x.req, status, headers, Number.isSafeInteger(length) ? length : undefined)
+      if (range !== undefined && range !== 'unsatisfiable') {
+        status = 206
+        statusText = undefined
+        x.downstream = new SlicingDownstream(x.downstream, range.start, range.end)
+      }
+    }
     if (plan.addHeaders !== undefined) x.addHeaders(status, headers)
     const compress = (x.ctx.location ?? x.ctx.server).compress
     if (compress !== undefined) x.compressAnswer(compress, status, headers)
+    if (keep !== undefined) {
+      // Outermost, so the entry holds the upstream's bytes (before compression).
+      const c = cache as CacheRequest
+      const head = keep
+      x.downstream = new CapturingDownstream(x.downstream, c.plan.zone.config.maxEntrySize, (body) => { c.store(withBody(head, body)) }, () => { c.done() })
+    }
     x.responded = true
     this.resumeFn = resume
     x.downstream.buffer((x.accelBuffering ?? plan.buffering) ? plan.spool : null)
@@ -395,4 +537,10 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
     }, Math.min(1000, Math.max(10, limit / 4)))
     this.sendTimer.unref()
   }
+}
+
+/** A header's value in a flat list (name, value, ...), any case. */
+function headerOf (headers: readonly string[], name: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) if ((headers[i] as string).toLowerCase() === name) return headers[i + 1]
+  return undefined
 }

@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { compressionFor, contentTypeOf, sendStatus, withCharset, type ResolvedContent } from '@proxyctl/core/internal'
+import { compressionFor, contentTypeOf, etagListHas, modifiedSince, parseHttpTime, rangesOf, sendStatus, withCharset, type ResolvedContent } from '@proxyctl/core/internal'
 
 /**
  * nginx's answer for one regular file: its static module (Content-Type by extension, strong
@@ -177,88 +177,6 @@ function acceptedEncodings (header: string | undefined): Set<string> {
   return out
 }
 
-/** nginx's ngx_http_parse_time: seconds, or -1 when the date is not one of HTTP's three forms. */
-function parseHttpTime (value: string): number {
-  if (!/^(?:[A-Za-z]{3}, \d{2} [A-Za-z]{3} \d{4} \d{2}:\d{2}:\d{2} GMT|[A-Za-z]{6,9}, \d{2}-[A-Za-z]{3}-\d{2} \d{2}:\d{2}:\d{2} GMT|[A-Za-z]{3} [A-Za-z]{3} [ \d]\d \d{2}:\d{2}:\d{2} \d{4})$/.test(value.trim())) return -1
-  const ms = Date.parse(value)
-  return Number.isNaN(ms) ? -1 : Math.floor(ms / 1000)
-}
-
-/** nginx's ngx_http_test_if_modified: true when the file counts as modified (200). */
-function modifiedSince (value: string, mtime: number, mode: ResolvedContent['ifModifiedSince']): boolean {
-  if (mode === 'off') return true
-  const ims = parseHttpTime(value)
-  if (ims === mtime) return false
-  return mode === 'exact' || ims < mtime
-}
-
-/**
- * nginx's ngx_http_test_if_match: `*`, or the ETag in a comma-separated list; for If-None-Match
- * (`weak`) a `W/` before a tag is ignored, for If-Match the comparison is strong.
- */
-function etagListHas (list: string, etag: string, weak: boolean): boolean {
-  if (list === '*') return true
-  for (const item of list.split(',')) {
-    let t = item.trim()
-    if (weak && t.startsWith('W/')) t = t.slice(2)
-    if (t === etag) return true
-  }
-  return false
-}
-
-/**
- * nginx's range filter: undefined (answer the whole file), 'unsatisfiable' (416), or the ranges
- * as [start, end) pairs in the order asked. If-Range is an ETag compared strongly (byte for byte)
- * or a date equal to the file's.
- */
-function rangesOf (header: string | undefined, ifRange: string | undefined, etag: string, mtime: number, size: number, maxRanges: number): Array<[number, number]> | 'unsatisfiable' | undefined {
-  if (header === undefined || header.length < 7 || header.slice(0, 6).toLowerCase() !== 'bytes=') return undefined
-  if (ifRange !== undefined) {
-    if (ifRange.length >= 2 && ifRange.endsWith('"')) { if (ifRange !== etag) return undefined } else if (parseHttpTime(ifRange) !== mtime) return undefined
-  }
-  const out: Array<[number, number]> = []
-  let total = 0
-  let left = maxRanges
-  let p = 6
-  const at = (): string => header[p] ?? ''
-  const digit = (): boolean => at() >= '0' && at() <= '9'
-  const spaces = (): void => { while (at() === ' ') p++ }
-  for (;;) {
-    let start = 0
-    let end = 0
-    let suffix = false
-    let open = false
-    spaces()
-    if (at() !== '-') {
-      if (!digit()) return 'unsatisfiable'
-      while (digit()) { start = start * 10 + Number(at()); p++ }
-      spaces()
-      if (at() !== '-') return 'unsatisfiable'
-      p++
-      spaces()
-      if (at() === ',' || at() === '') { end = size; open = true }
-    } else { suffix = true; p++ }
-    if (!open) {
-      if (!digit()) return 'unsatisfiable'
-      while (digit()) { end = end * 10 + Number(at()); p++ }
-      spaces()
-      if (at() !== ',' && at() !== '') return 'unsatisfiable'
-      if (suffix) { start = end < size ? size - end : 0; end = size - 1 }
-      end = end >= size ? size : end + 1
-    }
-    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end)) return 'unsatisfiable'
-    if (start < end) {
-      out.push([start, end])
-      total += end - start
-      if (left-- === 0) return undefined
-    } else if (start === 0) return undefined
-    if (at() !== ',') break
-    p++
-  }
-  if (out.length === 0) return 'unsatisfiable'
-  if (total > size) return undefined
-  return out
-}
 
 /** Whether `compress` in force encodes this file's 200 for this request. */
 function compressed (request: FastifyRequest, type: string, size: number): boolean {
