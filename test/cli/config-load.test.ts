@@ -7,7 +7,7 @@ import { pathToFileURL } from 'node:url'
 import t from 'tap'
 import { configDir, request, ROOT, runCli, startCli, targetOf, tmpDir, writeConfig, type RunAs } from '../helpers/proxy.js'
 
-t.test('a .ts config in a read-only folder loads and serves; its local imports keep their import.meta', async (t) => {
+t.test('a .ts config in a read-only folder loads and serves (its default pid file a warning); its local imports keep their import.meta', async (t) => {
   const dir = tmpDir(t, 'proxyctl-readonly-')
   const lib = path.join(dir, 'lib')
   fs.mkdirSync(lib)
@@ -39,6 +39,7 @@ export default defineConfig({ servers: [{ listen: '127.0.0.1:0', locations: {
     const target = targetOf(run.urls[0] as string)
     t.equal((await request(target, { path: '/greeting' })).body, 'read beside lib/greeting.ts', 'import.meta.url is the imported file\'s')
     t.equal((await request(target, { path: '/where' })).body, `${lib} ${path.join(dir, 'proxy.config.ts')}`, 'import.meta.dirname and .filename are each file\'s')
+    t.match(run.output(), /"code":"PROXYCTL_CONFIG_WARNING".*pid file .*proxyctl\.pid not written \(EACCES\)/, 'the default pid file cannot be written there: one warning, and it serves')
     t.equal(await run.stop('SIGTERM'), 0)
     t.same(fs.readdirSync(dir), before, 'the folder holds what it held')
   } finally {

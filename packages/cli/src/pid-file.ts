@@ -33,15 +33,35 @@ function writeAtomically (file: string, text: string): void {
 }
 
 export class PidFile {
-  constructor (readonly path: string) {}
+  #off = false
+  /** Why the default pid file could not be written (logged once the proxy serves); undefined: written. */
+  problem: string | undefined
+
+  /** `required`: the path was asked for (--pid-file), so failing to write it stops the start; the default's failure is a warning. */
+  constructor (readonly path: string, private readonly required: boolean) {}
 
   write (status: ProcessStatus): void {
-    writeAtomically(statusFileOf(this.path), `${JSON.stringify(status)}\n`)
-    writeAtomically(this.path, `${status.pid}\n`)
+    this.#attempt(() => {
+      writeAtomically(statusFileOf(this.path), `${JSON.stringify(status)}\n`)
+      writeAtomically(this.path, `${status.pid}\n`)
+    })
   }
 
   status (status: ProcessStatus): void {
-    writeAtomically(statusFileOf(this.path), `${JSON.stringify(status)}\n`)
+    this.#attempt(() => { writeAtomically(statusFileOf(this.path), `${JSON.stringify(status)}\n`) })
+  }
+
+  // A config folder may be read-only (a deployment's, or one only root writes): proxyctl serves
+  // anyway, as it did before pid files, and says once that `proxyctl reload` cannot find it.
+  #attempt (write: () => void): void {
+    if (this.#off) return
+    try {
+      write()
+    } catch (err) {
+      if (this.required) throw err
+      this.#off = true
+      this.problem = `pid file ${this.path} not written (${(err as NodeJS.ErrnoException).code ?? String(err)}): \`proxyctl reload\` cannot find this process; start with --pid-file FILE in a writable folder, or send SIGHUP to process ${process.pid}`
+    }
   }
 
   /** On a clean stop, unless another process wrote its own since. */

@@ -23,7 +23,7 @@ export async function start (configOption: string | undefined, logFormat?: LogFo
       answerReloads(async () => await reloadOnce(await ready, file, stopping))
     }
     config = await loadConfig(file)
-    pidFile = isClusterWorker() ? undefined : new PidFile(pidFileOption ?? defaultPidFile(file))
+    pidFile = isClusterWorker() ? undefined : new PidFile(pidFileOption ?? defaultPidFile(file), pidFileOption !== undefined)
     let reloads = 0
     /** The status `proxyctl reload` waits for, after each SIGHUP. */
     const report = (outcome: ReloadOutcome, generation: number): void => {
@@ -41,7 +41,10 @@ export async function start (configOption: string | undefined, logFormat?: LogFo
           report(outcome, generation)
         },
         // Before the first "listening on": whoever reads the pid file then may signal at once.
-        listening: () => { pidFile?.write({ pid: process.pid, generation: 1, reloads: 0 }) }
+        listening: () => {
+          pidFile?.write({ pid: process.pid, generation: 1, reloads: 0 })
+          if (pidFile?.problem !== undefined) log.warn({ code: 'PROXYCTL_CONFIG_WARNING' }, pidFile.problem)
+        }
       })
       log.info('stopped')
       pidFile?.remove()
@@ -65,6 +68,7 @@ export async function start (configOption: string | undefined, logFormat?: LogFo
     serving(proxy)
     const log = proxy.app.fastify.log
     if (!isClusterWorker()) for (const w of config.warnings) log.warn({ code: 'PROXYCTL_CONFIG_WARNING' }, w)
+    if (pidFile?.problem !== undefined) log.warn({ code: 'PROXYCTL_CONFIG_WARNING' }, pidFile.problem)
     const stop = (signal: NodeJS.Signals): void => {
       if (stopping) return
       stopping = true
