@@ -239,7 +239,10 @@ function wire (app: ProxyApp, listen: ResolvedListen, server: http.Server, conne
       meterRequest(r, r.loggedStatus !== 0 ? r.loggedStatus : this.headersSent ? this.statusCode : 499, Date.now(), fallbackServer)
     }
   // One function per wiring (no closure per request): a reload waits for this count to reach 0.
-  const onOver = function (): void { wiring.inflight-- }
+  // With an access log or metrics on, the same listener also counts the request over.
+  const onOver = observing
+    ? function (this: ServerResponse): void { wiring.inflight--; if ((this as RecordedResponse)[kRecord] !== undefined) onAnswered.call(this) }
+    : function (): void { wiring.inflight-- }
   const serve = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void => {
     const target = req.url
     wiring.inflight++
@@ -247,7 +250,7 @@ function wire (app: ProxyApp, listen: ResolvedListen, server: http.Server, conne
     try {
       const record = new ExchangeRecord(req.socket, req, target ?? '', logging ? req.socket.bytesWritten : 0)
       ;(res as RecordedResponse)[kRecord] = record
-      if (observing) { record.log = logLine; res.on('close', onAnswered) }
+      if (observing) record.log = logLine
       const route = routeRequest(req, listen, dispatch)
       const ctx = (req as RoutedRequest)[kRequestContext]
       if (ctx !== undefined) { ctx.record = record; record.ctx = ctx }
