@@ -10,7 +10,7 @@
  */
 
 /** One key's state: its excess (1/1000 requests) and when it was last charged (ms). */
-export interface Bucket { excess: number, last: number }
+export interface Bucket { excess: number, last: number, /** The table's own bookkeeping (MemoryBuckets: when last moved up). */ seq?: number }
 
 /** A key's bucket in one zone: read, created, touched as most recently used. */
 export interface BucketTable {
@@ -37,9 +37,23 @@ function drained (b: Bucket, rate: number, now: number): { excess: number, ms: n
   return { excess: excess < 0 ? 0 : excess, ms }
 }
 
+const PASS: BucketVerdict = { kind: 'pass' }
+
+/** checkBuckets for a location with one limit, without a list: what most configs have. */
+export function checkBucket (table: BucketTable, key: string, rate: number, burst: number, delay: number, now: number): BucketVerdict {
+  const b = table.get(key)
+  if (b === undefined) { table.create(key, { excess: 0, last: now }); return PASS }
+  const d = drained(b, rate, now)
+  if (d.excess > burst) return { kind: 'busy', excess: d.excess, index: 0 }
+  b.excess = d.excess
+  if (d.ms !== 0) b.last = now
+  return d.excess <= delay ? PASS : { kind: 'delay', delay: Math.floor((d.excess - delay) * 1000 / rate), excess: d.excess, index: 0 }
+}
+
 /** nginx's limit_req handler for `limits` (keys already rendered, empty ones left out), at `now` ms. */
 export function checkBuckets (limits: readonly BucketLimit[], now: number): BucketVerdict {
   const n = limits.length
+  if (n === 1) { const l = limits[0] as BucketLimit; return checkBucket(l.table, l.key, l.rate, l.burst, l.delay, now) }
   const touched: Array<Bucket | undefined> = new Array(n)
   let excess = 0
   for (let i = 0; i < n; i++) {
@@ -77,20 +91,29 @@ export function checkBuckets (limits: readonly BucketLimit[], now: number): Buck
     const delay = Math.floor((d.excess - l.delay) * 1000 / l.rate)
     if (delay > maxDelay) { maxDelay = delay; excess = d.excess; which = i }
   }
-  return maxDelay === 0 ? { kind: 'pass' } : { kind: 'delay', delay: maxDelay, excess, index: which }
+  return maxDelay === 0 ? PASS : { kind: 'delay', delay: maxDelay, excess, index: which }
 }
 
 /**
  * A zone's buckets in this process: at most `max` keys, the least recently used evicted first
  * (nginx's zone being full). A Map keeps insertion order, so re-inserting on use keeps it an LRU.
+ * A key is re-inserted only once half the table's worth of others went in after it: a key in use
+ * stays in the newer half, so it is never evicted before one untouched that long, and a busy key
+ * costs one lookup, not a delete and an insert per request.
  */
 export class MemoryBuckets implements BucketTable {
   private readonly map = new Map<string, Bucket>()
-  constructor (readonly max: number) {}
+  private inserts = 0
+  private readonly stale: number
+  constructor (readonly max: number) { this.stale = max >> 1 }
 
   get (key: string): Bucket | undefined {
     const b = this.map.get(key)
-    if (b !== undefined && this.map.size > 1) { this.map.delete(key); this.map.set(key, b) }
+    if (b !== undefined && this.inserts - (b.seq as number) > this.stale) {
+      this.map.delete(key)
+      this.map.set(key, b)
+      b.seq = ++this.inserts
+    }
     return b
   }
 
@@ -99,6 +122,7 @@ export class MemoryBuckets implements BucketTable {
       const oldest = this.map.keys().next()
       if (oldest.done !== true) this.map.delete(oldest.value)
     }
+    bucket.seq = ++this.inserts
     this.map.set(key, bucket)
   }
 

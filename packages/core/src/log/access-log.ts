@@ -22,12 +22,15 @@ export type LogEscape = 'default' | 'json' | 'none'
 
 type LogGetter = (r: ExchangeRecord) => string | undefined
 
-/** A format compiled: literal parts and getters, alternating as the template has them. */
+/** A part of a line: the variable's text as the line has it (escaped, `-` when missing). */
+type LogPart = (r: ExchangeRecord) => string
+
+/** A format compiled: literal parts and variable parts, alternating as the template has them. */
 export interface LogFormat {
   readonly name: string
   readonly source: string
   readonly escape: LogEscape
-  readonly parts: ReadonlyArray<string | LogGetter>
+  readonly parts: ReadonlyArray<string | LogPart>
 }
 
 /** Where one level's access lines go, and in which format; `sink` is bound when the app starts. */
@@ -129,6 +132,18 @@ const LOG_VARIABLES = new Map<string, LogGetter>([
   ['ssl_protocol', (r) => r.sslProtocol ?? (r.socket as Partial<TLSSocket>).getProtocol?.() ?? undefined]
 ])
 
+/** Variables whose text has nothing any escape changes (digits, times, addresses of tries): written as they are. */
+const PLAIN = new Set(['remote_addr', 'time_local', 'time_iso8601', 'msec', 'status', 'body_bytes_sent', 'bytes_sent', 'request_time', 'request_length',
+  'upstream_status', 'upstream_response_time', 'upstream_connect_time', 'upstream_header_time', 'connection', 'connection_requests', 'pipe'])
+
+/** The variable's part of a line: escaped as the format says (unless PLAIN), `-` when missing (nothing, in JSON). */
+function logPart (name: string, get: LogGetter, escape: LogEscape): LogPart {
+  const missing = escape === 'json' ? '' : '-'
+  const esc = escape === 'none' || PLAIN.has(name) ? undefined : escape === 'json' ? escapeJson : escapeDefault
+  if (esc === undefined) return (r) => get(r) ?? missing
+  return (r) => { const v = get(r); return v === undefined ? missing : esc(v) }
+}
+
 /** `$http_NAME` from the request itself, so a request refused before routing logs its headers too. */
 function variableGetter (name: string, scope: CompileScope): LogGetter {
   const own = LOG_VARIABLES.get(name)
@@ -144,7 +159,7 @@ function variableGetter (name: string, scope: CompileScope): LogGetter {
 
 /** Compiles a log format (nginx's log_format syntax: `$name`, `${name}`). Throws TemplateError on an unknown variable. */
 export function compileLogFormat (name: string, source: string, escape: LogEscape, scope: CompileScope): LogFormat {
-  const parts: Array<string | LogGetter> = []
+  const parts: Array<string | LogPart> = []
   let literal = ''
   let i = 0
   while (i < source.length) {
@@ -164,7 +179,7 @@ export function compileLogFormat (name: string, source: string, escape: LogEscap
     }
     parts.push(literal)
     literal = ''
-    parts.push(variableGetter(v, scope))
+    parts.push(logPart(v, variableGetter(v, scope), escape))
   }
   parts.push(literal)
   return { name, source, escape, parts }
@@ -199,12 +214,6 @@ export function escapeJson (v: string): string {
 export function renderLine (f: LogFormat, r: ExchangeRecord): string {
   const parts = f.parts
   let out = parts[0] as string
-  for (let i = 1; i < parts.length; i += 2) {
-    const v = (parts[i] as LogGetter)(r)
-    if (f.escape === 'default') out += v === undefined ? '-' : escapeDefault(v)
-    else if (f.escape === 'json') out += v === undefined ? '' : escapeJson(v)
-    else out += v ?? '-'
-    out += parts[i + 1] as string
-  }
+  for (let i = 1; i < parts.length; i += 2) out += (parts[i] as LogPart)(r) + (parts[i + 1] as string)
   return out + '\n'
 }

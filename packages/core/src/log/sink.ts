@@ -6,13 +6,21 @@ import { stdoutStream } from './stdout.js'
 export const SINK_LIMIT = 4 << 20
 /** At most one warn line per this many ms about dropped lines. */
 const DROP_WARN_EVERY = 5000
+/**
+ * After a write, lines that came meanwhile wait this long for more: a busy proxy then makes one
+ * write (one thread-pool trip) per batch rather than per turn of the event loop, as nginx's
+ * `access_log ... buffer= flush=`, with a flush short enough that a line is never far behind its
+ * request. An idle sink writes a line at once.
+ */
+export const SINK_GAP_MS = 10
 
 /**
  * One access-log destination: a file (opened for append, reopened on SIGUSR1 as nginx reopens
  * its logs for logrotate) or stdout. Lines are joined in memory and written once per turn of the
  * event loop, with one write in flight at a time, so serving never waits for the disk or a
  * reader; a file's write runs on libuv's thread pool, stdout through the same non-blocking stream
- * as the JSON log. Past SINK_LIMIT bytes waiting, lines are dropped and counted.
+ * as the JSON log. While a write is in flight lines gather, and go SINK_GAP_MS after it. Past
+ * SINK_LIMIT bytes waiting, lines are dropped and counted.
  */
 export class LogSink {
   private pending = ''
@@ -72,7 +80,7 @@ export class LogSink {
   private written (err: NodeJS.ErrnoException | null): void {
     this.inFlight = 0
     if (err !== null) this.failed(err)
-    if (this.pending !== '' && !this.scheduled) { this.scheduled = true; setImmediate(flushSink, this) }
+    if (this.pending !== '' && !this.scheduled) { this.scheduled = true; setTimeout(flushSink, SINK_GAP_MS, this).unref() }
   }
 
   private failed (err: NodeJS.ErrnoException): void {

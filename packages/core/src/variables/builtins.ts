@@ -31,6 +31,16 @@ function remoteAddr (ctx: RequestContext): string {
 function binaryRemoteAddr (ctx: RequestContext): string {
   const a = ctx.socket.remoteAddress
   if (a === undefined) return 'unix:'
+  // A connection's requests, and a busy client's connections, ask for the same address in a row.
+  if (a === lastAddr) return lastBinary
+  lastBinary = binaryAddr(a)
+  lastAddr = a
+  return lastBinary
+}
+let lastAddr = ''
+let lastBinary = ''
+
+function binaryAddr (a: string): string {
   if (isIPv4(a)) {
     const p = a.split('.')
     return String.fromCharCode(Number(p[0]), Number(p[1]), Number(p[2]), Number(p[3]))
