@@ -4,7 +4,7 @@
  * so these rows check what that may and may not change: which key goes when the table is full.
  */
 import { test } from 'tap'
-import { MemoryBuckets } from '@proxyctl/core/internal'
+import { checkBucket, MemoryBuckets } from '@proxyctl/core/internal'
 
 interface Row { name: string, max: number, steps: string[], kept: string[], gone: string[] }
 
@@ -33,5 +33,26 @@ for (const row of rows) {
     t.ok(table.size <= row.max, `at most ${row.max} keys`)
     for (const k of row.kept) t.ok(table.get(k) !== undefined, `${k} kept`)
     for (const k of row.gone) t.equal(table.get(k), undefined, `${k} evicted`)
+  })
+}
+
+// limit_req's verdicts for one key, requests at the given ms: rate in r/s, burst and delay in
+// requests (nginx's units ×1000 inside). A delay is whole ms, as nginx's: one under 1 ms passes.
+const verdicts: Array<{ name: string, rate: number, burst: number, delay: number, at: number[], expect: string[] }> = [
+  { name: 'a first request passes and costs nothing', rate: 1, burst: 0, delay: 0, at: [0], expect: ['pass'] },
+  { name: 'over the rate with no burst is refused', rate: 1, burst: 0, delay: 0, at: [0, 10, 20], expect: ['pass', 'busy', 'busy'] },
+  { name: 'within the burst without nodelay waits for its turn', rate: 10, burst: 5, delay: 0, at: [0, 0, 0], expect: ['pass', 'delay 100', 'delay 200'] },
+  { name: 'within delay= passes at once, beyond it waits', rate: 10, burst: 5, delay: 2, at: [0, 0, 0, 0], expect: ['pass', 'pass', 'pass', 'delay 100'] },
+  { name: 'a wait under 1 ms is no wait', rate: 1_000_000, burst: 100, delay: 0, at: [0, 0, 0], expect: ['pass', 'pass', 'pass'] },
+  { name: 'time drains the excess: at the rate passes, faster is refused', rate: 10, burst: 0, delay: 0, at: [0, 100, 200, 250], expect: ['pass', 'pass', 'pass', 'busy'] }
+]
+for (const v of verdicts) {
+  test(`limitReq: ${v.name}`, async (t) => {
+    const table = new MemoryBuckets(16)
+    const got = v.at.map((ms) => {
+      const r = checkBucket(table, 'k', v.rate * 1000, v.burst * 1000, v.delay * 1000, ms)
+      return r.kind === 'delay' ? `delay ${r.delay}` : r.kind
+    })
+    t.same(got, v.expect)
   })
 }

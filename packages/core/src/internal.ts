@@ -3,7 +3,7 @@
 export { kHandlerBrand } from './config/types.js'
 export { parseListenAddress } from './config/listen.js'
 export { parseSize } from './config/limits.js'
-export { MemoryBuckets } from './limits/leaky-bucket.js'
+export { MemoryBuckets, checkBucket } from './limits/leaky-bucket.js'
 export { parseAddress, type AddressOptions, type ParsedAddress, type AddressProblem } from './config/address.js'
 export { parseUpstreamAddress, type UpstreamAddress } from './config/upstream-address.js'
 export { runPreflight } from './config/preflight.js'

@@ -47,7 +47,8 @@ export function checkBucket (table: BucketTable, key: string, rate: number, burs
   if (d.excess > burst) return { kind: 'busy', excess: d.excess, index: 0 }
   b.excess = d.excess
   if (d.ms !== 0) b.last = now
-  return d.excess <= delay ? PASS : { kind: 'delay', delay: Math.floor((d.excess - delay) * 1000 / rate), excess: d.excess, index: 0 }
+  const wait = d.excess <= delay ? 0 : Math.floor((d.excess - delay) * 1000 / rate)
+  return wait === 0 ? PASS : { kind: 'delay', delay: wait, excess: d.excess, index: 0 }
 }
 
 /** nginx's limit_req handler for `limits` (keys already rendered, empty ones left out), at `now` ms. */

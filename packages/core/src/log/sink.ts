@@ -14,16 +14,25 @@ const DROP_WARN_EVERY = 5000
  */
 export const SINK_GAP_MS = 10
 
+/** A batch's buffer; a line longer than a third of it gets one of its own. */
+const CHUNK = 64 << 10
+
 /**
  * One access-log destination: a file (opened for append, reopened on SIGUSR1 as nginx reopens
- * its logs for logrotate) or stdout. Lines are joined in memory and written once per turn of the
- * event loop, with one write in flight at a time, so serving never waits for the disk or a
- * reader; a file's write runs on libuv's thread pool, stdout through the same non-blocking stream
- * as the JSON log. While a write is in flight lines gather, and go SINK_GAP_MS after it. Past
- * SINK_LIMIT bytes waiting, lines are dropped and counted.
+ * its logs for logrotate) or stdout. Each line is encoded at once into the batch's buffer (so no
+ * line's string outlives its request), and a batch goes in one write, with one write in flight
+ * at a time, so serving never waits for the disk or a reader; a file's write runs on libuv's
+ * thread pool, stdout through the same non-blocking stream as the JSON log. While a write is in
+ * flight lines gather, and go SINK_GAP_MS after it. Past SINK_LIMIT bytes waiting, lines are
+ * dropped and counted.
  */
 export class LogSink {
-  private pending = ''
+  /** Full buffers of the batch, then `cur` up to `pos`. */
+  private chunks: Buffer[] = []
+  private cur: Buffer | undefined = undefined
+  private pos = 0
+  /** Bytes in the batch. */
+  private pending = 0
   private inFlight = 0
   private scheduled = false
   private fd = -1
@@ -40,12 +49,32 @@ export class LogSink {
 
   write (line: string): void {
     if (this.closed) return
-    if (this.pending.length + this.inFlight + line.length > SINK_LIMIT) { this.drop(); return }
-    this.pending += line
+    if (this.pending + this.inFlight + line.length > SINK_LIMIT) { this.drop(); return }
+    let cur = this.cur
+    // Three bytes per UTF-16 unit at most in UTF-8.
+    if (cur === undefined || this.pos + 3 * line.length > cur.length) {
+      if (cur !== undefined) this.chunks.push(cur.subarray(0, this.pos))
+      cur = this.cur = Buffer.allocUnsafe(Math.max(CHUNK, 3 * line.length))
+      this.pos = 0
+    }
+    const n = cur.write(line, this.pos)
+    this.pos += n
+    this.pending += n
     if (!this.scheduled && this.inFlight === 0) {
       this.scheduled = true
       setImmediate(flushSink, this)
     }
+  }
+
+  /** The batch's buffers, handed over: the sink starts a new one. */
+  private take (): Buffer[] {
+    const list = this.chunks
+    if (this.cur !== undefined && this.pos > 0) list.push(this.cur.subarray(0, this.pos))
+    this.chunks = []
+    this.cur = undefined
+    this.pos = 0
+    this.pending = 0
+    return list
   }
 
   private drop (): void {
@@ -62,25 +91,24 @@ export class LogSink {
   /** Writes what is pending (one write at a time). */
   flush (): void {
     this.scheduled = false
-    if (this.inFlight !== 0 || this.pending === '' || this.reopening || this.closed) return
-    const text = this.pending
-    this.pending = ''
-    this.inFlight = text.length
+    if (this.inFlight !== 0 || this.pending === 0 || this.reopening || this.closed) return
+    this.inFlight = this.pending
+    const list = this.take()
     if (this.fd === -1) {
       const out = stdoutStream()
       if (out === undefined) { this.inFlight = 0; return }
       // Written, or dropped by a broken stdout: either way the next batch may go.
-      if (out.write(text)) this.written(null)
+      if (out.write(list.length === 1 ? list[0] as Buffer : Buffer.concat(list))) this.written(null)
       else out.once('drain', () => { this.written(null) })
       return
     }
-    fs.write(this.fd, text, null, 'utf8', (err) => { this.written(err) })
+    fs.writev(this.fd, list, (err) => { this.written(err) })
   }
 
   private written (err: NodeJS.ErrnoException | null): void {
     this.inFlight = 0
     if (err !== null) this.failed(err)
-    if (this.pending !== '' && !this.scheduled) { this.scheduled = true; setTimeout(flushSink, SINK_GAP_MS, this).unref() }
+    if (this.pending !== 0 && !this.scheduled) { this.scheduled = true; setTimeout(flushSink, SINK_GAP_MS, this).unref() }
   }
 
   private failed (err: NodeJS.ErrnoException): void {
@@ -113,14 +141,14 @@ export class LogSink {
     if (this.closed) return
     this.closed = true
     if (this.fd === -1) {
-      if (this.pending !== '') stdoutStream()?.write(this.pending)
-      this.pending = ''
+      const list = this.take()
+      if (list.length > 0) stdoutStream()?.write(Buffer.concat(list))
       return
     }
     const fd = this.fd
     const finish = (): void => {
-      try { if (this.pending !== '') fs.writeSync(fd, this.pending) } catch { /* the process is stopping */ }
-      this.pending = ''
+      const list = this.take()
+      try { if (list.length > 0) fs.writeSync(fd, Buffer.concat(list)) } catch { /* the process is stopping */ }
       fs.close(fd, () => {})
     }
     if (this.inFlight === 0) finish()
