@@ -641,12 +641,18 @@ function report ({ info, targets, broken, incidents, results, ws, idle, fresh, f
       p(`Paired by round: proxyctl ÷ baseline, req/s per core, ${againstBaseline.map((x) => fmtRatio(x, 1)).join(', ')}; median **${fmtRatio(median(againstBaseline), 1)}**.`)
       p()
     }
-    for (const [on, off, what] of [['proxyctl-log', 'proxyctl', 'proxyctl'], ['nginx-log', 'nginx', 'nginx'], ['proxyctl-metrics', 'proxyctl', 'proxyctl']]) {
+    for (const [on, off, what] of [['proxyctl-log', 'proxyctl', 'proxyctl with the access log'], ['nginx-log', 'nginx', 'nginx with the access log'], ['proxyctl-metrics', 'proxyctl', 'proxyctl with metrics'], ['proxyctl-limitreq', 'proxyctl', 'proxyctl with limitReq']]) {
       const paired = s.selection ? [] : pairedRatios(results[s.id]?.[on], results[s.id]?.[off])
       if (paired.length > 0) {
-        p(`Paired by round: ${what} with ${on.endsWith('-metrics') ? 'metrics' : 'the access log'} on ÷ off, req/s per core, ${paired.map((x) => fmtRatio(x, 1)).join(', ')}; median **${fmtRatio(median(paired), 1)}**.`)
+        p(`Paired by round: ${what} on ÷ off, req/s per core, ${paired.map((x) => fmtRatio(x, 1)).join(', ')}; median **${fmtRatio(median(paired), 1)}**.`)
         p()
       }
+    }
+    // A cache HIT against the same process's proxied small GET of the same round.
+    const hit = s.cache || s.redis ? pairedRatios(results[s.id]?.proxyctl, results['small-tcp']?.proxyctl) : []
+    if (hit.length > 0) {
+      p(`Paired by round: proxyctl's HIT ÷ its proxied GET 100 B (small-tcp), req/s per core, ${hit.map((x) => fmtRatio(x, 1)).join(', ')}; median **${fmtRatio(median(hit), 1)}**.`)
+      p()
     }
     if (!s.selection) summary.push({ s, sums })
     else {
