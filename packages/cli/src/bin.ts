@@ -1,7 +1,8 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --v8-pool-size=1 --no-concurrent-array-buffer-sweeping --no-memory-reducer
+#!/usr/bin/env -S node --max-semi-space-size=8 --v8-pool-size=1 --no-concurrent-array-buffer-sweeping --no-memory-reducer
 // The Node flags above are proxyctl's memory and GC setting (measured: bench/README.md, "Node
-// flags"): a proxy's per-request objects die within the request, so a 2 MiB young generation
-// (Node's default grows to 16 MiB) keeps less resident at no cost to small requests; one GC
+// flags"): a proxy's per-request objects die within the request, so an 8 MiB young generation
+// (Node's default grows to 16 MiB) keeps less resident; smaller starves HTTP/2, whose streams'
+// objects (Node's compatibility layer) outlive a 2 MiB one's scavenges and are promoted. One GC
 // helper thread per process, as one process per core (`workers`) is the scaling model. Freed
 // socket buffers are swept inside the scavenge rather than later on that helper thread: until the
 // sweep ends V8 still counts them, and under large bodies that alone kept starting full
