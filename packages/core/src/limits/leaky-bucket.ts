@@ -8,9 +8,10 @@
  *
  * The same steps run in Lua inside Redis (redis-store.ts), on Redis's clock.
  */
+import { RecencyMap } from '../util/recency-map.js'
 
 /** One key's state: its excess (1/1000 requests) and when it was last charged (ms). */
-export interface Bucket { excess: number, last: number, /** The table's own bookkeeping (MemoryBuckets: when last moved up). */ seq?: number }
+export interface Bucket { excess: number, last: number }
 
 /** A key's bucket in one zone: read, created, touched as most recently used. */
 export interface BucketTable {
@@ -97,33 +98,19 @@ export function checkBuckets (limits: readonly BucketLimit[], now: number): Buck
 
 /**
  * A zone's buckets in this process: at most `max` keys, the least recently used evicted first
- * (nginx's zone being full). A Map keeps insertion order, so re-inserting on use keeps it an LRU.
- * A key is re-inserted only once half the table's worth of others went in after it: a key in use
- * stays in the newer half, so it is never evicted before one untouched that long, and a busy key
- * costs one lookup, not a delete and an insert per request.
+ * (nginx's zone being full).
  */
 export class MemoryBuckets implements BucketTable {
-  private readonly map = new Map<string, Bucket>()
-  private inserts = 0
-  private readonly stale: number
-  constructor (readonly max: number) { this.stale = max >> 1 }
+  private readonly map = new RecencyMap<Bucket>()
+  constructor (readonly max: number) {}
 
-  get (key: string): Bucket | undefined {
-    const b = this.map.get(key)
-    if (b !== undefined && this.inserts - (b.seq as number) > this.stale) {
-      this.map.delete(key)
-      this.map.set(key, b)
-      b.seq = ++this.inserts
-    }
-    return b
-  }
+  get (key: string): Bucket | undefined { return this.map.get(key) }
 
   create (key: string, bucket: Bucket): void {
     if (this.map.size >= this.max) {
-      const oldest = this.map.keys().next()
-      if (oldest.done !== true) this.map.delete(oldest.value)
+      const oldest = this.map.oldest()
+      if (oldest !== undefined) this.map.delete(oldest)
     }
-    bucket.seq = ++this.inserts
     this.map.set(key, bucket)
   }
 

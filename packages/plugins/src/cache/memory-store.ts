@@ -1,12 +1,13 @@
+import { RecencyMap } from '@proxyctl/core/internal'
 import { entrySize, type CacheEntry, type CacheStore } from './store.js'
 
 /**
- * This process's cache (the default): a Map in least-recently-used order (a hit moves its entry
- * to the end), bounded in bytes by the zone's maxSize; an entry not asked for within `inactive`
- * is dropped when next seen or swept.
+ * This process's cache (the default): entries in least-recently-used order (RecencyMap), bounded
+ * in bytes by the zone's maxSize, the oldest evicted first; an entry not asked for within
+ * `inactive` is dropped when next seen or swept.
  */
 export class MemoryStore implements CacheStore {
-  private readonly map = new Map<string, { entry: CacheEntry, size: number, used: number }>()
+  private readonly map = new RecencyMap<{ entry: CacheEntry, size: number, used: number }>()
   bytes = 0
   private readonly sweeper: NodeJS.Timeout
 
@@ -23,8 +24,6 @@ export class MemoryStore implements CacheStore {
     const now = Date.now()
     if (now - slot.used > this.inactive) { this.remove(key, slot.size); return undefined }
     slot.used = now
-    this.map.delete(key)
-    this.map.set(key, slot)
     return slot.entry
   }
 
@@ -35,7 +34,7 @@ export class MemoryStore implements CacheStore {
     if (size > this.maxSize) return
     this.map.set(key, { entry, size, used: Date.now() })
     this.bytes += size
-    for (const [k, slot] of this.map) {
+    for (const [k, slot] of this.map.entries()) {
       if (this.bytes <= this.maxSize) break
       this.remove(k, slot.size)
     }
@@ -58,12 +57,9 @@ export class MemoryStore implements CacheStore {
     this.bytes -= size
   }
 
-  /** Drops what was not asked for within `inactive` (the oldest used come first). */
+  /** Drops what was not asked for within `inactive` (every entry: the order is only nearly by use). */
   private sweep (now: number): void {
-    for (const [k, slot] of this.map) {
-      if (now - slot.used <= this.inactive) break
-      this.remove(k, slot.size)
-    }
+    for (const [k, slot] of this.map.entries()) if (now - slot.used > this.inactive) this.remove(k, slot.size)
   }
 
   async close (): Promise<void> {
