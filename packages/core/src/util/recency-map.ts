@@ -2,7 +2,7 @@
  * A Map in least-recently-used order (oldest first), for tables that evict their oldest key: a
  * limitReq zone's buckets, the memory cache's entries. A Map keeps insertion order, so moving a
  * key to the newest end is a delete and an insert; `get` does that only once half the map's
- * worth of keys went in after the key. A key in use thus stays in the newer half and is never
+ * worth of keys went in after the key (and never for the newest). A key in use thus stays in the newer half and is never
  * evicted before a key untouched that long, and a busy key costs one lookup, not a delete and an
  * insert per request.
  */
@@ -16,7 +16,7 @@ export class RecencyMap<V> {
   get (key: string): V | undefined {
     const slot = this.map.get(key)
     if (slot === undefined) return undefined
-    if (this.inserts - slot.seq >= this.map.size >> 1) {
+    if (slot.seq !== this.inserts && this.inserts - slot.seq >= this.map.size >> 1) {
       this.map.delete(key)
       this.map.set(key, slot)
       slot.seq = ++this.inserts
