@@ -4,6 +4,7 @@
  * template with variables, SIGUSR1 reopening a renamed file, a tunnel's line at its close.
  */
 import fs from 'node:fs'
+import http2 from 'node:http2'
 import path from 'node:path'
 import { test } from 'tap'
 import { respond } from '@proxyctl/core'
@@ -157,4 +158,32 @@ test('a WebSocket tunnel is logged once, when it closes, with 101 and its bytes'
   await new Promise((resolve) => setTimeout(resolve, 100))
   t.same(await logLines(file, 1), ['101 5 101'], 'one line: 101, the five bytes the upstream sent, the upstream\'s 101')
   t.ok(lines.length === 1 && Date.now() - started >= 50, 'written after the tunnel closed (the upstream closes it after 50 ms)')
+})
+
+test('over HTTP/2 (h2c) an access line names the client and counts its stream\'s body, as over HTTP/1.1', async (t) => {
+  const dir = tmpDir(t)
+  const file = path.join(dir, 'h2.log')
+  const running = await startConfig(t, {
+    accessLog: { path: file, format: 'json' },
+    servers: [{ listen: { address: '127.0.0.1:0', http2: true }, locations: { '/': respond(200, 'twelve bytes') } }]
+  })
+  const url = running.listeners[0]?.url ?? ''
+  await (await fetch(`${url}/h1`)).text()
+  const session = http2.connect(url)
+  t.teardown(() => { session.close() })
+  await new Promise<void>((resolve, reject) => {
+    const s = session.request({ ':path': '/h2' })
+    s.on('data', () => {})
+    s.on('end', resolve)
+    s.on('error', reject)
+  })
+  const [h1, h2] = (await logLines(file, 2)).map((l) => JSON.parse(l) as Record<string, unknown>)
+  const rows: Array<[string, unknown, unknown]> = [
+    ['HTTP/1.1: the client\'s address', h1?.remote_addr, '127.0.0.1'],
+    ['HTTP/1.1: body_bytes_sent', h1?.body_bytes_sent, 12],
+    ['h2: the request line says HTTP/2.0', h2?.request, 'GET /h2 HTTP/2.0'],
+    ['h2: the client\'s address, as over HTTP/1.1', h2?.remote_addr, '127.0.0.1'],
+    ['h2: body_bytes_sent is the stream\'s body', h2?.body_bytes_sent, 12]
+  ]
+  for (const [name, got, want] of rows) t.same(got, want, name)
 })

@@ -74,8 +74,11 @@ export class ExchangeRecord {
   /** The answer is over (sent, or cut): status and bytes from the response. */
   complete (res: ServerResponse): void {
     this.end = Date.now()
-    const headLength = (res as unknown as { _header: string | null })._header?.length ?? 0
     this.status = this.loggedStatus !== 0 ? this.loggedStatus : res.headersSent ? res.statusCode : 499
+    // An HTTP/2 answer shares its connection: its body is what its response counted (no frames or HPACK head in either figure).
+    const streamBytes = (res as { bodyBytes?: number }).bodyBytes
+    if (streamBytes !== undefined) { this.bytesSent = streamBytes; this.bodyBytesSent = streamBytes; return }
+    const headLength = (res as unknown as { _header: string | null })._header?.length ?? 0
     this.bytesSent = Math.max(0, this.socket.bytesWritten - this.written)
     this.bodyBytesSent = Math.max(0, this.bytesSent - headLength)
   }

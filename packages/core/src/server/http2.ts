@@ -147,6 +147,14 @@ function allowedHeaders<T> (headers: T): T {
 
 /** The HTTP/2 response: connection-specific headers dropped, the status line's phrase ignored (HTTP/2 has none). */
 export class H2Response extends http2.Http2ServerResponse {
+  /** Body bytes written (the access log's $body_bytes_sent: the connection's byte count is every stream's). */
+  bodyBytes = 0
+
+  override write (chunk: string | Uint8Array, encoding?: BufferEncoding | ((err: Error) => void), cb?: (err: Error) => void): boolean {
+    this.bodyBytes += typeof chunk === 'string' ? Buffer.byteLength(chunk, typeof encoding === 'string' ? encoding : 'utf8') : chunk.byteLength
+    return super.write(chunk, encoding as BufferEncoding, cb)
+  }
+
   override setHeader (name: string, value: number | string | readonly string[]): this {
     if (CONNECTION_SPECIFIC.has(name.toLowerCase())) return this
     return super.setHeader(name, value) as unknown as this

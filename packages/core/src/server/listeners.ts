@@ -248,15 +248,17 @@ function wire (app: ProxyApp, listen: ResolvedListen, server: http.Server, conne
     wiring.inflight++
     res.on('close', onOver)
     try {
-      const record = new ExchangeRecord(req.socket, req, target ?? '', logging ? req.socket.bytesWritten : 0)
+      const stream = req.httpVersionMajor === 2 ? (req as { stream?: Http2ServerRequest['stream'] }).stream : undefined
+      // An HTTP/2 request's record reads the connection's own socket (address, TLS); its bytes are its stream's (H2Response counts them).
+      const connection = stream === undefined ? undefined : connectionSocketOf(stream.session)
+      const record = new ExchangeRecord(connection ?? req.socket, req, target ?? '', logging && stream === undefined ? req.socket.bytesWritten : 0)
       ;(res as RecordedResponse)[kRecord] = record
       if (observing) record.log = logLine
       const route = routeRequest(req, listen, dispatch)
       const ctx = (req as RoutedRequest)[kRequestContext]
       if (ctx !== undefined) { ctx.record = record; record.ctx = ctx }
       const limits = ctx === undefined ? listen.defaultServer.limits : (ctx.location ?? ctx.server).limits
-      const stream = req.httpVersionMajor === 2 ? (req as { stream?: Http2ServerRequest['stream'] }).stream : undefined
-      if (stream !== undefined) connections.servedH2(limits, connectionSocketOf(stream.session), record)
+      if (stream !== undefined) connections.servedH2(limits, connection, record)
       else connections.served(limits, req.socket, res, record)
       // clientMaxBodySize and Expect: 100-continue, before the fast path and Fastify alike.
       if (expectsContinue || req.headers['content-length'] !== undefined) {
