@@ -499,7 +499,12 @@ async function h2Peers () {
   const [p, n] = await tlsCost()
   return [
     { ...p, id: 'proxyctl-h2', label: 'proxyctl (https, http2: true)', env: { ...p.env, HTTP2: '1' } },
-    { ...n, id: 'nginx-h2', label: 'nginx (listen ... ssl http2)', vars: { ...n.vars, HTTP2: ' http2' } }
+    { ...n, id: 'nginx-h2', label: 'nginx (listen ... ssl http2)', vars: { ...n.vars, HTTP2: ' http2' } },
+    // Node's own floor, when PEERS names them: the http2 core API in front of undici, and the same answering itself.
+    ...[
+      { id: 'lean-h2', label: 'lean node:http2 streams + undici', env: { ...p.env } },
+      { id: 'lean-h2-answer', label: 'lean node:http2 streams, answering itself (no upstream)', env: { ...p.env, ANSWER: '1' } }
+    ].filter((d) => env.PEERS?.split(',').includes(d.id)).map((d) => ({ ...d, cmd: process.execPath, args: [path.join(BENCH, 'peers', 'lean-h2.mjs')], tls: true }))
   ]
 }
 
