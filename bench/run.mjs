@@ -503,7 +503,8 @@ async function h2Peers () {
     // Node's own floor, when PEERS names them: the http2 core API in front of undici, and the same answering itself.
     ...[
       { id: 'lean-h2', label: 'lean node:http2 streams + undici', env: { ...p.env } },
-      { id: 'lean-h2-answer', label: 'lean node:http2 streams, answering itself (no upstream)', env: { ...p.env, ANSWER: '1' } }
+      { id: 'lean-h2-answer', label: 'lean node:http2 streams, answering itself (no upstream)', env: { ...p.env, ANSWER: '1' } },
+      { id: 'lean-h2-compat', label: 'lean node:http2 compatibility API + undici', env: { ...p.env, COMPAT: '1' } }
     ].filter((d) => env.PEERS?.split(',').includes(d.id)).map((d) => ({ ...d, cmd: process.execPath, args: [path.join(BENCH, 'peers', 'lean-h2.mjs')], tls: true }))
   ]
 }

@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import http2 from 'node:http2'
 import { Pool } from 'undici'
 
-const { PORT, UPSTREAM_TCP, CERT, KEY, ANSWER } = process.env
+const { PORT, UPSTREAM_TCP, CERT, KEY, ANSWER, COMPAT } = process.env
 const pool = new Pool(`http://${UPSTREAM_TCP}`, { connections: 64, pipelining: 1, keepAliveTimeout: 60_000, keepAliveMaxTimeout: 60_000 })
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect'])
 const BODY = Buffer.alloc(101, 'x')
@@ -25,6 +25,20 @@ server.on('stream', (stream, headers) => {
     body.pipe(stream)
   }, () => { if (!stream.headersSent) stream.respond({ ':status': 502 }); stream.end() })
 })
+// COMPAT=1: the same through Node's compatibility request and response (what proxyctl builds on).
+if (COMPAT === '1') {
+  server.removeAllListeners('stream')
+  server.on('request', (req, res) => {
+    if (req.url === '/health' || ANSWER === '1') { res.end(req.url === '/health' ? 'ok\n' : BODY); return }
+    const out = { host: req.headers[':authority'] }
+    for (const name in req.headers) if (name.charCodeAt(0) !== 0x3a && !HOP.has(name)) out[name] = req.headers[name]
+    pool.request({ method: req.method, path: req.url, headers: out, body: req.stream.endAfterHeaders ? null : req }).then(({ statusCode, headers: h, body }) => {
+      for (const name of HOP) delete h[name]
+      res.writeHead(statusCode, h)
+      body.pipe(res)
+    }, () => { if (!res.headersSent) res.statusCode = 502; res.end() })
+  })
+}
 server.on('sessionError', () => {})
 // bench/run.mjs's readiness probe speaks HTTP/1.1.
 server.on('unknownProtocol', (socket) => { socket.end('HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n') })
