@@ -53,3 +53,26 @@ export function rangesOf (header: string | undefined, ifRange: string | undefine
   if (total > size) return undefined
   return out
 }
+
+/** One part of a multipart/byteranges answer: the bytes [start, end) after their part head. */
+export interface RangePart { readonly start: number, readonly end: number, readonly head: string }
+
+/** A multipart/byteranges answer's layout: its Content-Type, the parts in the order asked, the closing boundary, the whole length. */
+export interface MultipartLayout { readonly contentType: string, readonly parts: RangePart[], readonly tail: string, readonly length: number }
+
+let nextBoundary = Math.floor(Math.random() * 1e9)
+
+/**
+ * nginx's multipart/byteranges for several ranges of a `size`-byte body of type `type`: a
+ * 20-digit boundary, each part's head (its Content-Type when the answer has one, its
+ * Content-Range), the closing boundary.
+ */
+export function multipartLayout (ranges: ReadonlyArray<readonly [number, number]>, type: string | undefined, size: number): MultipartLayout {
+  const boundary = String(nextBoundary++).padStart(20, '0')
+  const typeLine = type === undefined ? '' : `Content-Type: ${type}\r\n`
+  const parts = ranges.map(([start, end]) => ({ start, end, head: `\r\n--${boundary}\r\n${typeLine}Content-Range: bytes ${start}-${end - 1}/${size}\r\n\r\n` }))
+  const tail = `\r\n--${boundary}--\r\n`
+  // Heads are header text, one byte per character on the wire (as Node writes header values).
+  const length = parts.reduce((n, p) => n + p.head.length + p.end - p.start, tail.length)
+  return { contentType: `multipart/byteranges; boundary=${boundary}`, parts, tail, length }
+}

@@ -18,7 +18,7 @@ import { latin1 } from './exchange.js'
 import { CacheRequest, type CacheStatus } from '../cache/request.js'
 import { CapturingDownstream, withBody } from '../cache/capture.js'
 import { notModified } from '../cache/not-modified.js'
-import { rangeFor, SlicingDownstream } from '../cache/ranges.js'
+import { multipartBody, rangeFor, SlicingDownstream } from '../cache/ranges.js'
 import type { CacheEntry } from '../cache/store.js'
 
 export type { IgnorableHeader, NextUpstreamCase, ProxyOptions, ProxyPlan } from './plan.js'
@@ -215,9 +215,9 @@ class ProxyExchange extends UpstreamExchange {
     if (cond === 412) { this.responded = true; this.sendOwnErrorPage(412); return }
     head.status = cond
     let body = entry.body
-    const range = rangeFor(this.ctx, this.req, head.status, head.headers, body.length)
+    const range = rangeFor(this.ctx, this.req, head.status, head.headers, body.length, true)
     if (range === 'unsatisfiable') { this.responded = true; this.sendRangeNotSatisfiable(body.length); return }
-    if (range !== undefined) { head.status = 206; body = body.subarray(range.start, range.end) }
+    if (range !== undefined) { head.status = 206; body = 'multipart' in range ? multipartBody(body, range.multipart) : body.subarray(range.start, range.end) }
     if (this.plan.addHeaders !== undefined) this.addHeaders(head.status, head.headers)
     const compress = (this.ctx.location ?? this.ctx.server).compress
     if (compress !== undefined) this.compressAnswer(compress, head.status, head.headers)
@@ -453,9 +453,12 @@ class Attempt extends UpstreamAttempt implements Dispatcher.DispatchHandler, H1H
       const cond = notModified(x.ctx, x.req, status, headers)
       if (cond === 412) { (cache as CacheRequest).done(); this.discarding = true; x.responded = true; x.sendOwnErrorPage(412); return true }
       if (cond !== status) { status = cond; statusText = undefined }
-      const length = Number(headerOf(headers, 'content-length') ?? NaN)
-      const range = rangeFor(x.ctx, x.req, status, headers, Number.isSafeInteger(length) ? length : undefined)
-      if (range !== undefined && range !== 'unsatisfiable') {
+      const declared = Number(headerOf(headers, 'content-length') ?? NaN)
+      const length = Number.isSafeInteger(declared) ? declared : undefined
+      const range = rangeFor(x.ctx, x.req, status, headers, length, false)
+      // nginx answers 416 and stores nothing: the upstream's answer is read and dropped.
+      if (range === 'unsatisfiable') { (cache as CacheRequest).done(); this.discarding = true; x.responded = true; x.sendRangeNotSatisfiable(length as number); return true }
+      if (range !== undefined && 'start' in range) {
         status = 206
         statusText = undefined
         x.downstream = new SlicingDownstream(x.downstream, range.start, range.end)

@@ -1,7 +1,7 @@
 import fs from 'node:fs'
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { compressionFor, contentTypeOf, etagListHas, modifiedSince, parseHttpTime, rangesOf, sendStatus, withCharset, type ResolvedContent } from '@proxyctl/core/internal'
+import { compressionFor, contentTypeOf, etagListHas, modifiedSince, multipartLayout, parseHttpTime, rangesOf, sendStatus, withCharset, type RangePart, type ResolvedContent } from '@proxyctl/core/internal'
 
 /**
  * nginx's answer for one regular file: its static module (Content-Type by extension, strong
@@ -94,21 +94,15 @@ export async function sendFile (request: FastifyRequest, reply: FastifyReply, fi
       void reply.send(fs.createReadStream('', { fd, start, end: end - 1, autoClose: true, highWaterMark: chunkFor(end - start) }))
       return
     }
-    // nginx's multipart/byteranges: a 20-digit boundary, each part's head, the closing boundary.
-    const boundary = String(nextBoundary++).padStart(20, '0')
-    const parts = range.map(([start, end]) => ({ start, end, head: `\r\n--${boundary}\r\nContent-Type: ${type}\r\nContent-Range: bytes ${start}-${end - 1}/${size}\r\n\r\n` }))
-    const tail = `\r\n--${boundary}--\r\n`
-    const length = parts.reduce((n, p) => n + Buffer.byteLength(p.head) + p.end - p.start, Buffer.byteLength(tail))
-    reply.code(206).header('content-type', `multipart/byteranges; boundary=${boundary}`).header('content-length', length)
+    const multi = multipartLayout(range, type, size)
+    reply.code(206).header('content-type', multi.contentType).header('content-length', multi.length)
     if (head) { void reply.send(); return }
     handed = true
-    void reply.send(Readable.from(multipart(fd, parts, tail)))
+    void reply.send(Readable.from(multipart(fd, multi.parts, multi.tail)))
   } finally {
     if (!handed) fs.close(fd, noop)
   }
 }
-
-let nextBoundary = Math.floor(Math.random() * 1e9)
 
 function noop (): void {}
 
@@ -117,13 +111,13 @@ function chunkFor (bytes: number): number {
   return bytes < 65536 ? Math.max(bytes, 1) : 65536
 }
 
-async function * multipart (fd: number, parts: Array<{ start: number, end: number, head: string }>, tail: string): AsyncGenerator<Buffer> {
+async function * multipart (fd: number, parts: readonly RangePart[], tail: string): AsyncGenerator<Buffer> {
   try {
     for (const p of parts) {
-      yield Buffer.from(p.head)
+      yield Buffer.from(p.head, 'latin1')
       for await (const chunk of fs.createReadStream('', { fd, start: p.start, end: p.end - 1, autoClose: false })) yield chunk as Buffer
     }
-    yield Buffer.from(tail)
+    yield Buffer.from(tail, 'latin1')
   } finally {
     fs.close(fd, noop)
   }
