@@ -39,7 +39,8 @@ export default defineConfig({
       serverName: ['localhost', '127.0.0.1'],
       locations: {
         '= /health': respond(200, 'ok\n'),
-        '/tcp/': proxy('http://up_tcp'),
+        // REQUEST_BUFFERING=off: bodies streamed to the upstream as they come (proxy_request_buffering off).
+        '/tcp/': proxy('http://up_tcp', process.env.REQUEST_BUFFERING === 'off' ? { requestBuffering: false } : {}),
         '/unix/': proxy('http://up_unix'),
         // The gzip scenario: compress at level 1 (nginx's default), as the nginx peer's gzip.
         '/gzip/': { compress: { types: ['application/json'], level: 1 }, handler: proxy('http://up_tcp') },
