@@ -2,9 +2,9 @@
  * A Map in least-recently-used order (oldest first), for tables that evict their oldest key: a
  * limitReq zone's buckets, the memory cache's entries. A Map keeps insertion order, so moving a
  * key to the newest end is a delete and an insert; `get` does that only once half the map's
- * worth of keys went in after the key (and never for the newest). A key in use thus stays in the newer half and is never
- * evicted before a key untouched that long, and a busy key costs one lookup, not a delete and an
- * insert per request.
+ * worth of keys went in after the key (and never for the newest). A key in use thus stays in the
+ * newer half and is never evicted before a key untouched that long, and a busy key costs one
+ * lookup, not a delete and an insert per request.
  */
 export class RecencyMap<V> {
   private readonly map = new Map<string, { value: V, seq: number }>()
